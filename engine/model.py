@@ -44,6 +44,7 @@ class ModelConfig:
 
 SIZES = {  # (n_layer, n_embd); `tiny` is the CPU-trainable default of DESIGN §5
     "micro": (2, 64),
+    "mini": (6, 192),
     "tiny": (6, 256),
     "small": (12, 384),
     "base": (12, 768),

@@ -1,0 +1,108 @@
+"""Which REMI tokens may come next: the mask that keeps every sampled stream decodable.
+
+Continuations follow the prompt's meter and tempo: a Bar is followed by the prompt's TimeSig, Tempo
+tokens are never sampled, positions rise strictly within a bar, and every Pitch is followed by a
+Velocity and a Duration. A stream is done when its N-th bar is complete, i.e. when it asks for the
+Bar token that would open bar N+1; that token is not part of the candidate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from engine.tokenizer import RemiTokenizer
+
+# Phases of a stream: what the last token was.
+BAR, TIMESIG, POSITION, PITCH, VELOCITY, DURATION = range(6)
+
+
+@dataclass
+class StreamState:
+    """Where one candidate stream stands in the grammar."""
+
+    phase: int = BAR
+    position: int = -1          # last Position value in the current bar
+    bars: int = 1               # bars opened so far (the forced first Bar counts)
+    tokens_in_bar: int = 0
+    done: bool = False
+
+
+class RemiGrammar:
+    """Token classes of a tokenizer's vocabulary, turned into per-stream masks."""
+
+    def __init__(self, tokenizer: RemiTokenizer):
+        vocab = tokenizer.vocab()
+        self.vocab_size = len(vocab)
+        self.positions_per_bar = tokenizer.positions_per_bar
+        kind = [s.split("_", 1)[0] for s in vocab]
+        self.bar_id = tokenizer.bar_id
+
+        def mask_of(name: str) -> torch.Tensor:
+            return torch.tensor([k == name for k in kind])
+
+        self.is_pitch, self.is_velocity, self.is_duration = mask_of("Pitch"), mask_of("Velocity"), mask_of("Duration")
+        self.is_position = mask_of("Position")
+        self.position_of = torch.tensor([int(s.split("_")[1]) if k == "Position" else -1 for s, k in zip(vocab, kind)])
+        self.pitch_of = torch.tensor([int(s.split("_")[1]) if k == "Pitch" else -1 for s, k in zip(vocab, kind)])
+        self.timesig_id = {tuple(int(x) for x in s.split("_")[1].split("/")): i
+                           for i, (s, k) in enumerate(zip(vocab, kind)) if k == "TimeSig"}
+        self.kind_of = kind
+
+    def allowed(self, s: StreamState, time_signature: tuple[int, int], max_tokens_per_bar: int,
+                pitch_range: tuple[int, int] | None = None) -> torch.Tensor:
+        """Boolean mask over the vocabulary of the tokens this stream may take next."""
+        m = torch.zeros(self.vocab_size, dtype=torch.bool)
+        bar = torch.zeros_like(m)
+        bar[self.bar_id] = True
+        if s.done:
+            m[self.bar_id] = True  # finished streams idle on Bar; their tokens are discarded
+            return m
+        full = s.tokens_in_bar >= max_tokens_per_bar
+        if s.phase == BAR:
+            m[self.timesig_id[time_signature]] = True
+        elif s.phase in (TIMESIG, DURATION):
+            if full:
+                return bar
+            m |= bar
+            m |= self.is_position & (self.position_of > s.position) & (self.position_of < self.positions_per_bar(time_signature))
+            if s.phase == DURATION:
+                m |= self._pitches(pitch_range)
+        elif s.phase == POSITION:
+            m |= self._pitches(pitch_range)
+        elif s.phase == PITCH:
+            m |= self.is_velocity
+        elif s.phase == VELOCITY:
+            m |= self.is_duration
+        return m
+
+    def _pitches(self, pitch_range: tuple[int, int] | None) -> torch.Tensor:
+        if pitch_range is None:
+            return self.is_pitch
+        lo, hi = pitch_range
+        return self.is_pitch & (self.pitch_of >= lo) & (self.pitch_of <= hi)
+
+    def advance(self, s: StreamState, token: int, bars_wanted: int) -> None:
+        """Move a stream past `token` (which the mask allowed)."""
+        if s.done:
+            return
+        if token == self.bar_id:
+            if s.bars == bars_wanted:
+                s.done = True
+                return
+            s.bars, s.phase, s.position, s.tokens_in_bar = s.bars + 1, BAR, -1, 0
+            return
+        s.tokens_in_bar += 1
+        kind = self.kind_of[token]
+        if kind == "TimeSig":
+            s.phase = TIMESIG
+        elif kind == "Position":
+            s.phase, s.position = POSITION, int(self.position_of[token])
+        elif kind == "Pitch":
+            s.phase = PITCH
+        elif kind == "Velocity":
+            s.phase = VELOCITY
+        elif kind == "Duration":
+            s.phase = DURATION
+        else:
+            raise ValueError(f"token {token} ({kind}) cannot be sampled in a continuation")

@@ -1,0 +1,119 @@
+"""A Session: the context a composer has played, held as one RWKV state, and K-candidate suggestions from it."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from engine.grammar import RemiGrammar, StreamState
+from engine.model import RWKV7
+from engine.sampler import SamplingConfig, sample
+from engine.state import State
+from engine.tokenizer import Note, RemiTokenizer, ticks_per_bar
+
+
+@dataclass
+class Candidate:
+    """One continuation: its tokens (opening Bar included) and its notes, in ticks from its first bar line."""
+
+    tokens: list[int]
+    notes: list[Note]
+    bars: int
+    ticks_per_beat: int
+    time_signature: tuple[int, int]
+
+
+@dataclass
+class Suggestion:
+    candidates: list[Candidate]
+    tokens_generated: int
+    seconds: float
+    seed: int | None = None
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+
+class Session:
+    """Feed tokens as they become final; ask for suggestions at any time, at a cost independent of the context length."""
+
+    def __init__(self, model: RWKV7, tokenizer: RemiTokenizer, initial_state: State | None = None,
+                 prefill_chunk: int = 2048):
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.grammar = RemiGrammar(tokenizer)
+        self.device = next(model.parameters()).device
+        self._initial = initial_state
+        self.prefill_chunk = prefill_chunk
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the context (a loaded style's initial state stays)."""
+        self.state = self._initial.clone().to(self.device) if self._initial is not None else self.model.initial_state(1)
+        self.context_length = 0
+        self.time_signature: tuple[int, int] = (4, 4)
+
+    def set_initial_state(self, initial_state: State | None) -> None:
+        """Switch style preset; the context is cleared."""
+        self._initial = initial_state
+        self.reset()
+
+    @torch.no_grad()
+    def _advance(self, state: State, tokens: list[int]) -> State:
+        for i in range(0, len(tokens), self.prefill_chunk):
+            x = torch.tensor([tokens[i:i + self.prefill_chunk]], dtype=torch.long, device=self.device)
+            _, state = self.model(x, state)
+        return state
+
+    def feed(self, tokens: list[int]) -> None:
+        """Advance the live state by final tokens."""
+        if not tokens:
+            return
+        self.state = self._advance(self.state, tokens)
+        self.context_length += len(tokens)
+        self.time_signature = self._meter_after(tokens, self.time_signature)
+
+    def _meter_after(self, tokens: list[int], meter: tuple[int, int]) -> tuple[int, int]:
+        by_id = {i: ts for ts, i in self.grammar.timesig_id.items()}
+        for t in tokens:
+            meter = by_id.get(t, meter)
+        return meter
+
+    @torch.no_grad()
+    def suggest(self, k: int, bars: int, sampling: SamplingConfig = SamplingConfig(), seed: int | None = None,
+                tail: list[int] = (), ticks_per_beat: int = 480) -> Suggestion:
+        """K continuations of exactly `bars` bars from the next bar line; `tail` (not yet final) is seen
+        by this suggestion only, never by the live state."""
+        if k < 1 or bars < 1:
+            raise ValueError(f"need at least one candidate and one bar, got {k} candidates of {bars} bars")
+        start = time.perf_counter()
+        generator = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
+        meter = self._meter_after(list(tail), self.time_signature)
+        state = self._advance(self.state.clone(), list(tail)).expand(k)
+        streams = [StreamState() for _ in range(k)]
+        tokens = [[self.tokenizer.bar_id] for _ in range(k)]
+        nxt = torch.full((k,), self.tokenizer.bar_id, dtype=torch.long, device=self.device)
+        generated = 0
+        while not all(s.done for s in streams):
+            logits, state = self.model.step(nxt, state)
+            allowed = torch.stack([self.grammar.allowed(s, meter, sampling.max_tokens_per_bar, sampling.pitch_range)
+                                   for s in streams])
+            picked = sample(logits.cpu(), allowed, sampling, generator)
+            for i, (s, t) in enumerate(zip(streams, picked.tolist())):
+                if s.done:
+                    continue
+                self.grammar.advance(s, t, bars)
+                if not s.done:
+                    tokens[i].append(t)
+                    generated += 1
+            nxt = picked.to(self.device)
+        candidates = [self._candidate(t, bars, meter, ticks_per_beat) for t in tokens]
+        return Suggestion(candidates, generated, time.perf_counter() - start, seed, sampling)
+
+    def _candidate(self, tokens: list[int], bars: int, meter: tuple[int, int], ticks_per_beat: int) -> Candidate:
+        end = bars * ticks_per_bar(meter, ticks_per_beat)
+        notes = [n if n.end <= end else Note(n.pitch, n.velocity, n.start, end)
+                 for n in self.tokenizer.decode(tokens, ticks_per_beat, meter) if n.start < end]
+        return Candidate(tokens, notes, bars, ticks_per_beat, meter)
+
+    def accept(self, candidate: Candidate) -> None:
+        """The candidate becomes part of the context."""
+        self.feed(candidate.tokens)

@@ -1,0 +1,85 @@
+"""Command line of the trainer: prepare | train | finetune | eval."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from trainer.train import TrainConfig
+
+
+def parse_meter(text: str) -> tuple[int, int]:
+    try:
+        num, den = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"time signature {text!r} is not of the form 4/4") from None
+    return num, den
+
+
+def add_training_args(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig("", "")
+    p.add_argument("--data", required=True, help="a folder written by `prepare`")
+    p.add_argument("--out", required=True, help="the run folder")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--seq-len", type=int, default=d.seq_len)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--min-lr", type=float, default=d.min_lr)
+    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    p.add_argument("--max-transpose", type=int, default=d.max_transpose, help="random transposition, ± semitones")
+    p.add_argument("--completion-bars", type=int, default=d.completion_bars,
+                   help="take the loss only on each window's last N bars (0: every token)")
+    p.add_argument("--val-every", type=int, default=d.val_every)
+    p.add_argument("--val-windows", type=int, default=d.val_windows)
+    p.add_argument("--save-every", type=int, default=d.save_every)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--grad-checkpointing", action="store_true")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+
+
+def training_config(args: argparse.Namespace, **overrides) -> TrainConfig:
+    return TrainConfig(
+        data_dir=args.data, out_dir=args.out, steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
+        lr=args.lr, min_lr=args.min_lr, warmup_steps=args.warmup_steps, max_transpose=args.max_transpose,
+        completion_bars=args.completion_bars, val_every=args.val_every, val_windows=args.val_windows,
+        save_every=args.save_every, seed=args.seed, grad_checkpointing=args.grad_checkpointing, **overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="tokenize a folder of MIDI files")
+    p.add_argument("--midi", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--validation-fraction", type=float, default=0.1)
+    p.add_argument("--time-signature", type=parse_meter, default=None, help="override every file's meter, e.g. 4/4")
+    p.add_argument("--workers", type=int, default=0, help="worker processes (0: one per CPU)")
+
+    p = sub.add_parser("train", help="train a model from scratch")
+    add_training_args(p)
+    p.add_argument("--size", default="tiny", help="micro | tiny | small | base")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if getattr(args, "threads", 0):
+        import torch
+        torch.set_num_threads(args.threads)
+
+    if args.command == "prepare":
+        from trainer.prepare import PrepareConfig, prepare
+        cfg = PrepareConfig(args.midi, args.out, args.validation_fraction, args.time_signature)
+        if args.workers:
+            cfg = PrepareConfig(args.midi, args.out, args.validation_fraction, args.time_signature, args.workers)
+        print(json.dumps(prepare(cfg)))
+    elif args.command == "train":
+        from trainer.train import train
+        print(json.dumps(train(training_config(args, size=args.size), resume=args.resume)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""`prepare`: a folder of MIDI files -> a token array, per-file bar offsets and a train/validation split.
+
+Layout of DATA:
+    tokens.npy      uint16, every file's tokens one after another
+    index.json      tokenizer settings, and per file: path, split, token offset, bar offsets (relative)
+    skipped.json    every file that was not used, with the reason
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from engine.tokenizer import MidiFileError, RemiTokenizer, TokenizerSettings
+
+log = logging.getLogger(__name__)
+
+MIDI_SUFFIXES = {".mid", ".midi"}
+PLAUSIBLE_METERS = {(2, 4), (3, 4), (4, 4), (6, 4), (3, 8), (6, 8), (9, 8), (12, 8), (2, 2), (3, 2)}
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    midi_dir: Path
+    out_dir: Path
+    validation_fraction: float = 0.1
+    time_signature: tuple[int, int] | None = None   # override the files' meters
+    workers: int = max(1, (os.cpu_count() or 1))
+
+
+def find_midi_files(root: Path) -> list[Path]:
+    """Every .mid/.midi file below `root`, in a stable order."""
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+
+
+def split_of(relative_path: str, validation_fraction: float) -> str:
+    """Deterministic by file name: the same file lands in the same split on every machine."""
+    h = int.from_bytes(hashlib.sha1(relative_path.encode()).digest()[:8], "big") / 2 ** 64
+    return "val" if h < validation_fraction else "train"
+
+
+def bar_offsets(tokens: list[int], bar_id: int) -> list[int]:
+    return [i for i, t in enumerate(tokens) if t == bar_id]
+
+
+def _tokenize(args: tuple[Path, dict, tuple[int, int] | None]) -> tuple[Path, list[int] | None, str, tuple[int, int] | None]:
+    path, settings, meter = args
+    tokenizer = _worker_tokenizer(settings)
+    try:
+        phrase = tokenizer.read_midi(path, time_signature=meter)
+        tokens = tokenizer.encode(phrase)
+    except MidiFileError as e:
+        return path, None, e.problem, None
+    except Exception as e:  # a file that breaks the parser is skipped, never the run
+        return path, None, f"unreadable ({type(e).__name__}: {e})", None
+    if tokenizer.count_bars(tokens) == 0 or len(tokens) < 2:
+        return path, None, "no bars", None
+    return path, tokens, "", phrase.time_signature
+
+
+_TOKENIZERS: dict[str, RemiTokenizer] = {}
+
+
+def _worker_tokenizer(settings: dict) -> RemiTokenizer:
+    key = json.dumps(settings, sort_keys=True)
+    if key not in _TOKENIZERS:
+        _TOKENIZERS[key] = RemiTokenizer(TokenizerSettings.from_dict(settings))
+    return _TOKENIZERS[key]
+
+
+def prepare(cfg: PrepareConfig, settings: TokenizerSettings = TokenizerSettings()) -> dict:
+    """Tokenize every MIDI file under cfg.midi_dir into cfg.out_dir; returns a summary."""
+    files = find_midi_files(cfg.midi_dir)
+    if not files:
+        raise FileNotFoundError(f"{cfg.midi_dir}: no .mid or .midi files found")
+    tokenizer = RemiTokenizer(settings)
+    if tokenizer.vocab_size > np.iinfo(np.uint16).max:
+        raise ValueError(f"vocabulary of {tokenizer.vocab_size} tokens does not fit uint16")
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(p, settings.to_dict(), cfg.time_signature) for p in files]
+    entries, skipped, chunks, offset = [], [], [], 0
+    with ProcessPoolExecutor(max_workers=cfg.workers) as pool:
+        results = pool.map(_tokenize, jobs, chunksize=4)
+        for path, tokens, problem, meter in tqdm(results, total=len(files), desc="tokenizing", unit="file"):
+            rel = str(path.relative_to(cfg.midi_dir))
+            if tokens is None:
+                skipped.append({"path": rel, "reason": problem})
+                log.warning("skipped %s: %s", path, problem)
+                continue
+            if tuple(meter) not in PLAUSIBLE_METERS:
+                log.warning("%s declares %d/%d, an unusual meter: its bars may not be real bars "
+                            "(use --time-signature to override)", path, *meter)
+            entries.append({"path": rel, "split": split_of(rel, cfg.validation_fraction), "offset": offset,
+                            "length": len(tokens), "bars": bar_offsets(tokens, tokenizer.bar_id),
+                            "time_signature": list(meter)})
+            chunks.append(np.asarray(tokens, dtype=np.uint16))
+            offset += len(tokens)
+    if not entries:
+        raise ValueError(f"{cfg.midi_dir}: none of the {len(files)} MIDI files could be used")
+    np.save(cfg.out_dir / "tokens.npy", np.concatenate(chunks))
+    index = {"tokenizer": settings.to_dict(), "vocab_size": tokenizer.vocab_size, "files": entries}
+    (cfg.out_dir / "index.json").write_text(json.dumps(index))
+    (cfg.out_dir / "skipped.json").write_text(json.dumps(skipped, indent=1))
+    summary = {
+        "files": len(entries), "skipped": len(skipped), "tokens": offset,
+        "train_files": sum(e["split"] == "train" for e in entries),
+        "val_files": sum(e["split"] == "val" for e in entries),
+    }
+    log.info("prepared %s", summary)
+    return summary

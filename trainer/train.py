@@ -1,0 +1,220 @@
+"""`train` and `finetune --mode full`: the training loop, top to bottom.
+
+RUN holds: train_state.pt (everything --resume needs), best.pt and last.pt (model checkpoints in the
+engine's format), log.csv and loss.png. Every file is written atomically.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from engine.checkpoint import atomic_save, load_checkpoint, read_payload, save_checkpoint
+from engine.model import RWKV7, config_for_size
+from trainer.data import IGNORE, TokenWindows
+from trainer.plot import plot_losses
+
+log = logging.getLogger(__name__)
+TRAIN_STATE = "muse-bridge-train-state"
+
+
+@dataclass
+class TrainConfig:
+    data_dir: str
+    out_dir: str
+    size: str = "tiny"
+    steps: int = 2000
+    batch_size: int = 8
+    seq_len: int = 512
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    max_transpose: int = 5
+    completion_bars: int = 0          # >0: loss only on each window's last N bars
+    val_every: int = 200
+    val_windows: int = 64
+    save_every: int = 100
+    seed: int = 0
+    grad_checkpointing: bool = False
+    init_from: str | None = None      # finetune: start from this checkpoint's weights
+    extra: dict = field(default_factory=dict)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup, then cosine from lr down to min_lr at the last step."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def loss_on(model: RWKV7, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the non-ignored targets; logits are computed only there."""
+    hidden, _ = model.hidden(x)
+    keep = y != IGNORE
+    logits = model.head(hidden[keep])
+    return F.cross_entropy(logits.float(), y[keep])
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on projection matrices only (not on embeddings, norms, biases or mixing vectors)."""
+    decay, rest = [], []
+    for name, p in model.named_parameters():
+        (decay if p.ndim == 2 and not name.startswith("emb") else rest).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+@torch.no_grad()
+def validate(model: RWKV7, val: TokenWindows, cfg: TrainConfig, device: torch.device, autocast) -> float:
+    """Mean NLL (nats/token) over a fixed set of validation windows."""
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, cfg.val_windows, cfg.batch_size):
+        x, y = val.batch(cfg.seed + 1, i, min(cfg.batch_size, cfg.val_windows - i), cfg.seq_len,
+                         completion_bars=cfg.completion_bars)
+        x, y = x.to(device), y.to(device)
+        with autocast():
+            n = int((y != IGNORE).sum())
+            total += float(loss_on(model, x, y)) * n
+            count += n
+    model.train()
+    return total / max(count, 1)
+
+
+class Distributed:
+    """torchrun's environment, or a single process."""
+
+    def __init__(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if self.world > 1:
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        self.device = torch.device(f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu")
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def close(self) -> None:
+        if self.world > 1:
+            dist.destroy_process_group()
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict:
+    """Train (or fully fine-tune) per cfg; returns the last and best validation losses."""
+    env = Distributed()
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    train_data, val_data = TokenWindows(cfg.data_dir, "train"), TokenWindows(cfg.data_dir, "val")
+    settings = train_data.settings
+
+    if cfg.init_from:
+        base = load_checkpoint(cfg.init_from)
+        if base.tokenizer.settings != settings:
+            raise ValueError(f"{cfg.init_from}: its tokenizer differs from the one {cfg.data_dir} was prepared with")
+        model = base.model.train()
+    else:
+        model = RWKV7(config_for_size(cfg.size, train_data.tokenizer.vocab_size))
+    model.to(env.device).train()
+    model.gradient_checkpointing = cfg.grad_checkpointing
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.99), eps=1e-8)
+
+    step, best, history = 0, float("inf"), []
+    state_path = out / "train_state.pt"
+    if resume and state_path.is_file():
+        saved = read_payload(state_path, TRAIN_STATE)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["rng"])
+        step, best, history = saved["step"], saved["best"], saved["history"]
+        log.info("resumed %s at step %d", out, step)
+    elif resume:
+        log.warning("%s has no train_state.pt; starting from step 0", out)
+
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if env.world > 1 else model
+    use_bf16 = env.device.type == "cuda"
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
+    meta = {"train_config": asdict(cfg), "train_tokens": train_data.n_tokens}
+
+    def save(final: bool = False) -> None:
+        if not env.main:
+            return
+        atomic_save({"format": TRAIN_STATE, "format_version": 1, "model": model.state_dict(),
+                     "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "step": step,
+                     "best": best, "history": history}, state_path)
+        save_checkpoint(out / "last.pt", model, settings, {**meta, "step": step, "best_val_loss": best})
+        write_log(out / "log.csv", history)
+        plot_losses(history, out / "loss.png")
+
+    tokens_per_step = cfg.batch_size * cfg.seq_len * env.world
+    bar = tqdm(total=cfg.steps, initial=step, desc="training", unit="step", disable=not env.main)
+    t_last, loss_sum, loss_n = time.perf_counter(), 0.0, 0
+    while step < cfg.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        x, y = train_data.batch(cfg.seed, step, cfg.batch_size, cfg.seq_len, cfg.max_transpose,
+                                cfg.completion_bars, env.rank)
+        x, y = x.to(env.device), y.to(env.device)
+        with autocast():
+            loss = loss_on(ddp, x, y) if env.world == 1 else _ddp_loss(ddp, x, y)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_sum / loss_n:.3f}")
+
+        val_due = step % cfg.val_every == 0 or step == cfg.steps
+        if val_due or step % cfg.save_every == 0:
+            now = time.perf_counter()
+            row = {"step": step, "lr": lr_at(step - 1, cfg), "train_loss": loss_sum / loss_n,
+                   "grad_norm": float(grad_norm), "tokens_per_s": tokens_per_step * loss_n / (now - t_last),
+                   "val_loss": ""}
+            if val_due:
+                row["val_loss"] = validate(model, val_data, cfg, env.device, autocast)
+                log.info("step %d: train %.4f val %.4f (%.0f tokens/s)", step, row["train_loss"],
+                         row["val_loss"], row["tokens_per_s"])
+                if row["val_loss"] < best:
+                    best = row["val_loss"]
+                    if env.main:
+                        save_checkpoint(out / "best.pt", model, settings, {**meta, "step": step, "val_loss": best})
+            history.append(row)
+            save()
+            t_last, loss_sum, loss_n = time.perf_counter(), 0.0, 0
+    bar.close()
+    env.close()
+    return {"step": step, "best_val_loss": best, "last_val_loss": history[-1]["val_loss"] if history else None}
+
+
+def _ddp_loss(ddp, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    # DDP synchronises gradients only through its own forward, which computes logits everywhere.
+    logits, _ = ddp(x)
+    keep = y != IGNORE
+    return F.cross_entropy(logits[keep].float(), y[keep])
+
+
+def write_log(path: Path, history: list[dict]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["step", "lr", "train_loss", "val_loss", "grad_norm", "tokens_per_s"])
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(tmp, path)
