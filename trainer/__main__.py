@@ -63,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     add_training_args(p)
     p.add_argument("--size", default="tiny", help="micro | tiny | small | base")
 
+    p = sub.add_parser("finetune", help="adapt a checkpoint to your own MIDI: all weights, or only the initial state")
+    add_training_args(p)
+    p.add_argument("--from", dest="checkpoint", required=True, help="the checkpoint to start from")
+    p.add_argument("--mode", choices=["full", "state"], default="state",
+                   help="full: fine-tune every weight; state: learn a style preset (per-layer initial state)")
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if getattr(args, "threads", 0):
@@ -78,6 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "train":
         from trainer.train import train
         print(json.dumps(train(training_config(args, size=args.size), resume=args.resume)))
+    elif args.command == "finetune" and args.mode == "full":
+        from trainer.train import train
+        print(json.dumps(train(training_config(args, init_from=args.checkpoint), resume=args.resume)))
+    elif args.command == "finetune":
+        from trainer.finetune import StateTuneConfig, state_tune
+        cfg = StateTuneConfig(args.checkpoint, args.data, args.out, steps=args.steps, batch_size=args.batch_size,
+                              seq_len=args.seq_len, max_transpose=args.max_transpose, seed=args.seed,
+                              val_windows=args.val_windows)
+        print(json.dumps(state_tune(cfg)))
     return 0
 
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from engine.checkpoint import atomic_save, load_checkpoint, read_payload, save_checkpoint
 from engine.model import RWKV7, config_for_size
+from engine.state import State
 from trainer.data import IGNORE, TokenWindows
 from trainer.plot import plot_losses
 
@@ -60,9 +61,9 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def loss_on(model: RWKV7, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def loss_on(model: RWKV7, x: torch.Tensor, y: torch.Tensor, state: State | None = None) -> torch.Tensor:
     """Mean cross-entropy over the non-ignored targets; logits are computed only there."""
-    hidden, _ = model.hidden(x)
+    hidden, _ = model.hidden(x, state)
     keep = y != IGNORE
     logits = model.head(hidden[keep])
     return F.cross_entropy(logits.float(), y[keep])

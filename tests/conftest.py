@@ -1,0 +1,26 @@
+"""Shared fixtures: real POP909 files, a prepared dataset and a micro checkpoint, all small."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.checkpoint import save_checkpoint
+from engine.model import RWKV7, config_for_size
+from engine.tokenizer import RemiTokenizer
+
+DATA = Path(__file__).parent / "data"
+POP909_FILES = sorted((DATA / "pop909").glob("*.mid"))
+
+
+@pytest.fixture(scope="session")
+def tokenizer() -> RemiTokenizer:
+    return RemiTokenizer()
+
+
+@pytest.fixture(scope="session")
+def micro_checkpoint(tmp_path_factory, tokenizer) -> Path:
+    """An untrained micro model in the engine's checkpoint format."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "micro.pt"
+    save_checkpoint(path, RWKV7(config_for_size("micro", tokenizer.vocab_size)), tokenizer.settings, {"note": "test"})
+    return path
