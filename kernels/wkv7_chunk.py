@@ -84,9 +84,10 @@ def wkv7_chunk(
     inject = v.transpose(-1, -2) @ k_end + h.transpose(-1, -2) @ b_end                 # (B, H, C, V, K)
 
     entering = []
-    for c in range(chunks):
+    # unbind once: indexing per chunk would make autograd allocate a full-size gradient per chunk
+    for trans_c, inject_c in zip(trans.unbind(2), inject.unbind(2)):
         entering.append(s)
-        s = s @ trans[:, :, c] + inject[:, :, c]
+        s = torch.baddbmm(inject_c.flatten(0, 1), s.flatten(0, 1), trans_c.flatten(0, 1)).view_as(s)
     s_in = torch.stack(entering, dim=2)                                # (B, H, C, V, K)
 
     y = y0 + q @ s_in.transpose(-1, -2)

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.<name>` writes JSON into bench/results/."""
