@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+import torch
+
 from trainer.train import TrainConfig
 
 
@@ -48,6 +50,32 @@ def training_config(args: argparse.Namespace, **overrides) -> TrainConfig:
         save_every=args.save_every, seed=args.seed, grad_checkpointing=args.grad_checkpointing, **overrides)
 
 
+def add_eval_args(p: argparse.ArgumentParser) -> None:
+    from trainer.evaluate import EvalConfig
+    d = EvalConfig("", Path())
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--midi", required=True, type=Path, help="folder of MIDI files to evaluate on (recursive)")
+    p.add_argument("--windows", type=int, default=d.windows, help="4+2-bar windows in all, spread over the files")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--temperature", type=float, default=d.temperature)
+    p.add_argument("--top-p", type=float, default=d.top_p)
+    p.add_argument("--ngram-order", type=int, default=d.ngram_order)
+    p.add_argument("--train-data", default=None,
+                   help="prepared DATA whose train split fits the n-gram (default: the checkpoint's training data)")
+    p.add_argument("--data", default=None, help="prepared DATA whose index.json assigns DIR's files to splits")
+    p.add_argument("--split", default=None, help="with --data: evaluate only the files of this split, e.g. val")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="windows per model pass")
+
+
+def eval_config(args: argparse.Namespace):
+    from trainer.evaluate import EvalConfig
+    if args.split is not None and args.data is None:
+        raise SystemExit("--split needs --data (the prepared dataset that defines the splits)")
+    return EvalConfig(args.checkpoint, args.midi, windows=args.windows, seed=args.seed, temperature=args.temperature,
+                      top_p=args.top_p, ngram_order=args.ngram_order, train_data=args.train_data, data=args.data,
+                      split=args.split, batch_size=args.batch_size)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,10 +97,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode", choices=["full", "state"], default="state",
                    help="full: fine-tune every weight; state: learn a style preset (per-layer initial state)")
 
+    p = sub.add_parser("eval", help="completion NLL and sampled-continuation metrics, beside two baselines")
+    add_eval_args(p)
+
+    p = sub.add_parser("export", help="write a checkpoint for shipping: float16 weights, eval numbers in its meta")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--eval-json", type=Path, default=None, help="the output of `eval`, stored in the checkpoint's meta")
+    p.add_argument("--note", action="append", default=[], help="KEY=VALUE facts to record (hardware, wall time …)")
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if getattr(args, "threads", 0):
-        import torch
         torch.set_num_threads(args.threads)
 
     if args.command == "prepare":
@@ -93,6 +129,17 @@ def main(argv: list[str] | None = None) -> int:
                               seq_len=args.seq_len, max_transpose=args.max_transpose, seed=args.seed,
                               val_windows=args.val_windows)
         print(json.dumps(state_tune(cfg)))
+    elif args.command == "eval":
+        from trainer.evaluate import evaluate
+        print(json.dumps(evaluate(eval_config(args)), indent=1))
+    elif args.command == "export":
+        from engine.checkpoint import load_checkpoint, save_checkpoint
+        ckpt = load_checkpoint(args.checkpoint)
+        meta = {**ckpt.meta, "exported_from": str(args.checkpoint), **dict(n.split("=", 1) for n in args.note)}
+        if args.eval_json:
+            meta["eval"] = json.loads(args.eval_json.read_text())
+        save_checkpoint(args.out, ckpt.model, ckpt.tokenizer.settings, meta, dtype=torch.float16)
+        print(json.dumps({"out": str(args.out), "bytes": args.out.stat().st_size}))
     return 0
 
 
