@@ -130,3 +130,15 @@ def test_full_finetune_starts_from_the_checkpoint(data_dir, micro_checkpoint, tm
     base = load_checkpoint(micro_checkpoint).model.state_dict()
     assert tuned.keys() == base.keys()
     assert not all(torch.equal(tuned[k], base[k]) for k in base)
+
+
+def test_torchrun_trains_with_two_processes_using_the_same_command(data_dir, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun is not installed beside this Python")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([str(torchrun), "--nproc-per-node", "2", "-m", "trainer", "train", "--data", str(data_dir),
+                           "--out", str(tmp_path), "--steps", "2", *TRAIN_ARGS], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert load_checkpoint(tmp_path / "last.pt").meta["step"] == 2
