@@ -11,7 +11,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -50,7 +50,6 @@ class TrainConfig:
     seed: int = 0
     grad_checkpointing: bool = False
     init_from: str | None = None      # finetune: start from this checkpoint's weights
-    extra: dict = field(default_factory=dict)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
