@@ -48,6 +48,13 @@ class RemiGrammar:
         self.timesig_id = {tuple(int(x) for x in s.split("_")[1].split("/")): i
                            for i, (s, k) in enumerate(zip(vocab, kind)) if k == "TimeSig"}
         self.kind_of = kind
+        self._meter_of_id = {i: ts for ts, i in self.timesig_id.items()}
+
+    def meter_after(self, tokens: list[int], meter: tuple[int, int] = (4, 4)) -> tuple[int, int]:
+        """The time signature in force after `tokens`, starting from `meter`."""
+        for t in tokens:
+            meter = self._meter_of_id.get(t, meter)
+        return meter
 
     def allowed(self, s: StreamState, time_signature: tuple[int, int], max_tokens_per_bar: int,
                 pitch_range: tuple[int, int] | None = None) -> torch.Tensor:

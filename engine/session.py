@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from engine.grammar import RemiGrammar, StreamState
+from engine.generate import sample_bars
+from engine.grammar import RemiGrammar
 from engine.model import RWKV7
-from engine.sampler import SamplingConfig, sample
+from engine.sampler import SamplingConfig
 from engine.state import State
 from engine.tokenizer import Note, RemiTokenizer, ticks_per_bar
 
@@ -69,13 +70,7 @@ class Session:
             return
         self.state = self._advance(self.state, tokens)
         self.context_length += len(tokens)
-        self.time_signature = self._meter_after(tokens, self.time_signature)
-
-    def _meter_after(self, tokens: list[int], meter: tuple[int, int]) -> tuple[int, int]:
-        by_id = {i: ts for ts, i in self.grammar.timesig_id.items()}
-        for t in tokens:
-            meter = by_id.get(t, meter)
-        return meter
+        self.time_signature = self.grammar.meter_after(tokens, self.time_signature)
 
     @torch.no_grad()
     def suggest(self, k: int, bars: int, sampling: SamplingConfig = SamplingConfig(), seed: int | None = None,
@@ -86,25 +81,16 @@ class Session:
             raise ValueError(f"need at least one candidate and one bar, got {k} candidates of {bars} bars")
         start = time.perf_counter()
         generator = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
-        meter = self._meter_after(list(tail), self.time_signature)
+        meter = self.grammar.meter_after(list(tail), self.time_signature)
         state = self._advance(self.state.clone(), list(tail)).expand(k)
-        streams = [StreamState() for _ in range(k)]
-        tokens = [[self.tokenizer.bar_id] for _ in range(k)]
-        nxt = torch.full((k,), self.tokenizer.bar_id, dtype=torch.long, device=self.device)
-        generated = 0
-        while not all(s.done for s in streams):
-            logits, state = self.model.step(nxt, state)
-            allowed = torch.stack([self.grammar.allowed(s, meter, sampling.max_tokens_per_bar, sampling.pitch_range)
-                                   for s in streams])
-            picked = sample(logits.cpu(), allowed, sampling, generator)
-            for i, (s, t) in enumerate(zip(streams, picked.tolist())):
-                if s.done:
-                    continue
-                self.grammar.advance(s, t, bars)
-                if not s.done:
-                    tokens[i].append(t)
-                    generated += 1
-            nxt = picked.to(self.device)
+
+        def step(tokens: torch.Tensor) -> torch.Tensor:
+            nonlocal state
+            logits, state = self.model.step(tokens.to(self.device), state)
+            return logits
+
+        tokens = sample_bars(step, self.grammar, [meter] * k, bars, sampling, generator)
+        generated = sum(len(t) - 1 for t in tokens)
         candidates = [self._candidate(t, bars, meter, ticks_per_beat) for t in tokens]
         return Suggestion(candidates, generated, time.perf_counter() - start, seed, sampling)
 

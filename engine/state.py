@@ -46,6 +46,12 @@ class State:
             raise ValueError(f"expand needs a batch-1 state, this one has batch {self.batch}")
         return self._map(lambda t: t.detach().expand(k, *t.shape[1:]).clone())
 
+    @classmethod
+    def cat(cls, states: list["State"]) -> "State":
+        """One batch holding every stream of `states`, in order."""
+        return cls([LayerState(*(torch.cat([getattr(st.layers[i], f) for st in states]) for f in ("att_x", "wkv", "ffn_x")))
+                    for i in range(len(states[0].layers))])
+
     def select(self, index: int) -> "State":
         """Stream `index` as a batch-1 state."""
         return self._map(lambda t: t[index:index + 1].detach().clone())

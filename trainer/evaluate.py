@@ -1,0 +1,322 @@
+"""`eval`: how well a checkpoint completes 2 bars after a 4-bar context, beside two baselines.
+
+Windows are cut from each song on its Bar tokens: 4 context bars, then the 2 bars to complete, never
+overlapping. The scored targets are the completion's tokens from its opening Bar through the Bar that
+closes bar 2 (both Bars included: ending the bar on time is part of the task, and it is the token a
+sampler stops on). The network sees only the 4 context bars; the n-gram sees its last order-1 tokens.
+
+Sampled continuations (one per window) are compared with the real next 2 bars by their notes; the
+"repeat the last 2 context bars" baseline has no probabilities, only those note metrics.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from engine.checkpoint import load_checkpoint
+from engine.generate import sample_bars
+from engine.grammar import RemiGrammar
+from engine.model import RWKV7
+from engine.sampler import SamplingConfig
+from engine.state import State
+from engine.tokenizer import Note, RemiTokenizer, TokenizerSettings, ticks_per_bar
+from trainer.data import TokenWindows
+from trainer.ngram import NGramModel
+from trainer.prepare import find_midi_files
+
+log = logging.getLogger(__name__)
+
+CONTEXT_BARS, COMPLETION_BARS = 4, 2
+TICKS_PER_BEAT = 480
+TARGETS = "completion tokens from its opening Bar through the Bar that closes bar 2, both Bars included"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    checkpoint: str
+    midi_dir: Path
+    windows: int = 200              # at most this many windows in all, spread over the files
+    seed: int = 0
+    temperature: float = 1.0
+    top_p: float = 0.95
+    ngram_order: int = 6
+    train_data: str | None = None   # n-gram training data (default: the checkpoint's, else --data's other splits)
+    data: str | None = None         # with split: evaluate only the files DATA's index assigns to `split`
+    split: str | None = None
+    batch_size: int = 8             # windows per model pass
+    sample_batch_size: int = 32     # windows sampled in lockstep
+
+
+@dataclass
+class Window:
+    path: str
+    bar: int                        # first context bar in the song
+    context: list[int]              # 4 bars, starting with their Bar token
+    completion: list[int]           # the targets: opening Bar .. closing Bar
+    time_signature: tuple[int, int]
+
+
+# ---- which files, which windows ---------------------------------------------------------------
+
+def eval_files(cfg: EvalConfig) -> list[tuple[str, Path, tuple[int, int] | None]]:
+    """(relative path, path, meter override) of every file to evaluate: DIR's, or those of DATA's split."""
+    paths = find_midi_files(Path(cfg.midi_dir))
+    if not paths:
+        raise FileNotFoundError(f"{cfg.midi_dir}: no .mid or .midi files found")
+    files = [(str(p.relative_to(cfg.midi_dir)), p, None) for p in paths]
+    if cfg.data is None:
+        return files
+    index_path = Path(cfg.data) / "index.json"
+    if not index_path.is_file():
+        raise FileNotFoundError(f"{cfg.data}: not a prepared dataset (no index.json)")
+    entries = {e["path"]: e for e in json.loads(index_path.read_text())["files"]}
+    chosen = [(rel, p, tuple(entries[rel]["time_signature"])) for rel, p, _ in files
+              if rel in entries and (cfg.split is None or entries[rel]["split"] == cfg.split)]
+    if not chosen:
+        raise ValueError(f"{cfg.midi_dir}: no file is in {cfg.data}'s {cfg.split or 'index'}")
+    return chosen
+
+
+def read_songs(files, tokenizer: RemiTokenizer) -> tuple[list[tuple[str, list[int]]], list[dict]]:
+    """Tokens of every readable file; the others with their reason."""
+    songs, skipped = [], []
+    need = CONTEXT_BARS + COMPLETION_BARS + 1  # the Bar closing the completion must exist
+    for rel, path, meter in tqdm(files, desc="reading", unit="file"):
+        try:
+            tokens = tokenizer.encode(tokenizer.read_midi(path, time_signature=meter))
+        except Exception as e:  # a file that breaks the parser is skipped and reported, never the run
+            problem = getattr(e, "problem", f"unreadable ({type(e).__name__}: {e})")
+            skipped.append({"path": rel, "reason": problem})
+            log.warning("skipped %s: %s", path, problem)
+            continue
+        if tokenizer.count_bars(tokens) < need:
+            skipped.append({"path": rel, "reason": f"{tokenizer.count_bars(tokens)} bars, a window needs {need}"})
+            continue
+        songs.append((rel, tokens))
+    return songs, skipped
+
+
+def select_windows(songs: list[tuple[str, list[int]]], tokenizer: RemiTokenizer, grammar: RemiGrammar,
+                   n: int, seed: int) -> list[Window]:
+    """Non-overlapping 4+2-bar windows, shuffled per song and taken round-robin over the songs."""
+    rng = np.random.default_rng(seed)
+    span = CONTEXT_BARS + COMPLETION_BARS
+    per_song = []
+    for rel, tokens in songs:
+        bars = [i for i, t in enumerate(tokens) if t == tokenizer.bar_id]
+        starts = list(range(0, len(bars) - span, span))  # bars[b + span] closes the completion
+        rng.shuffle(starts)
+        per_song.append([(rel, tokens, bars, b) for b in starts])
+    order = rng.permutation(len(per_song))
+    chosen = []
+    for r in range(max((len(s) for s in per_song), default=0)):
+        chosen += [per_song[i][r] for i in order if r < len(per_song[i])]
+    windows = []
+    for rel, tokens, bars, b in chosen[:n]:
+        context = tokens[bars[b]:bars[b + CONTEXT_BARS]]
+        completion = tokens[bars[b + CONTEXT_BARS]:bars[b + span] + 1]
+        windows.append(Window(rel, b, context, completion, grammar.meter_after(context)))
+    return windows
+
+
+# ---- probabilities of the targets -----------------------------------------------------------
+
+@torch.no_grad()
+def model_scores(model: RWKV7, windows: list[Window], batch_size: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """ln P and whether the argmax is right, for every target token (window order), in batched passes."""
+    order = sorted(range(len(windows)), key=lambda i: len(windows[i].context) + len(windows[i].completion))
+    logp, correct = [None] * len(windows), [None] * len(windows)
+    for start in tqdm(range(0, len(order), batch_size), desc="model NLL", unit="batch"):
+        batch = [windows[i] for i in order[start:start + batch_size]]
+        seqs = [w.context + w.completion[:-1] for w in batch]
+        x = torch.full((len(seqs), max(map(len, seqs))), pad_id, dtype=torch.long)
+        for row, s in enumerate(seqs):
+            x[row, :len(s)] = torch.tensor(s)  # right padding: causal, so it never reaches real positions
+        hidden, _ = model.hidden(x)
+        for row, (i, w) in enumerate(zip(order[start:start + batch_size], batch)):
+            at = slice(len(w.context) - 1, len(w.context) - 1 + len(w.completion))
+            logits = model.head(hidden[row, at]).float()
+            y = torch.tensor(w.completion)
+            logp[i] = logits.log_softmax(-1).gather(1, y[:, None])[:, 0].numpy()
+            correct[i] = (logits.argmax(-1) == y).numpy()
+    return np.concatenate(logp), np.concatenate(correct)
+
+
+def ngram_scores(ngram: NGramModel, windows: list[Window]) -> tuple[np.ndarray, np.ndarray]:
+    """The same targets under the n-gram."""
+    h = ngram.order - 1
+    histories, targets = [], []
+    for w in windows:
+        seq = w.context + w.completion
+        for j in range(len(w.context), len(seq)):
+            histories.append(seq[j - h:j] if h else [])
+            targets.append(seq[j])
+    histories, targets = np.array(histories, dtype=np.int64).reshape(len(targets), h), np.array(targets)
+    logp, correct = [], []
+    for s in range(0, len(targets), 2048):
+        p = ngram.probabilities(histories[s:s + 2048])
+        logp.append(np.log(p[np.arange(len(p)), targets[s:s + 2048]]))
+        correct.append(p.argmax(-1) == targets[s:s + 2048])
+    return np.concatenate(logp), np.concatenate(correct)
+
+
+def nll_metrics(logp: np.ndarray, correct: np.ndarray, targets: np.ndarray, tokenizer: RemiTokenizer) -> dict:
+    kinds = np.array([s.split("_")[0] for s in tokenizer.vocab()])[targets]
+    return {"nll": float(-logp.mean()), "accuracy": float(correct.mean()),
+            "nll_by_kind": {k: float(-logp[kinds == k].mean()) for k in sorted(set(kinds))}}
+
+
+# ---- sampled continuations ------------------------------------------------------------------
+
+@torch.no_grad()
+def model_samples(model: RWKV7, grammar: RemiGrammar, windows: list[Window], sampling: SamplingConfig, seed: int,
+                  batch_size: int) -> list[list[int]]:
+    """One continuation per window: each context is read on its own, then a batch of windows is sampled in lockstep."""
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    for start in tqdm(range(0, len(windows), batch_size), desc="model samples", unit="batch"):
+        batch = windows[start:start + batch_size]
+        state = State.cat([model(torch.tensor([w.context]))[1] for w in batch])
+
+        def step(tokens: torch.Tensor) -> torch.Tensor:
+            nonlocal state
+            logits, state = model.step(tokens, state)
+            return logits
+
+        out += sample_bars(step, grammar, [w.time_signature for w in batch], COMPLETION_BARS, sampling, generator)
+    return out
+
+
+def ngram_samples(ngram: NGramModel, grammar: RemiGrammar, windows: list[Window], sampling: SamplingConfig,
+                  seed: int) -> list[list[int]]:
+    """All windows sampled in lockstep under the same grammar masks as the network's suggestions."""
+    generator = torch.Generator().manual_seed(seed)
+    h = max(ngram.order - 1, 0)
+    histories = [list(w.context) for w in windows]
+
+    def step(tokens: torch.Tensor) -> torch.Tensor:
+        for hist, t in zip(histories, tokens.tolist()):
+            hist.append(t)
+        last = np.array([hist[len(hist) - h:] for hist in histories], dtype=np.int64).reshape(len(histories), h)
+        return torch.from_numpy(np.log(ngram.probabilities(last)))
+
+    return sample_bars(step, grammar, [w.time_signature for w in windows], COMPLETION_BARS, sampling, generator)
+
+
+def repeat_samples(windows: list[Window], bar_id: int) -> list[list[int]]:
+    """The last 2 context bars, played again."""
+    out = []
+    for w in windows:
+        bars = [i for i, t in enumerate(w.context) if t == bar_id]
+        out.append(w.context[bars[-COMPLETION_BARS]:])
+    return out
+
+
+def bar_notes(tokens: list[int], w: Window, tokenizer: RemiTokenizer) -> tuple[list[Note], bool]:
+    """Notes of a 2-bar continuation (without its closing Bar) and whether it is exactly 2 bars."""
+    end = COMPLETION_BARS * ticks_per_bar(w.time_signature, TICKS_PER_BEAT)
+    notes = tokenizer.decode(tokens, TICKS_PER_BEAT, w.time_signature)
+    inside = [n for n in notes if n.start < end]
+    return inside, tokenizer.count_bars(tokens) == COMPLETION_BARS and len(inside) == len(notes)
+
+
+def pitch_class_overlap(a: list[Note], b: list[Note]) -> float:
+    """Sum over the 12 pitch classes of the smaller normalised share; 1 for two silences."""
+    if not a or not b:
+        return float(not a and not b)
+    ha = np.bincount([n.pitch % 12 for n in a], minlength=12) / len(a)
+    hb = np.bincount([n.pitch % 12 for n in b], minlength=12) / len(b)
+    return float(np.minimum(ha, hb).sum())
+
+
+def continuation_metrics(samples: list[list[int]], windows: list[Window], tokenizer: RemiTokenizer) -> dict:
+    overlaps, ratios, generated, real, exact = [], [], 0, 0, 0
+    for tokens, w in zip(samples, windows):
+        got, is_exact = bar_notes(tokens, w, tokenizer)
+        want, _ = bar_notes(w.completion[:-1], w, tokenizer)
+        overlaps.append(pitch_class_overlap(got, want))
+        if want:
+            ratios.append(len(got) / len(want))
+        generated, real, exact = generated + len(got), real + len(want), exact + is_exact
+    return {"pitch_class_overlap": float(np.mean(overlaps)),
+            "note_density_ratio_mean": float(np.mean(ratios)) if ratios else None,
+            "note_density_ratio_of_totals": generated / real if real else None,
+            "exactly_2_bars": exact / len(windows)}
+
+
+# ---- the n-gram's training data -------------------------------------------------------------
+
+def ngram_training_data(cfg: EvalConfig, meta: dict,
+                        settings: TokenizerSettings) -> tuple[str, list[str], list[np.ndarray]]:
+    """(data dir, splits, token sequences): --train-data's train split, else the checkpoint's training data
+    when it exists here, else the splits of --data other than the evaluated one."""
+    data_dir, splits = cfg.train_data or meta.get("train_config", {}).get("data_dir"), ["train"]
+    if cfg.train_data is None and not (data_dir and (Path(data_dir) / "index.json").is_file()):
+        if cfg.data is None or cfg.split is None:
+            raise ValueError("no training data for the n-gram: pass --train-data DATA "
+                             "(the checkpoint names none that exists here)")
+        data_dir = cfg.data
+        index = json.loads((Path(data_dir) / "index.json").read_text())
+        splits = sorted({e["split"] for e in index["files"]} - {cfg.split})
+    sequences = []
+    for split in splits:
+        data = TokenWindows(data_dir, split)
+        if data.settings != settings:
+            raise ValueError(f"{data_dir}: tokenized with other settings than the checkpoint {cfg.checkpoint}")
+        sequences += [np.asarray(data.tokens[f["offset"]:f["offset"] + f["length"]]) for f in data.files]
+    return str(data_dir), splits, sequences
+
+
+# ---- the whole evaluation -------------------------------------------------------------------
+
+def evaluate(cfg: EvalConfig) -> dict:
+    """Every metric, for the checkpoint and both baselines, as one JSON-ready dict."""
+    started = time.perf_counter()
+    ckpt = load_checkpoint(cfg.checkpoint)
+    tokenizer, grammar = ckpt.tokenizer, RemiGrammar(ckpt.tokenizer)
+    sampling = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p)
+    songs, skipped = read_songs(eval_files(cfg), tokenizer)
+    windows = select_windows(songs, tokenizer, grammar, cfg.windows, cfg.seed)
+    if not windows:
+        raise ValueError(f"{cfg.midi_dir}: no file has the {CONTEXT_BARS + COMPLETION_BARS + 1} bars a window needs")
+    log.info("%d windows from %d files", len(windows), len({w.path for w in windows}))
+
+    fit_start = time.perf_counter()
+    train_dir, train_splits, sequences = ngram_training_data(cfg, ckpt.meta, tokenizer.settings)
+    ngram = NGramModel(tokenizer.vocab_size, cfg.ngram_order).fit(sequences)
+    fit_seconds = time.perf_counter() - fit_start
+
+    targets = np.concatenate([w.completion for w in windows])
+    pad_id = tokenizer.vocab().index("PAD_None")
+    model_metrics = nll_metrics(*model_scores(ckpt.model, windows, cfg.batch_size, pad_id), targets, tokenizer)
+    ngram_metrics = nll_metrics(*ngram_scores(ngram, windows), targets, tokenizer)
+    model_metrics.update(continuation_metrics(
+        model_samples(ckpt.model, grammar, windows, sampling, cfg.seed, cfg.sample_batch_size), windows, tokenizer))
+    ngram_metrics.update(continuation_metrics(
+        ngram_samples(ngram, grammar, windows, sampling, cfg.seed), windows, tokenizer))
+    repeat_metrics = {"nll": None, "accuracy": None, "nll_by_kind": None,
+                      **continuation_metrics(repeat_samples(windows, tokenizer.bar_id), windows, tokenizer)}
+    return {
+        "checkpoint": str(cfg.checkpoint), "midi_dir": str(cfg.midi_dir),
+        "data": cfg.data, "split": cfg.split,
+        "files": len(songs), "skipped": skipped,
+        "windows": len(windows), "window_files": len({w.path for w in windows}),
+        "context_bars": CONTEXT_BARS, "completion_bars": COMPLETION_BARS,
+        "targets": TARGETS, "target_tokens": int(len(targets)),
+        "nll_unit": "nats/token",
+        "sampling": {"candidates_per_window": 1, "temperature": cfg.temperature, "top_p": cfg.top_p,
+                     "seed": cfg.seed},
+        "ngram": {"order": cfg.ngram_order, "smoothing": "interpolated modified Kneser-Ney",
+                  "train_data": train_dir, "train_splits": train_splits,
+                  "train_tokens": ngram.n_tokens, "fit_seconds": round(fit_seconds, 2)},
+        "metrics": {"model": model_metrics, "ngram": ngram_metrics, "repeat_last_2_bars": repeat_metrics},
+        "model_nll_below_ngram": 1 - model_metrics["nll"] / ngram_metrics["nll"],
+        "seconds": round(time.perf_counter() - started, 1),
+    }
