@@ -42,6 +42,12 @@ def ticks_per_bar(time_signature: tuple[int, int], ticks_per_beat: int) -> int:
     return ticks_per_beat * 4 * num // den
 
 
+def quantize_onset(tick: int, bar_ticks: int, steps_per_bar: int) -> int:
+    """The grid step (counted from bar 0) of an onset: the nearest step, but never past its own bar's last step."""
+    bar, offset = divmod(tick, bar_ticks)
+    return bar * steps_per_bar + min(round(offset * steps_per_bar / bar_ticks), steps_per_bar - 1)
+
+
 class MidiFileError(ValueError):
     """A MIDI file that cannot be used; message names the file and the problem."""
 
@@ -261,9 +267,7 @@ class RemiTokenizer:
         # also leaves miditok no order to choose among notes that share a tick.
         grid_notes: dict[tuple[int, int], tuple[int, int]] = {}
         for n in phrase.notes:
-            bar, offset = divmod(n.start, bar_in)
-            step = min(round(offset * steps_per_bar / bar_in), steps_per_bar - 1)
-            start = (bar * steps_per_bar + step) * step_out
+            start = quantize_onset(n.start, bar_in, steps_per_bar) * step_out
             duration = max(1, round((n.end - n.start) * tpq_out / tpb_in))
             velocity = max(1, min(127, n.velocity))
             old = grid_notes.get((start, n.pitch), (0, 0))

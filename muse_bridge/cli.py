@@ -49,17 +49,28 @@ def run_suggest(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="muse-bridge", description="An RWKV-7 companion for composers.")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["suggest"]:
+        # A parser of its own, so the live bridge's options (same names, other defaults) never mix in.
+        parser = argparse.ArgumentParser(prog="muse-bridge", description="Continue a MIDI phrase.")
+        sub = parser.add_subparsers(dest="command", required=True)
+        add_suggest_parser(sub)
+        args = parser.parse_args(argv)
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return run_suggest(args)
+
+    from muse_bridge.headless import add_live_arguments, run_live
+
+    parser = argparse.ArgumentParser(
+        prog="muse-bridge",
+        description="An RWKV-7 companion for composers: the live MIDI bridge (console mode). "
+                    "`muse-bridge suggest IN.mid --out DIR …` continues a MIDI file instead.")
     parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command")
-    add_suggest_parser(sub)
+    add_live_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command == "suggest":
-        return run_suggest(args)
-    parser.print_help()
-    return 0
+    return run_live(args)
 
 
 if __name__ == "__main__":

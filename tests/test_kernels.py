@@ -33,7 +33,8 @@ def outputs_and_grads(fn, leaves, with_state: bool):
 
 def relative_error(x: torch.Tensor, ref: torch.Tensor) -> float:
     # An exactly-zero reference (dw of a single step from a zero state) is compared absolutely.
-    return float((x.double() - ref.double()).norm() / ref.double().norm().clamp_min(1e-3))
+    x, ref = x.detach().double(), ref.detach().double()
+    return float((x - ref).norm() / ref.norm().clamp_min(1e-3))
 
 
 def assert_backend_matches_reference(fn, t, dtype, tol, with_state):

@@ -1,0 +1,126 @@
+"""Live bridge latency over a real JACK loopback, with the bundled model (or --checkpoint).
+
+- note -> state advanced: from the moment the test keyboard sends a note's note-off (the note is
+  complete) until the Session's state holds its tokens; and, within that, from the commit (LiveScore
+  found the tokens final) to the state advanced. Eighth notes at 120 bpm, 60 ms long.
+- suggest -> first note scheduled: from the Suggest request until the Player holds candidate 1,
+  K candidates of N bars (the settings' defaults), after a phrase.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+import time
+
+import mido
+
+from bench.results import write
+from engine.checkpoint import load_checkpoint
+from muse_bridge.bridge import LiveBridge
+from muse_bridge.jackd import start_jackd, stop_jackd
+from muse_bridge.settings import BridgeSettings
+
+log = logging.getLogger("bench.live")
+
+
+def percentiles(values: list[float]) -> dict:
+    values = sorted(values)
+    pick = lambda q: values[min(len(values) - 1, round(q * (len(values) - 1)))]  # noqa: E731
+    return {"n": len(values), "p50_ms": round(1000 * pick(0.5), 2), "p99_ms": round(1000 * pick(0.99), 2),
+            "max_ms": round(1000 * values[-1], 2)}
+
+
+class PitchTimes:
+    """Times at which the k-th Pitch token passed a point (tokens of notes played in order)."""
+
+    def __init__(self, tokenizer):
+        self.is_pitch = {i for i, s in enumerate(tokenizer.vocab()) if s.startswith("Pitch_")}
+        self.times: list[float] = []
+        self.lock = threading.Lock()
+
+    def saw(self, tokens) -> None:
+        t = time.perf_counter()
+        with self.lock:
+            self.times += [t for tok in tokens if tok in self.is_pitch]
+
+
+def measure_notes(bridge: LiveBridge, keys, notes: int) -> dict:
+    committed, fed = PitchTimes(bridge.tokenizer), PitchTimes(bridge.tokenizer)
+    advance, feed = bridge.score.advance, bridge.worker.session.feed
+
+    def advance_and_stamp(now):
+        out = advance(now)
+        committed.saw(out)
+        return out
+
+    def feed_and_stamp(tokens):
+        feed(tokens)
+        fed.saw(tokens)
+
+    bridge.score.advance, bridge.worker.session.feed = advance_and_stamp, feed_and_stamp
+    released = []
+    start = time.perf_counter()
+    for k in range(notes):
+        time.sleep(max(0.0, start + k * 0.25 - time.perf_counter()))
+        keys.send(mido.Message("note_on", note=48 + k % 36, velocity=64 + k % 48))
+        time.sleep(0.06)
+        keys.send(mido.Message("note_off", note=48 + k % 36))
+        released.append(time.perf_counter())
+    time.sleep(0.5)
+    bridge.worker.wait_idle(30)
+    bridge.score.advance, bridge.worker.session.feed = advance, feed
+    n = min(len(released), len(fed.times), len(committed.times))
+    return {"notes": notes, "notes_in_state": len(fed.times),
+            "note_off_to_state_advanced": percentiles([fed.times[i] - released[i] for i in range(n)]),
+            "commit_to_state_advanced": percentiles([fed.times[i] - committed.times[i] for i in range(n)])}
+
+
+def measure_suggest(bridge: LiveBridge, repeats: int) -> dict:
+    to_first_note, to_candidates = [], []
+    for seed in range(repeats):
+        bridge.suggest(seed=seed)
+        if not bridge.suggestions_done.wait(120):
+            raise RuntimeError("a suggestion took more than 2 minutes")
+        to_first_note.append(bridge.last_first_note_seconds)
+        to_candidates.append(bridge.last_suggest_seconds)
+        bridge.panic()
+    return {"suggest_to_first_note_scheduled": percentiles(to_first_note),
+            "suggest_to_candidates_ready": percentiles(to_candidates)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--checkpoint", default=None, help="default: the bundled model")
+    parser.add_argument("--notes", type=int, default=48)
+    parser.add_argument("--suggests", type=int, default=6)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    server = start_jackd()
+    try:
+        ckpt = load_checkpoint(args.checkpoint)
+        settings = BridgeSettings(midi_api="jack", input_port="Bench In", output_port="Bench Out")
+        with LiveBridge(ckpt, settings, settings_path=None, client_name="muse-bench") as bridge:
+            backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK")
+            [port] = [n for n in backend.get_output_names() if n.endswith(":Bench In")]
+            with backend.open_output(port) as keys:
+                notes = measure_notes(bridge, keys, args.notes)
+                log.info("%s", notes)
+                suggest = measure_suggest(bridge, args.suggests)
+                log.info("%s", suggest)
+            context = bridge.worker.session.context_length
+    finally:
+        stop_jackd(server)
+    path = write("live", {
+        "checkpoint": ckpt.path, "model": ckpt.model.cfg.to_dict(), "device": str(next(ckpt.model.parameters()).device),
+        "transport": "JACK dummy driver, 48 kHz, 256-frame periods",
+        "candidates": settings.candidates, "bars": settings.bars, "max_tokens_per_bar": settings.max_tokens_per_bar,
+        "context_tokens_at_end": context, **notes, **suggest,
+        "note": "measured while a model-training run used the CPU in the background",
+    })
+    log.info("wrote %s", path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""ClockFollower: the DAW's musical time from MIDI clock, or from the tempo setting when no clock arrives.
+
+Positions are ticks (`ticks_per_beat` per quarter) on one monotonic *timeline* whose bar lines lie
+on multiples of the bar length. The timeline never runs backwards: when the DAW relocates (Start,
+Continue after a Song Position Pointer), the DAW's new position is mapped to the first timeline
+tick at or after the current one that has the same place in the bar, so what was played stays in
+the past and bar lines stay bar lines. Each relocation or Stop bumps `epoch`, which tells the
+Player to stop what it was playing.
+
+MIDI clock is 24 pulses per quarter. After Start/Continue the first clock marks the position
+itself; every further clock advances one pulse. Between clocks the position is interpolated with
+the smoothed tempo, never past the next expected clock. Without clock (never seen, or none for
+`clock_timeout` seconds, or the DAW stopped), the timeline runs on an internal clock at the last
+known tempo (the `bpm` setting before any clock), started by the first note.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from engine.tokenizer import ticks_per_bar
+
+log = logging.getLogger(__name__)
+
+CLOCKS_PER_QUARTER = 24
+CLOCKS_PER_SPP_UNIT = 6   # Song Position Pointer counts sixteenth notes
+REALTIME_TYPES = frozenset({"clock", "start", "continue", "stop", "songpos"})
+
+
+@dataclass(frozen=True)
+class ClockSettings:
+    bpm: float = 120.0                        # tempo when no MIDI clock arrives
+    time_signature: tuple[int, int] = (4, 4)  # MIDI clock cannot tell the meter
+    ticks_per_beat: int = 480
+    clock_timeout: float = 0.5                # seconds without clock before the internal clock takes over
+    smoothing: float = 0.08                   # weight of each new clock interval in the tempo average
+
+
+class ClockFollower:
+    """Thread-safe: `on_message` from the MIDI thread, `position` from anywhere."""
+
+    def __init__(self, settings: ClockSettings = ClockSettings(), now=time.monotonic):
+        if settings.bpm <= 0:
+            raise ValueError(f"tempo must be positive, got {settings.bpm} bpm")
+        self.settings, self._now = settings, now
+        self.bar_ticks = ticks_per_bar(settings.time_signature, settings.ticks_per_beat)
+        self.ticks_per_clock = settings.ticks_per_beat / CLOCKS_PER_QUARTER
+        self._lock = threading.Lock()
+        self._interval = 60.0 / (settings.bpm * CLOCKS_PER_QUARTER)  # seconds per clock, smoothed
+        self._last_clock_at: float | None = None
+        # the timeline is anchored: position(t) = anchor_pos + (t - anchor_t) * rate while moving
+        self._anchor_t = now()
+        self._anchor_pos = 0.0
+        self._moving = False          # internal clock running
+        self._external = False        # following DAW clock (transport running)
+        self._waiting_first_clock = False
+        self._offset = 0.0            # timeline tick of DAW position 0
+        self._daw_clocks = 0          # DAW position in clocks
+        self.epoch = 0
+
+    # ---- reading ----------------------------------------------------------------------
+
+    @property
+    def bpm(self) -> float:
+        return 60.0 / (self._interval * CLOCKS_PER_QUARTER)
+
+    @property
+    def external(self) -> bool:
+        """True while the DAW's clock drives the timeline."""
+        return self._external
+
+    @property
+    def running(self) -> bool:
+        return self._external or self._moving
+
+    def position(self, t: float | None = None) -> float:
+        """Timeline ticks at monotonic time `t` (default: now)."""
+        t = self._now() if t is None else t
+        with self._lock:
+            self._check_timeout(t)
+            return self._position(t)
+
+    def _position(self, t: float) -> float:
+        if self._external:
+            if self._waiting_first_clock:
+                return self._anchor_pos
+            ahead = min(max(0.0, t - self._anchor_t), self._interval)  # never past the next clock
+            return self._anchor_pos + ahead / self._interval * self.ticks_per_clock
+        if self._moving:
+            return self._anchor_pos + max(0.0, t - self._anchor_t) * self._ticks_per_second()
+        return self._anchor_pos
+
+    def _ticks_per_second(self) -> float:
+        return self.ticks_per_clock / self._interval
+
+    def seconds_until(self, tick: float, t: float | None = None) -> float:
+        """Estimated seconds from `t` until the timeline reaches `tick` (0 if it has)."""
+        ahead = tick - self.position(t)
+        return max(0.0, ahead / self._ticks_per_second()) if ahead > 0 else 0.0
+
+    def next_bar_line(self, t: float | None = None) -> int:
+        """The first bar line strictly after the current position."""
+        return (int(self.position(t)) // self.bar_ticks + 1) * self.bar_ticks
+
+    # ---- internal clock ---------------------------------------------------------------------
+
+    def ensure_running(self, t: float | None = None) -> None:
+        """Start the internal clock (if neither it nor DAW clock runs) so that `t` falls on a bar line."""
+        t = self._now() if t is None else t
+        with self._lock:
+            self._check_timeout(t)
+            if self._external or self._moving:
+                return
+            pos = self._position(t)
+            self._anchor_pos = float(-(-int(pos) // self.bar_ticks) * self.bar_ticks)
+            self._anchor_t, self._moving = t, True
+
+    # ---- MIDI -------------------------------------------------------------------------------
+
+    def on_message(self, message, t: float | None = None) -> bool:
+        """Apply a real-time message; returns False for anything that is not clock/transport."""
+        if message.type not in REALTIME_TYPES:
+            return False
+        t = self._now() if t is None else t
+        with self._lock:
+            getattr(self, "_on_" + message.type)(message, t)
+        return True
+
+    def _on_clock(self, message, t: float) -> None:
+        if self._last_clock_at is not None:
+            dt = t - self._last_clock_at
+            if 0 < dt < 3 * self._interval:  # a gap (transport stopped, port lost) is no tempo
+                self._interval += self.settings.smoothing * (dt - self._interval)
+        self._last_clock_at = t
+        if not self._external:
+            return  # clock while the DAW is stopped: tempo only
+        if self._waiting_first_clock:
+            self._waiting_first_clock = False
+        else:
+            self._daw_clocks += 1
+        self._anchor_t = t
+        self._anchor_pos = self._offset + self._daw_clocks * self.ticks_per_clock
+
+    def _on_start(self, message, t: float) -> None:
+        self._relocate(0, t)
+
+    def _on_continue(self, message, t: float) -> None:
+        self._relocate(self._daw_clocks, t)
+
+    def _on_stop(self, message, t: float) -> None:
+        if self._external:
+            self._freeze(t, keep_moving=True)
+        self.epoch += 1
+
+    def _on_songpos(self, message, t: float) -> None:
+        clocks = message.pos * CLOCKS_PER_SPP_UNIT
+        if self._external:
+            self._relocate(clocks, t)
+        else:
+            self._daw_clocks = clocks
+
+    def _relocate(self, daw_clocks: int, t: float) -> None:
+        """DAW transport (re)starts at `daw_clocks`: map it to the next timeline tick with the same bar phase."""
+        current = self._position(t)
+        daw_ticks = daw_clocks * self.ticks_per_clock
+        phase = daw_ticks % self.bar_ticks
+        target = (int(current) // self.bar_ticks) * self.bar_ticks + phase
+        if target < current:
+            target += self.bar_ticks
+        self._offset = target - daw_ticks
+        self._daw_clocks = daw_clocks
+        self._anchor_pos, self._anchor_t = float(target), t
+        self._external, self._moving, self._waiting_first_clock = True, False, True
+        self.epoch += 1
+        log.info("DAW transport at clock %d -> timeline tick %d", daw_clocks, target)
+
+    def _freeze(self, t: float, keep_moving: bool) -> None:
+        """Leave DAW clock: the internal clock carries on from here at the last tempo (or stands still)."""
+        self._anchor_pos, self._anchor_t = self._position(t), t
+        self._external, self._moving = False, keep_moving
+
+    def _check_timeout(self, t: float) -> None:
+        if self._external and not self._waiting_first_clock and self._last_clock_at is not None \
+                and t - self._last_clock_at > self.settings.clock_timeout:
+            log.warning("MIDI clock lost for %.1f s: continuing on the internal clock at %.1f bpm",
+                        t - self._last_clock_at, self.bpm)
+            self._freeze(self._last_clock_at + self._interval, keep_moving=True)

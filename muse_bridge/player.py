@@ -1,0 +1,158 @@
+"""Player: a candidate on the output port from a bar line of the timeline, following the DAW's clock.
+
+Every note-on it sends is matched by exactly one note-off: when the note ends, or when the
+candidate ends, is switched, stopped, panicked, or the DAW relocates (the clock's epoch changes),
+or the app exits. A pitch struck again while it sounds is released first, so overlapping notes of
+one pitch never leave a key down.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import mido
+
+from engine.session import Candidate
+from engine.tokenizer import RemiTokenizer, ticks_per_bar
+from muse_bridge.clock import ClockFollower
+
+log = logging.getLogger(__name__)
+
+ALL_NOTES_OFF = 123
+
+
+@dataclass(frozen=True)
+class _Event:
+    tick: float       # timeline tick
+    on: bool
+    pitch: int
+    velocity: int
+    note: int         # index of the note in the candidate
+
+
+@dataclass
+class Playback:
+    """What the Player is doing: which candidate, from which timeline tick."""
+
+    candidate: Candidate
+    start_tick: int
+    epoch: int
+    first_note_at: float | None = None   # perf_counter when the first note-on went out
+
+
+class Player:
+    """Schedules on its own thread; `play`, `stop`, `panic` return at once."""
+
+    def __init__(self, send: Callable[[mido.Message], bool], clock: ClockFollower, channel: int = 0,
+                 on_first_note: Callable[[Playback], None] | None = None):
+        self._send, self.clock, self.channel = send, clock, channel
+        self.on_first_note = on_first_note
+        self._cv = threading.Condition()
+        self._playback: Playback | None = None
+        self._events: list[_Event] = []
+        self._next = 0
+        self._owner: dict[int, int] = {}    # sounding pitch -> the note that struck it
+        self._closed = False
+        self.notes_started = 0
+        self._thread = threading.Thread(target=self._run, name="muse-player", daemon=True)
+        self._thread.start()
+
+    @property
+    def playback(self) -> Playback | None:
+        return self._playback
+
+    @property
+    def sounding(self) -> list[int]:
+        with self._cv:
+            return sorted(self._owner)
+
+    def play(self, candidate: Candidate, start_tick: int) -> Playback:
+        """Stop what plays, then play `candidate` with its first bar line at timeline tick `start_tick`."""
+        scale = self.clock.settings.ticks_per_beat / candidate.ticks_per_beat
+        events = []
+        for i, n in enumerate(candidate.notes):
+            events.append(_Event(start_tick + n.start * scale, True, n.pitch, n.velocity, i))
+            events.append(_Event(start_tick + max(n.end, n.start + 1) * scale, False, n.pitch, 0, i))
+        events.sort(key=lambda e: (e.tick, e.on, e.pitch))  # offs before ons at the same tick
+        with self._cv:
+            self._release_all()
+            self._playback = Playback(candidate, int(start_tick), self.clock.epoch)
+            self._events, self._next = events, 0
+            self._cv.notify_all()
+            return self._playback
+
+    def stop(self) -> None:
+        """Stop playing; every note this player started gets its note-off."""
+        with self._cv:
+            self._release_all()
+            self._playback, self._events, self._next = None, [], 0
+            self._cv.notify_all()
+
+    def panic(self) -> None:
+        """Stop, then All Notes Off on every channel."""
+        self.stop()
+        for channel in range(16):
+            self._send(mido.Message("control_change", channel=channel, control=ALL_NOTES_OFF, value=0))
+
+    def close(self) -> None:
+        self.stop()
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        self._thread.join(timeout=5)
+
+    # ---- scheduling --------------------------------------------------------------------
+
+    def _release_all(self) -> None:
+        for pitch in list(self._owner):
+            self._note_off(pitch)
+
+    def _note_off(self, pitch: int) -> None:
+        del self._owner[pitch]
+        self._send(mido.Message("note_off", channel=self.channel, note=pitch, velocity=0))
+
+    def _fire(self, e: _Event) -> None:
+        if e.on:
+            if e.pitch in self._owner:
+                self._note_off(e.pitch)
+            self._owner[e.pitch] = e.note
+            self._send(mido.Message("note_on", channel=self.channel, note=e.pitch, velocity=max(1, min(127, e.velocity))))
+            self.notes_started += 1
+            if self._playback.first_note_at is None:
+                self._playback.first_note_at = time.perf_counter()
+                if self.on_first_note is not None:
+                    self.on_first_note(self._playback)
+        elif self._owner.get(e.pitch) == e.note:
+            self._note_off(e.pitch)
+
+    def _run(self) -> None:
+        with self._cv:
+            while not self._closed:
+                if self._playback is None:
+                    self._cv.wait()
+                    continue
+                if self.clock.epoch != self._playback.epoch:
+                    log.info("DAW transport moved: playback stopped")
+                    self._release_all()
+                    self._playback, self._events = None, []
+                    continue
+                pos = self.clock.position()
+                while self._next < len(self._events) and self._events[self._next].tick <= pos:
+                    self._fire(self._events[self._next])
+                    self._next += 1
+                if self._next == len(self._events):
+                    self._release_all()
+                    self._playback, self._events = None, []
+                    continue
+                wait = self.clock.seconds_until(self._events[self._next].tick)
+                self._cv.wait(min(max(wait - 0.001, 0.0005), 0.005))
+
+
+def export_candidate(tokenizer: RemiTokenizer, candidate: Candidate, path, tempo_bpm: float) -> None:
+    """Write the candidate alone as a .mid file, from its first bar line, `candidate.bars` bars long."""
+    end = candidate.bars * ticks_per_bar(candidate.time_signature, candidate.ticks_per_beat)
+    tokenizer.write_midi(candidate.notes, path, ticks_per_beat=candidate.ticks_per_beat, tempo_bpm=tempo_bpm,
+                         time_signature=candidate.time_signature, end_tick=end)

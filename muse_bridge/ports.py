@@ -1,0 +1,246 @@
+"""MIDI ports through mido + python-rtmidi: API selection, virtual or by-name ports, and reopening lost ones.
+
+Virtual ports ("Muse In" / "Muse Out") are created where the rtmidi API can (ALSA, JACK, CoreMIDI).
+WinMM cannot, so there the names refer to existing ports (e.g. made with loopMIDI). A name that is
+not found raises `PortNotFoundError` listing the ports that do exist. A port opened by name that
+disappears is reported and reopened when it comes back; the session around it is untouched.
+
+Input is read from python-rtmidi's own queue by a thread of ours, never through an rtmidi callback:
+with JACK the callback would run Python on JACK's process thread, which then waits for the GIL,
+misses cycles and loses MIDI. The driver thread only ever appends to rtmidi's (bounded) queue.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import mido
+import rtmidi
+
+log = logging.getLogger(__name__)
+
+# --midi-api value -> rtmidi API name as mido spells it (None: rtmidi's default for the platform)
+MIDI_APIS = {"auto": None, "alsa": "LINUX_ALSA", "jack": "UNIX_JACK", "coremidi": "MACOSX_CORE",
+             "winmm": "WINDOWS_MM"}
+VIRTUAL_CAPABLE = {"LINUX_ALSA", "UNIX_JACK", "MACOSX_CORE"}
+
+
+class MidiApiError(ValueError):
+    """An rtmidi API that does not exist or is not compiled into python-rtmidi here."""
+
+
+class PortNotFoundError(OSError):
+    """No port of that name; the message lists the available ones."""
+
+    def __init__(self, direction: str, name: str, available: list[str]):
+        listing = ", ".join(repr(n) for n in available) or "none"
+        super().__init__(f"MIDI {direction} port {name!r} not found; available {direction} ports: {listing}")
+        self.direction, self.name, self.available = direction, name, available
+
+
+@dataclass(frozen=True)
+class PortSettings:
+    api: str = "auto"                 # one of MIDI_APIS
+    input_name: str = "Muse In"
+    output_name: str = "Muse Out"
+    virtual: bool | None = None       # None: virtual ports where the API can make them
+    client_name: str = "Muse Bridge"  # how the virtual ports' owner shows up (JACK/ALSA client)
+    poll_seconds: float = 1.0         # how often ports opened by name are checked
+    queue_size: int = 65536           # messages rtmidi holds for the reading thread
+
+
+def midi_backend(api: str) -> mido.Backend:
+    """The mido rtmidi backend for a --midi-api value; "auto" takes the first compiled-in API that works here."""
+    if api not in MIDI_APIS:
+        raise MidiApiError(f"unknown MIDI API {api!r}; choose one of {', '.join(MIDI_APIS)}")
+    compiled = [rtmidi.get_api_name(a) for a in rtmidi.get_compiled_api()]
+    names = {rtmidi.get_api_name(getattr(rtmidi, "API_" + n)): n for n in VIRTUAL_CAPABLE | {"WINDOWS_MM"}}
+    if api == "auto":
+        for a in rtmidi.get_compiled_api():
+            try:
+                rtmidi.MidiOut(rtapi=a).delete()
+            except rtmidi.SystemError:
+                continue  # e.g. ALSA without /dev/snd/seq, JACK without a server
+            return mido.Backend(f"mido.backends.rtmidi/{names[rtmidi.get_api_name(a)]}")
+        raise MidiApiError(f"no MIDI API works here (compiled in: {', '.join(compiled) or 'none'}); "
+                           "for JACK, is the server running?")
+    rt_name = MIDI_APIS[api]
+    if rtmidi.get_api_name(getattr(rtmidi, "API_" + rt_name)) not in compiled:
+        raise MidiApiError(f"MIDI API {api!r} is not available in python-rtmidi here; "
+                           f"compiled in: {', '.join(compiled) or 'none'}")
+    return mido.Backend(f"mido.backends.rtmidi/{rt_name}")
+
+
+def backend_api(backend: mido.Backend) -> str:
+    """The rtmidi API name of a backend made by `midi_backend`."""
+    return backend.api
+
+
+def find_port(direction: str, name: str, available: list[str]) -> str:
+    """The available port called `name`: exact match, else the one port whose name contains it."""
+    if name in available:
+        return name
+    matches = [p for p in available if name.lower() in p.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    raise PortNotFoundError(direction, name, available)
+
+
+class PolledInput:
+    """An rtmidi input port drained by a thread of ours: `callback(message, t)` with `t` on time.monotonic,
+    back-dated by the driver's own time stamps when several messages wait."""
+
+    POLL_SECONDS = 0.001
+
+    def __init__(self, api: str, name: str, virtual: bool, client_name: str, queue_size: int,
+                 callback: Callable[[mido.Message, float], None]):
+        self._rt = rtmidi.MidiIn(rtapi=getattr(rtmidi, "API_" + api), name=client_name, queue_size_limit=queue_size)
+        try:
+            if virtual:
+                self._rt.open_virtual_port(name)
+            else:
+                self._rt.open_port(self._rt.get_ports().index(name))
+        except (rtmidi.SystemError, rtmidi.InvalidPortError, ValueError) as e:
+            self._rt.delete()
+            raise OSError(f"cannot open MIDI input port {name!r}: {e}") from e
+        self._rt.ignore_types(sysex=True, timing=False, active_sense=True)
+        self.name, self._callback = name, callback
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"muse-midi-in {name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batch = []
+            while len(batch) < 1024:
+                item = self._rt.get_message()
+                if item is None:
+                    break
+                batch.append(item)
+            if not batch:
+                time.sleep(self.POLL_SECONDS)
+                continue
+            t = time.monotonic()
+            # the last message arrived about now; each earlier one its successor's delta before
+            times = [t]
+            for _, delta in reversed(batch[1:]):
+                times.append(times[-1] - delta)
+            for (data, _), when in zip(batch, reversed(times)):
+                try:
+                    message = mido.Message.from_bytes(data)
+                except ValueError:
+                    continue  # not a complete MIDI message
+                self._callback(message, when)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._rt.close_port()
+        self._rt.delete()
+
+
+class BridgePorts:
+    """The bridge's input and output port; input messages go to `callback(message, t)` on the reading thread."""
+
+    def __init__(self, settings: PortSettings, callback: Callable[[mido.Message, float], None],
+                 on_change: Callable[[str], None] | None = None):
+        self.settings = settings
+        self.backend = midi_backend(settings.api)
+        self.api = backend_api(self.backend)
+        self.virtual = settings.virtual if settings.virtual is not None else self.api in VIRTUAL_CAPABLE
+        if self.virtual and self.api not in VIRTUAL_CAPABLE:
+            raise MidiApiError(f"the {self.api} MIDI API cannot create virtual ports; "
+                               f"create {settings.input_name!r} and {settings.output_name!r} (e.g. with loopMIDI) "
+                               "and open them by name")
+        self._callback, self._on_change = callback, on_change or (lambda text: None)
+        self._lock = threading.Lock()
+        self.input: PolledInput | None = None
+        self.output: mido.ports.BaseOutput | None = None
+        self.unsent = 0  # messages dropped while the output port was gone
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def open(self) -> None:
+        """Open both ports; raises PortNotFoundError (or OSError) naming the port."""
+        self.input = self._open_input()
+        try:
+            self.output = self._open_output()
+        except BaseException:
+            self.input.close()
+            self.input = None
+            raise
+        if not self.virtual:
+            self._watcher = threading.Thread(target=self._watch, name="muse-port-watch", daemon=True)
+            self._watcher.start()
+
+    @property
+    def input_name(self) -> str:
+        return self.input.name if self.input is not None else self.settings.input_name
+
+    @property
+    def output_name(self) -> str:
+        return self.output.name if self.output is not None else self.settings.output_name
+
+    def _open_input(self) -> PolledInput:
+        s = self.settings
+        name = s.input_name if self.virtual else find_port("input", s.input_name, self.backend.get_input_names())
+        return PolledInput(self.api, name, self.virtual, f"{s.client_name} In", s.queue_size, self._callback)
+
+    def _open_output(self) -> mido.ports.BaseOutput:
+        s = self.settings
+        if self.virtual:
+            return self.backend.open_output(s.output_name, client_name=f"{s.client_name} Out")
+        name = find_port("output", s.output_name, self.backend.get_output_names())
+        return self.backend.open_output(name)
+
+    def send(self, message: mido.Message) -> bool:
+        """Send on the output port; False (and counted) while the port is gone."""
+        with self._lock:
+            if self.output is None:
+                self.unsent += 1
+                return False
+            self.output.send(message)
+            return True
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.settings.poll_seconds):
+            self._check("input")
+            self._check("output")
+
+    def _check(self, direction: str) -> None:
+        names = (self.backend.get_input_names() if direction == "input" else self.backend.get_output_names())
+        wanted = self.settings.input_name if direction == "input" else self.settings.output_name
+        port = self.input if direction == "input" else self.output
+        try:
+            present = find_port(direction, wanted, names)
+        except PortNotFoundError:
+            present = None
+        if port is not None and present is None:
+            log.warning("MIDI %s port %r disappeared; waiting for it to come back", direction, wanted)
+            with self._lock:
+                port.close()
+                setattr(self, direction, None)
+            self._on_change(f"{direction} port {wanted!r} lost")
+        elif port is None and present is not None:
+            try:
+                new = self._open_input() if direction == "input" else self._open_output()
+            except OSError as e:
+                log.warning("MIDI %s port %r is back but cannot be opened yet: %s", direction, wanted, e)
+                return
+            with self._lock:
+                setattr(self, direction, new)
+            log.warning("MIDI %s port %r reopened", direction, wanted)
+            self._on_change(f"{direction} port {wanted!r} reopened")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        with self._lock:
+            for port in (self.input, self.output):
+                if port is not None:
+                    port.close()
+            self.input = self.output = None

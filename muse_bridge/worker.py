@@ -1,0 +1,148 @@
+"""SessionWorker: the engine Session on a thread of its own, so nothing that handles MIDI waits for the model.
+
+Jobs run in the order they are given: tokens fed before a suggest are in the state the suggest
+starts from. Feeding never drops tokens; the bounded queue of the bridge sits before the score,
+where an overflow can be counted (see LiveBridge).
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from engine.sampler import SamplingConfig
+from engine.session import Session, Suggestion
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SuggestJob:
+    """One Suggest: K candidates of N bars after the committed context plus `tail`."""
+
+    candidates: int
+    bars: int
+    sampling: SamplingConfig
+    tail: tuple[int, ...] = ()
+    seed: int | None = None
+    requested_at: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(frozen=True)
+class _Feed:
+    tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Suggest:
+    job: SuggestJob
+    done: Callable[[SuggestJob, Suggestion | None, Exception | None], None]
+
+
+@dataclass(frozen=True)
+class _Reset:
+    pass
+
+
+@dataclass(frozen=True)
+class _Call:
+    fn: Callable[[Session], None]
+
+
+_STOP = object()
+
+
+class SessionWorker:
+    """Owns a Session; `feed`, `suggest`, `reset` return at once and run in order on the worker thread."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.tokens_fed = 0        # tokens that reached the Session's state
+        self.tokens_queued = 0     # tokens given to `feed`
+        self.last_suggest_seconds: float | None = None
+        self.busy = threading.Event()
+        self._idle = threading.Condition()
+        self._pending = 0
+
+    @property
+    def device(self) -> str:
+        return str(self.session.device)
+
+    def start(self) -> "SessionWorker":
+        self._thread = threading.Thread(target=self._run, name="muse-session", daemon=True)
+        self._thread.start()
+        return self
+
+    def _put(self, job) -> None:
+        with self._idle:
+            self._pending += 1
+        self._jobs.put(job)
+
+    def feed(self, tokens: list[int]) -> None:
+        if tokens:
+            self.tokens_queued += len(tokens)
+            self._put(_Feed(tuple(tokens)))
+
+    def suggest(self, job: SuggestJob,
+                done: Callable[[SuggestJob, Suggestion | None, Exception | None], None]) -> None:
+        """Run `job` after everything queued; `done(job, suggestion, error)` is called on the worker thread."""
+        self._put(_Suggest(job, done))
+
+    def reset(self) -> None:
+        self._put(_Reset())
+
+    def call(self, fn: Callable[[Session], None]) -> None:
+        """Run fn(session) on the worker thread, in order with the other jobs."""
+        self._put(_Call(fn))
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until every job given so far has run (tests, shutdown); False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is _STOP:
+                return
+            self.busy.set()
+            try:
+                self._do(job)
+            except Exception:  # a failed job must not kill the worker: the live session goes on
+                log.exception("session job %s failed", type(job).__name__)
+            finally:
+                self.busy.clear()
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    def _do(self, job) -> None:
+        if isinstance(job, _Feed):
+            self.session.feed(list(job.tokens))
+            self.tokens_fed += len(job.tokens)
+        elif isinstance(job, _Suggest):
+            j = job.job
+            try:
+                suggestion = self.session.suggest(j.candidates, j.bars, j.sampling, j.seed, tail=list(j.tail))
+            except Exception as e:  # reported to the requester, who shows it
+                log.exception("suggest failed")
+                job.done(j, None, e)
+                return
+            self.last_suggest_seconds = time.perf_counter() - j.requested_at
+            job.done(j, suggestion, None)
+        elif isinstance(job, _Reset):
+            self.session.reset()
+        elif isinstance(job, _Call):
+            job.fn(self.session)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is not None:
+            self._jobs.put(_STOP)
+            self._thread.join(timeout)
+            self._thread = None
+

@@ -1,0 +1,53 @@
+"""Live-test fixtures: a real JACK server (dummy driver) for MIDI loopback, and a micro model checkpoint.
+
+Import them into a test module (`from jack import jack_server, live_checkpoint`).
+"""
+from __future__ import annotations
+
+import shutil
+import threading
+
+import mido
+import pytest
+
+from muse_bridge.jackd import start_jackd, stop_jackd
+
+_server = {"process": None, "users": 0}
+_server_lock = threading.Lock()
+
+
+@pytest.fixture(scope="session")
+def jack_server():
+    """JACK's default server for the whole test session, stopped with SIGTERM at the end if we started it."""
+    if shutil.which("jackd") is None:
+        pytest.skip("jackd is not installed (apt-get install -y --no-install-recommends jackd2)")
+    with _server_lock:
+        if _server["users"] == 0:
+            _server["process"] = start_jackd()
+        _server["users"] += 1
+    yield "default"
+    with _server_lock:
+        _server["users"] -= 1
+        if _server["users"] == 0:
+            stop_jackd(_server["process"])
+            _server["process"] = None
+
+
+def jack_backend() -> mido.Backend:
+    return mido.Backend("mido.backends.rtmidi/UNIX_JACK")
+
+
+@pytest.fixture(scope="session")
+def live_checkpoint(tmp_path_factory):
+    """An untrained micro RWKV-7 checkpoint (fast on CPU), loaded."""
+    import torch
+
+    from engine.checkpoint import load_checkpoint, save_checkpoint
+    from engine.model import RWKV7, config_for_size
+    from engine.tokenizer import RemiTokenizer
+
+    torch.manual_seed(0)
+    tok = RemiTokenizer()
+    path = tmp_path_factory.mktemp("live") / "micro.pt"
+    save_checkpoint(path, RWKV7(config_for_size("micro", tok.vocab_size)), tok.settings)
+    return load_checkpoint(path)

@@ -1,0 +1,290 @@
+"""The live bridge end to end over a real JACK loopback: a test "DAW" sends clock, a phrase and CC triggers;
+candidates come back on the output port in time, and no note is left sounding."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+
+import mido
+import pytest
+
+from jack import jack_backend, jack_server, live_checkpoint  # noqa: F401  (fixtures)
+from muse_bridge.bridge import LiveBridge
+from muse_bridge.ports import PortNotFoundError, PortSettings, BridgePorts
+from muse_bridge.settings import BridgeSettings, load_settings
+
+BPM = 120.0
+CLOCKS_PER_BAR = 96          # 4/4 at 24 per quarter
+TICKS_PER_CLOCK = 20         # the bridge's timeline: 480 ticks per quarter
+
+
+def port_named(names: list[str], name: str) -> str:
+    [match] = [n for n in names if n.endswith(":" + name)]
+    return match
+
+
+class Daw:
+    """A test DAW: MIDI clock from a thread (messages scheduled at clock counts), and a recorder of
+    what the bridge plays, each message stamped with the last clock sent when it arrived."""
+
+    def __init__(self, bridge_in: str, bridge_out: str, bpm: float = BPM):
+        backend = jack_backend()
+        self.out = backend.open_output(port_named(backend.get_output_names(), bridge_in))
+        self.received: list[tuple[int, mido.Message]] = []
+        self.clocks_sent = 0
+        self.period = 60.0 / (bpm * 24)
+        self.schedule: dict[int, list[mido.Message]] = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.inp = backend.open_input(port_named(backend.get_input_names(), bridge_out), callback=self._record)
+        self._thread: threading.Thread | None = None
+
+    def _record(self, message: mido.Message) -> None:
+        with self._lock:
+            self.received.append((self.clocks_sent - 1, message))
+
+    def at(self, clock: int, *messages: mido.Message) -> None:
+        self.schedule.setdefault(clock, []).extend(messages)
+
+    def play(self) -> None:
+        """Start, then clock forever (until close); scheduled messages go right after their clock."""
+        self._thread = threading.Thread(target=self._clock, daemon=True)
+        self._thread.start()
+
+    def _clock(self) -> None:
+        self.out.send(mido.Message("start"))
+        t0 = time.perf_counter()
+        k = 0
+        while not self._stop.is_set():
+            delay = t0 + k * self.period - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            self.out.send(mido.Message("clock"))
+            with self._lock:
+                self.clocks_sent = k + 1
+            for message in self.schedule.pop(k, []):
+                self.out.send(message)
+            k += 1
+
+    def wait_clock(self, clock: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while self.clocks_sent <= clock:
+            assert time.monotonic() < deadline, f"clock {clock} never came"
+            time.sleep(0.01)
+
+    def notes(self) -> list[tuple[int, mido.Message]]:
+        with self._lock:
+            return [(c, m) for c, m in self.received if m.type in ("note_on", "note_off")]
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        self.out.close()
+        self.inp.close()
+
+
+def is_on(m: mido.Message) -> bool:
+    return m.type == "note_on" and m.velocity > 0
+
+
+def hanging(notes) -> dict[int, int]:
+    """Pitches left sounding, and overlapping note-ons of one pitch (which would be hanging notes)."""
+    sounding: Counter = Counter()
+    for _, m in notes:
+        if is_on(m):
+            sounding[m.note] += 1
+            assert sounding[m.note] == 1, f"pitch {m.note} struck again while sounding"
+        elif sounding[m.note] > 0:
+            sounding[m.note] -= 1
+    return {p: n for p, n in sounding.items() if n}
+
+
+def phrase(daw: Daw, bar: int = 0) -> None:
+    """A bar of quarter notes (C E G C) from the given bar, each three quarters of a beat long."""
+    for beat, pitch in enumerate((60, 64, 67, 72)):
+        on = bar * CLOCKS_PER_BAR + beat * 24
+        daw.at(on, mido.Message("note_on", note=pitch, velocity=90))
+        daw.at(on + 18, mido.Message("note_off", note=pitch, velocity=0))
+
+
+@pytest.fixture
+def bridge(jack_server, live_checkpoint, tmp_path):
+    tag = f"{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    settings = BridgeSettings(midi_api="jack", input_port=f"Muse In {tag}", output_port=f"Muse Out {tag}",
+                              candidates=3, bars=1, max_tokens_per_bar=16, seed=1, bpm=BPM)
+    b = LiveBridge(live_checkpoint, settings, settings_path=tmp_path / "settings.json", client_name=f"muse-{tag}")
+    b.start()
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def daw(bridge):
+    d = Daw(bridge.settings.input_port, bridge.settings.output_port)
+    yield d
+    d.close()
+
+
+def test_suggest_plays_the_candidate_from_the_next_bar_line_in_clock_ticks(bridge, daw):
+    phrase(daw)
+    daw.at(CLOCKS_PER_BAR + 6, mido.Message("control_change", control=20, value=127))
+    daw.play()
+    assert bridge.suggestions_done.wait(20), "no suggestion came"
+    playback = bridge.player.playback
+    assert playback is not None
+    candidate = playback.candidate
+    assert candidate.notes, "the candidate has no notes"
+    assert playback.start_tick % (CLOCKS_PER_BAR * TICKS_PER_CLOCK) == 0
+    assert playback.start_tick == 2 * CLOCKS_PER_BAR * TICKS_PER_CLOCK   # the bar after the one CC 20 came in
+    end_clock = playback.start_tick // TICKS_PER_CLOCK + CLOCKS_PER_BAR
+    daw.wait_clock(end_clock + 12)
+    notes = daw.notes()
+    first_clock, first = next((c, m) for c, m in notes if is_on(m))
+    expected = (playback.start_tick + candidate.notes[0].start) / TICKS_PER_CLOCK
+    assert abs(first_clock - expected) <= 1, f"first note at clock {first_clock}, its place is clock {expected}"
+    assert first.note == candidate.notes[0].pitch
+    assert sum(is_on(m) for _, m in notes) >= 1
+    assert hanging(notes) == {}
+
+
+def test_cc21_switches_candidate_without_hanging_notes(bridge, daw):
+    bridge.settings.bars = 2
+    phrase(daw)
+    daw.at(CLOCKS_PER_BAR + 6, mido.Message("control_change", control=20, value=127))
+    daw.play()
+    assert bridge.suggestions_done.wait(20)
+    start_clock = bridge.player.playback.start_tick // TICKS_PER_CLOCK
+    daw.wait_clock(start_clock + 30)                 # candidate 1 is playing
+    daw.out.send(mido.Message("control_change", channel=3, control=21, value=64))
+    deadline = time.monotonic() + 5
+    while bridge.index != 1:
+        assert time.monotonic() < deadline, "CC 21 did not switch candidate"
+        time.sleep(0.01)
+    second = bridge.player.playback
+    assert second.candidate is bridge.suggestion.candidates[1]
+    assert second.start_tick % (CLOCKS_PER_BAR * TICKS_PER_CLOCK) == 0
+    daw.wait_clock(second.start_tick // TICKS_PER_CLOCK + 2 * CLOCKS_PER_BAR + 12)
+    assert bridge.player.playback is None
+    assert hanging(daw.notes()) == {}
+
+
+def test_panic_leaves_nothing_sounding(bridge, daw):
+    bridge.settings.bars = 2
+    phrase(daw)
+    daw.at(CLOCKS_PER_BAR + 6, mido.Message("control_change", control=20, value=127))
+    daw.play()
+    assert bridge.suggestions_done.wait(20)
+    start_clock = bridge.player.playback.start_tick // TICKS_PER_CLOCK
+    daw.wait_clock(start_clock + 40)
+    daw.out.send(mido.Message("control_change", control=24, value=127))
+    daw.wait_clock(start_clock + 52)
+    assert bridge.player.playback is None
+    assert hanging(daw.notes()) == {}
+    all_off = {m.channel for _, m in daw.received if m.type == "control_change" and m.control == 123}
+    assert all_off == set(range(16))
+
+
+def test_a_flood_of_10000_messages_neither_blocks_the_callback_nor_loses_committed_notes(bridge):
+    backend = jack_backend()
+    out = backend.open_output(port_named(backend.get_output_names(), bridge.settings.input_port))
+    try:
+        bridge.settings.bars, bridge.settings.max_tokens_per_bar = 8, 64
+        bridge.suggest()          # keeps the model busy while the flood comes in
+        sent = 0
+        for i in range(5000):
+            pitch = 21 + i % 88
+            out.send(mido.Message("note_on", note=pitch, velocity=1 + i % 127))
+            out.send(mido.Message("note_off", note=pitch, velocity=0))
+            sent += 2
+            if i % 8 == 7:
+                # JACK carries a period's worth of MIDI per cycle (64 frames: about 20 messages
+                # per 1.3 ms) and drops the rest on the sender's side; stay under that.
+                time.sleep(0.0015)
+        deadline = time.monotonic() + 30
+        while bridge.stats().messages_in < sent:
+            assert time.monotonic() < deadline, f"only {bridge.stats().messages_in} of {sent} messages arrived"
+            time.sleep(0.01)
+    finally:
+        out.close()
+    time.sleep(bridge.clock.seconds_until(bridge.clock.next_bar_line()) + 0.1)  # every note final
+    assert bridge.worker.wait_idle(60)
+    stats = bridge.stats()
+    assert stats.overflow == 0
+    assert stats.notes_seen == 5000
+    assert stats.callback_max_seconds < 0.05, "the MIDI callback waited"
+    assert bridge.score.sounding == 0
+    assert stats.tokens_fed == stats.tokens_committed == bridge.worker.session.context_length
+    assert bridge.tokenizer.count_bars(bridge.score.live_tokens) >= 1
+    pitches = {bridge.tokenizer.token_str(t) for t in bridge.score.live_tokens if bridge.tokenizer.token_str(t).startswith("Pitch_")}
+    assert pitches == {f"Pitch_{p}" for p in range(21, 109)}
+
+
+def test_an_unknown_port_name_lists_the_available_ports(jack_server):
+    backend = jack_backend()
+    keys = backend.open_output("Present Keys", virtual=True, client_name="muse-test-keys")
+    try:
+        with pytest.raises(PortNotFoundError) as e:
+            BridgePorts(PortSettings("jack", "No Such Port", "Muse Out", virtual=False), lambda m: None).open()
+        assert "'No Such Port'" in str(e.value) and "Present Keys" in str(e.value)
+    finally:
+        keys.close()
+
+
+def test_a_learned_trigger_works_and_is_saved_in_the_settings_file(bridge, daw):
+    bridge.learn("suggest")
+    daw.out.send(mido.Message("control_change", channel=5, control=50, value=100))
+    assert bridge.triggers.wait_learned(5)
+    saved = load_settings(bridge.settings_path)
+    assert saved.triggers["suggest"] == ["cc", 50]
+    daw.out.send(mido.Message("control_change", control=50, value=1))
+    assert bridge.suggestions_done.wait(20)
+    assert bridge.suggestion is not None
+
+
+def test_a_port_that_disappears_is_reopened_and_the_session_kept(jack_server, live_checkpoint, tmp_path):
+    backend = jack_backend()
+    tag = f"{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    keys = backend.open_output(f"Keys {tag}", virtual=True, client_name=f"keys-{tag}")
+    sink = backend.open_input(f"Sink {tag}", virtual=True, client_name=f"sink-{tag}")
+    settings = BridgeSettings(midi_api="jack", input_port=f"Keys {tag}", output_port=f"Sink {tag}",
+                              virtual_ports=False, max_tokens_per_bar=16)
+    bridge = LiveBridge(live_checkpoint, settings, settings_path=tmp_path / "s.json").start()
+    try:
+        def wait_for(condition, what):
+            deadline = time.monotonic() + 10
+            while not condition():
+                assert time.monotonic() < deadline, what
+                time.sleep(0.02)
+
+        keys.send(mido.Message("note_on", note=60, velocity=80))
+        keys.send(mido.Message("note_off", note=60))
+        wait_for(lambda: bridge.stats().notes_seen == 1, "the first note never arrived")
+        keys.close()
+        wait_for(lambda: "lost" in bridge.message, "the lost port was not reported")
+        keys = backend.open_output(f"Keys {tag}", virtual=True, client_name=f"keys-{tag}")
+        wait_for(lambda: "reopened" in bridge.message, "the port was not reopened")
+        keys.send(mido.Message("note_on", note=62, velocity=80))
+        keys.send(mido.Message("note_off", note=62))
+        wait_for(lambda: bridge.stats().notes_seen == 2, "no note after reopening")
+        assert bridge.score.started   # same score, same session: the first note is still in it
+    finally:
+        bridge.close()
+        keys.close()
+        sink.close()
+
+
+def test_a_midi_api_that_is_not_here_is_refused_naming_the_ones_that_are():
+    from muse_bridge.ports import MidiApiError, midi_backend
+    import rtmidi
+
+    missing = [api for api, rt in (("winmm", "WINDOWS_MM"), ("coremidi", "MACOSX_CORE"), ("alsa", "LINUX_ALSA"))
+               if getattr(rtmidi, "API_" + rt) not in rtmidi.get_compiled_api()]
+    if not missing:
+        pytest.skip("every MIDI API is compiled in here")
+    with pytest.raises(MidiApiError, match="compiled in"):
+        midi_backend(missing[0])
+    with pytest.raises(MidiApiError, match="choose one of"):
+        midi_backend("oss")
