@@ -24,6 +24,7 @@ A Phrase has one meter and one tempo (the ones in force at its end); bar 0 start
 """
 from __future__ import annotations
 
+import argparse
 import bisect
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +41,15 @@ def ticks_per_bar(time_signature: tuple[int, int], ticks_per_beat: int) -> int:
     """Bar length in ticks, `ticks_per_beat` being ticks per quarter note."""
     num, den = time_signature
     return ticks_per_beat * 4 * num // den
+
+
+def parse_time_signature(text: str) -> tuple[int, int]:
+    """'6/8' -> (6, 8); usable as an argparse type (the error names the bad value)."""
+    try:
+        num, den = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"time signature must look like 4/4, got {text!r}") from None
+    return num, den
 
 
 def quantize_onset(tick: int, bar_ticks: int, steps_per_bar: int) -> int:

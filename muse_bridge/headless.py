@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from engine.checkpoint import CheckpointError
+from engine.tokenizer import parse_time_signature
 from muse_bridge.controller import Command
 from muse_bridge.ports import MIDI_APIS, MidiApiError
 from muse_bridge.settings import SettingsError, default_settings_path, load_settings
@@ -27,14 +28,6 @@ log = logging.getLogger(__name__)
 KEYS = {"s": Command.SUGGEST, "n": Command.NEXT, "p": Command.PREVIOUS, "a": Command.ACCEPT,
         "c": Command.CLEAR, "x": Command.PANIC, "e": Command.EXPORT}
 HELP = "keys: s suggest  n next  p previous  a accept  c clear  x panic  e export  L<key> learn  q quit"
-
-
-def time_signature(text: str) -> tuple[int, int]:
-    try:
-        num, den = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"time signature must look like 4/4, got {text!r}") from None
-    return num, den
 
 
 def add_live_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +42,7 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint", type=Path, default=None, help="a model checkpoint (default: the bundled model)")
     g.add_argument("--style", type=Path, default=None, help="a style preset for the checkpoint")
     g.add_argument("--bpm", type=float, default=None, help="tempo without MIDI clock (default 120)")
-    g.add_argument("--time-signature", type=time_signature, default=None, help="meter, e.g. 3/4 (default 4/4)")
+    g.add_argument("--time-signature", type=parse_time_signature, default=None, help="meter, e.g. 3/4 (default 4/4)")
     g.add_argument("--candidates", type=int, default=None)
     g.add_argument("--bars", type=int, default=None)
     g.add_argument("--temperature", type=float, default=None)

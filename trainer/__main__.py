@@ -9,15 +9,8 @@ from pathlib import Path
 
 import torch
 
+from engine.tokenizer import parse_time_signature
 from trainer.train import TrainConfig
-
-
-def parse_meter(text: str) -> tuple[int, int]:
-    try:
-        num, den = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"time signature {text!r} is not of the form 4/4") from None
-    return num, den
 
 
 def add_training_args(p: argparse.ArgumentParser) -> None:
@@ -84,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--midi", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--validation-fraction", type=float, default=0.1)
-    p.add_argument("--time-signature", type=parse_meter, default=None, help="override every file's meter, e.g. 4/4")
+    p.add_argument("--time-signature", type=parse_time_signature, default=None, help="override every file's meter, e.g. 4/4")
     p.add_argument("--workers", type=int, default=0, help="worker processes (0: one per CPU)")
 
     p = sub.add_parser("train", help="train a model from scratch")
