@@ -24,3 +24,12 @@ def micro_checkpoint(tmp_path_factory, tokenizer) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "micro.pt"
     save_checkpoint(path, RWKV7(config_for_size("micro", tokenizer.vocab_size)), tokenizer.settings, {"note": "test"})
     return path
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
