@@ -72,6 +72,7 @@ def test_gradients_flow_to_every_parameter(model, tokens):
     assert missing == []
 
 
+@torch.no_grad()
 def test_fresh_model_follows_rwkv_lm_init():
     m = RWKV7(config_for_size("micro", vocab_size=100))
     assert all(float(b.att.output.weight.abs().max()) == 0 for b in m.blocks)
