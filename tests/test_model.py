@@ -83,3 +83,18 @@ def test_fresh_model_follows_rwkv_lm_init():
 def test_unknown_size_is_rejected_by_name():
     with pytest.raises(ValueError, match="'huge'"):
         config_for_size("huge", vocab_size=10)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(model, tokens):
+    model.train()
+    grads = []
+    for checkpointing in (False, True):
+        model.gradient_checkpointing = checkpointing
+        model.zero_grad()
+        logits, _ = model(tokens)
+        logits.logsumexp(-1).mean().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    model.gradient_checkpointing = False
+    model.zero_grad()
+    model.eval()
+    assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])
