@@ -1,6 +1,7 @@
 """A Session: the context a composer has played, held as one RWKV state, and K-candidate suggestions from it."""
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass, field
 
@@ -30,7 +31,7 @@ class Suggestion:
     candidates: list[Candidate]
     tokens_generated: int
     seconds: float
-    seed: int | None = None
+    seed: int
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
 
@@ -80,7 +81,9 @@ class Session:
         if k < 1 or bars < 1:
             raise ValueError(f"need at least one candidate and one bar, got {k} candidates of {bars} bars")
         start = time.perf_counter()
-        generator = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
+        if seed is None:  # a fresh seed, kept in the Suggestion so a good one can be reproduced
+            seed = secrets.randbits(63)
+        generator = torch.Generator().manual_seed(seed)
         meter = self.grammar.meter_after(list(tail), self.time_signature)
         state = self._advance(self.state.clone(), list(tail)).expand(k)
 

@@ -53,6 +53,7 @@ def suggest_file(req: SuggestRequest) -> dict:
     return {
         "files": files,
         "tokens_generated": suggestion.tokens_generated,
+        "seed": suggestion.seed,
         "seconds": round(time.perf_counter() - start, 3),
         "sample_seconds": round(suggestion.seconds, 3),
         "prompt_tokens": len(prompt),
