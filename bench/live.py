@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import threading
 import time
 
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
+    load_before = os.getloadavg()  # what else the machine was doing, recorded beside the numbers
     server = start_jackd()
     try:
         ckpt = load_checkpoint(args.checkpoint)
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         "transport": "JACK dummy driver, 48 kHz, 256-frame periods",
         "candidates": settings.candidates, "bars": settings.bars, "max_tokens_per_bar": settings.max_tokens_per_bar,
         "context_tokens_at_end": context, **notes, **suggest,
-        "note": "measured while a model-training run used the CPU in the background",
+        "load_average_1_5_15_min_before": [round(x, 2) for x in load_before],
     })
     log.info("wrote %s", path)
 
