@@ -51,6 +51,9 @@ def atomic_save(obj: object, path: str | os.PathLike) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; a checkpoint is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
