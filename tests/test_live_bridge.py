@@ -150,13 +150,18 @@ def test_suggest_plays_the_candidate_from_the_next_bar_line_in_clock_ticks(bridg
     assert hanging(notes) == {}
 
 
-def test_cc21_switches_candidate_without_hanging_notes(bridge, daw):
+def suggest_two_bars_by_cc20(bridge, daw) -> int:
+    """Play the phrase, ask for 2-bar candidates by CC 20; returns the clock at which candidate 1 starts."""
     bridge.settings.bars = 2
     phrase(daw)
     daw.at(CLOCKS_PER_BAR + 6, mido.Message("control_change", control=20, value=127))
     daw.play()
     assert bridge.suggestions_done.wait(20)
-    start_clock = bridge.player.playback.start_tick // TICKS_PER_CLOCK
+    return bridge.player.playback.start_tick // TICKS_PER_CLOCK
+
+
+def test_cc21_switches_candidate_without_hanging_notes(bridge, daw):
+    start_clock = suggest_two_bars_by_cc20(bridge, daw)
     daw.wait_clock(start_clock + 30)                 # candidate 1 is playing
     daw.out.send(mido.Message("control_change", channel=3, control=21, value=64))
     deadline = time.monotonic() + 5
@@ -172,12 +177,7 @@ def test_cc21_switches_candidate_without_hanging_notes(bridge, daw):
 
 
 def test_panic_leaves_nothing_sounding(bridge, daw):
-    bridge.settings.bars = 2
-    phrase(daw)
-    daw.at(CLOCKS_PER_BAR + 6, mido.Message("control_change", control=20, value=127))
-    daw.play()
-    assert bridge.suggestions_done.wait(20)
-    start_clock = bridge.player.playback.start_tick // TICKS_PER_CLOCK
+    start_clock = suggest_two_bars_by_cc20(bridge, daw)
     daw.wait_clock(start_clock + 40)
     daw.out.send(mido.Message("control_change", control=24, value=127))
     daw.wait_clock(start_clock + 52)
