@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from conftest import POP909_FILES
-from engine.checkpoint import load_checkpoint
+from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.model import RWKV7, config_for_size
 from engine.style import load_style
 from trainer.__main__ import main as trainer_main
 from trainer.data import IGNORE, TokenWindows
@@ -142,3 +143,21 @@ def test_torchrun_trains_with_two_processes_using_the_same_command(data_dir, tmp
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert load_checkpoint(tmp_path / "last.pt").meta["step"] == 2
+
+
+def test_state_finetune_uses_the_learning_rate_given(data_dir, tokenizer, tmp_path):
+    torch.manual_seed(0)
+    model = RWKV7(config_for_size("micro", tokenizer.vocab_size))
+    with torch.no_grad():  # a fresh model's zero output projections would give the state no gradient
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    save_checkpoint(tmp_path / "model.pt", model, tokenizer.settings)
+    ckpt = load_checkpoint(tmp_path / "model.pt")
+    moved = {}
+    for lr in ("0", "0.01"):
+        assert trainer_main(["finetune", "--from", str(tmp_path / "model.pt"), "--mode", "state", "--data",
+                             str(data_dir), "--out", str(tmp_path / lr), "--steps", "2", "--batch-size", "2",
+                             "--seq-len", "32", "--val-windows", "2", "--lr", lr]) == 0
+        state = load_style(tmp_path / lr / "style.pt", ckpt)
+        moved[lr] = max(float(layer.wkv.abs().max()) for layer in state.layers)
+    assert moved["0"] == 0 < moved["0.01"]

@@ -38,7 +38,7 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
 def training_config(args: argparse.Namespace, **overrides) -> TrainConfig:
     return TrainConfig(
         data_dir=args.data, out_dir=args.out, steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
-        lr=args.lr, min_lr=args.min_lr, warmup_steps=args.warmup_steps, max_transpose=args.max_transpose,
+        lr=TrainConfig.lr if args.lr is None else args.lr, min_lr=args.min_lr, warmup_steps=args.warmup_steps, max_transpose=args.max_transpose,
         completion_bars=args.completion_bars, val_every=args.val_every, val_windows=args.val_windows,
         save_every=args.save_every, seed=args.seed, grad_checkpointing=args.grad_checkpointing, **overrides)
 
@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--from", dest="checkpoint", required=True, help="the checkpoint to start from")
     p.add_argument("--mode", choices=["full", "state"], default="state",
                    help="full: fine-tune every weight; state: learn a style preset (per-layer initial state)")
+    p.set_defaults(lr=None)  # each mode has its own default learning rate
 
     p = sub.add_parser("eval", help="completion NLL and sampled-continuation metrics, beside two baselines")
     add_eval_args(p)
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         from trainer.finetune import StateTuneConfig, state_tune
         cfg = StateTuneConfig(args.checkpoint, args.data, args.out, steps=args.steps, batch_size=args.batch_size,
                               seq_len=args.seq_len, max_transpose=args.max_transpose, seed=args.seed,
-                              val_windows=args.val_windows)
+                              val_windows=args.val_windows, **({} if args.lr is None else {"lr": args.lr}))
         print(json.dumps(state_tune(cfg)))
     elif args.command == "eval":
         from trainer.evaluate import evaluate
