@@ -12,7 +12,7 @@ import pytest
 
 from jack import jack_backend, jack_server, live_checkpoint  # noqa: F401  (fixtures)
 from muse_bridge.bridge import LiveBridge
-from muse_bridge.ports import PortNotFoundError, PortSettings, BridgePorts
+from muse_bridge.ports import BridgePorts, PolledInput, PortNotFoundError, PortSettings
 from muse_bridge.settings import BridgeSettings, load_settings
 
 BPM = 120.0
@@ -38,10 +38,13 @@ class Daw:
         self.schedule: dict[int, list[mido.Message]] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self.inp = backend.open_input(port_named(backend.get_input_names(), bridge_out), callback=self._record)
+        # Read by a thread of ours, as the bridge reads: an rtmidi callback runs on JACK's process
+        # thread, waits there for the GIL under load, and JACK then drops what arrives meanwhile.
+        self.inp = PolledInput("UNIX_JACK", port_named(backend.get_input_names(), bridge_out), virtual=False,
+                               client_name="muse-test-daw", queue_size=65536, callback=self._record)
         self._thread: threading.Thread | None = None
 
-    def _record(self, message: mido.Message) -> None:
+    def _record(self, message: mido.Message, _when: float) -> None:
         with self._lock:
             self.received.append((self.clocks_sent - 1, message))
 
@@ -206,7 +209,10 @@ def test_a_flood_of_10000_messages_neither_blocks_the_callback_nor_loses_committ
                 # JACK carries one period's worth of MIDI per cycle and the *sending* client drops
                 # the rest, so the test DAW keeps at most IN_FLIGHT messages on the wire: still a
                 # flood as fast as JACK moves it, and every loss left to see is the bridge's own.
+                waiting_since = time.monotonic()
                 while sent - bridge.stats().messages_in > IN_FLIGHT:
+                    assert time.monotonic() - waiting_since < 10, (
+                        f"only {bridge.stats().messages_in} of {sent} messages arrived")
                     time.sleep(0.0002)
         deadline = time.monotonic() + 30
         while bridge.stats().messages_in < sent:
