@@ -69,7 +69,7 @@ def measure_notes(bridge: LiveBridge, keys, notes: int) -> dict:
         keys.send(mido.Message("note_off", note=48 + k % 36))
         released.append(time.perf_counter())
     time.sleep(0.5)
-    bridge.worker.wait_idle(30)
+    bridge.settle(30)
     bridge.score.advance, bridge.worker.session.feed = advance, feed
     n = min(len(released), len(fed.times), len(committed.times))
     return {"notes": notes, "notes_in_state": len(fed.times),

@@ -147,21 +147,49 @@ class LiveBridge:
                     batch.append(self._events.get_nowait())
             except queue.Empty:
                 pass
-            commands = []
-            with self._lock:
-                for message, position in batch:
-                    if self.triggers.claims(message):
-                        command = self.triggers.command_for(message)
-                        if command is not None:
-                            commands.append(command)
-                        continue
-                    if message.type == "note_on" and message.velocity > 0 and not self.score.started:
-                        tick = int(position)
-                        self.score.start(tick - tick % self.score.bar_ticks, self.clock.bpm)
-                    self.score.handle(message, int(position))
-                self._commit()
-            for command in commands:
-                self.do(command)
+            try:
+                self._apply(batch)
+            except Exception:  # one bad batch must not end the thread every later note goes through
+                log.exception("the live score failed on %d messages", len(batch))
+            finally:
+                for _ in batch:
+                    self._events.task_done()
+
+    def _apply(self, batch: list) -> None:
+        commands = []
+        with self._lock:
+            for item in batch:
+                if item is None:
+                    continue  # a settle() marker: only time moves on
+                message, position = item
+                if self.triggers.claims(message):
+                    command = self.triggers.command_for(message)
+                    if command is not None:
+                        commands.append(command)
+                    continue
+                if message.type == "note_on" and message.velocity > 0 and not self.score.started:
+                    tick = int(position)
+                    self.score.start(tick - tick % self.score.bar_ticks, self.clock.bpm)
+                self.score.handle(message, int(position))
+            self._commit()
+        for command in commands:
+            self.do(command)
+
+    def settle(self, timeout: float) -> bool:
+        """Wait until every message received so far, and the time up to now, have reached the score,
+        and the tokens final by then the Session (tests, benchmarks); False after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        try:
+            self._events.put(None, timeout=timeout)  # the score thread commits at its time of taking it
+        except queue.Full:
+            return False
+        with self._events.all_tasks_done:
+            while self._events.unfinished_tasks:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._events.all_tasks_done.wait(remaining)
+        return self.worker.wait_idle(max(0.0, deadline - time.monotonic()))
 
     def _commit(self) -> None:
         """Hand the tokens final by now to the worker (called with the lock held)."""

@@ -221,7 +221,7 @@ def test_a_flood_of_10000_messages_neither_blocks_the_callback_nor_loses_committ
     finally:
         out.close()
     time.sleep(bridge.clock.seconds_until(bridge.clock.next_bar_line()) + 0.1)  # every note final
-    assert bridge.worker.wait_idle(60)
+    assert bridge.settle(60)
     stats = bridge.stats()
     assert stats.overflow == 0
     assert stats.notes_seen == 5000
