@@ -204,7 +204,18 @@ def test_panic_leaves_nothing_sounding(bridge, daw):
     assert all_off == set(range(16))
 
 
+# JACK carries one period's worth of MIDI per cycle and the *sending* client drops the rest, so a test
+# keeps at most IN_FLIGHT messages on the wire: still a flood as fast as JACK moves it, and every loss
+# left to see is the bridge's own.
 IN_FLIGHT = 64
+
+
+def wait_taken(bridge: LiveBridge, sent: int, in_flight: int = 0, timeout: float = 10) -> None:
+    """Wait until the bridge has taken all but `in_flight` of `sent` messages off its input port."""
+    deadline = time.monotonic() + timeout
+    while sent - bridge.stats().messages_in > in_flight:
+        assert time.monotonic() < deadline, f"the bridge took only {bridge.stats().messages_in} of {sent} messages"
+        time.sleep(0.0005)
 
 
 def test_a_flood_of_10000_messages_loses_no_committed_note(bridge):
@@ -221,18 +232,8 @@ def test_a_flood_of_10000_messages_loses_no_committed_note(bridge):
             out.send(mido.Message("note_off", note=pitch, velocity=0))
             sent += 2
             if i % 8 == 7:
-                # JACK carries one period's worth of MIDI per cycle and the *sending* client drops
-                # the rest, so the test DAW keeps at most IN_FLIGHT messages on the wire: still a
-                # flood as fast as JACK moves it, and every loss left to see is the bridge's own.
-                waiting_since = time.monotonic()
-                while sent - bridge.stats().messages_in > IN_FLIGHT:
-                    assert time.monotonic() - waiting_since < 10, (
-                        f"only {bridge.stats().messages_in} of {sent} messages arrived")
-                    time.sleep(0.0002)
-        deadline = time.monotonic() + 30
-        while bridge.stats().messages_in < sent:
-            assert time.monotonic() < deadline, f"only {bridge.stats().messages_in} of {sent} messages arrived"
-            time.sleep(0.01)
+                wait_taken(bridge, sent, IN_FLIGHT)
+        wait_taken(bridge, sent, timeout=30)
     finally:
         out.close()
     time.sleep(bridge.clock.seconds_until(bridge.clock.next_bar_line()) + 0.1)  # every note final
@@ -263,15 +264,8 @@ def test_the_midi_callback_never_waits_for_the_score_or_the_model(bridge):
                 out.send(mido.Message("note_on", note=40 + i % 40, velocity=80))
                 out.send(mido.Message("note_off", note=40 + i % 40, velocity=0))
                 sent += 2
-                deadline = time.monotonic() + 10
-                while sent - bridge.stats().messages_in > IN_FLIGHT:
-                    assert time.monotonic() < deadline, (
-                        f"the callback stopped taking messages at {bridge.stats().messages_in} of {sent}")
-                    time.sleep(0.001)
-            deadline = time.monotonic() + 10
-            while bridge.stats().messages_in < sent:
-                assert time.monotonic() < deadline, f"only {bridge.stats().messages_in} of {sent} messages taken"
-                time.sleep(0.01)
+                wait_taken(bridge, sent, IN_FLIGHT)
+            wait_taken(bridge, sent)
             assert bridge.stats().notes_seen == 0 and bridge.worker.busy.is_set()
     finally:
         release.set()
