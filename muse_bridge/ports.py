@@ -89,6 +89,20 @@ def find_port(direction: str, name: str, available: list[str]) -> str:
     raise PortNotFoundError(direction, name, available)
 
 
+OUTPUT_CLOSE_GRACE_SECONDS = 0.05
+
+
+def close_output(port: mido.ports.BaseOutput) -> None:
+    """Close an rtmidi output port. RtMidi's JACK output frees its ring buffer while JACK's process
+    thread may still be inside the port's callback (a segfault seen under CPU load), so the port is
+    unregistered first and a few JACK cycles pass before the rest is freed."""
+    rt = getattr(port, "_rt", None)
+    if rt is not None and not port.closed:
+        rt.close_port()
+        time.sleep(OUTPUT_CLOSE_GRACE_SECONDS)
+    port.close()
+
+
 class PolledInput:
     """An rtmidi input port drained by a thread of ours: `callback(message, t)` with `t` on time.monotonic,
     back-dated by the driver's own time stamps when several messages wait."""
@@ -221,7 +235,10 @@ class BridgePorts:
         if port is not None and present is None:
             log.warning("MIDI %s port %r disappeared; waiting for it to come back", direction, wanted)
             with self._lock:
-                port.close()
+                if direction == "input":
+                    port.close()
+                else:
+                    close_output(port)
                 setattr(self, direction, None)
             self._on_change(f"{direction} port {wanted!r} lost")
         elif port is None and present is not None:
@@ -240,7 +257,8 @@ class BridgePorts:
         if self._watcher is not None:
             self._watcher.join(timeout=5)
         with self._lock:
-            for port in (self.input, self.output):
-                if port is not None:
-                    port.close()
+            if self.input is not None:
+                self.input.close()
+            if self.output is not None:
+                close_output(self.output)
             self.input = self.output = None

@@ -12,7 +12,7 @@ import pytest
 
 from jack import jack_backend, jack_server, live_checkpoint  # noqa: F401  (fixtures)
 from muse_bridge.bridge import LiveBridge
-from muse_bridge.ports import BridgePorts, PolledInput, PortNotFoundError, PortSettings
+from muse_bridge.ports import BridgePorts, PolledInput, PortNotFoundError, PortSettings, close_output
 from muse_bridge.settings import BridgeSettings, load_settings
 
 BPM = 120.0
@@ -85,7 +85,7 @@ class Daw:
         self._stop.set()
         if self._thread:
             self._thread.join()
-        self.out.close()
+        close_output(self.out)
         self.inp.close()
 
 
@@ -235,7 +235,7 @@ def test_a_flood_of_10000_messages_loses_no_committed_note(bridge):
                 wait_taken(bridge, sent, IN_FLIGHT)
         wait_taken(bridge, sent, timeout=30)
     finally:
-        out.close()
+        close_output(out)
     time.sleep(bridge.clock.seconds_until(bridge.clock.next_bar_line()) + 0.1)  # every note final
     assert bridge.settle(60)
     stats = bridge.stats()
@@ -269,7 +269,7 @@ def test_the_midi_callback_never_waits_for_the_score_or_the_model(bridge):
             assert bridge.stats().notes_seen == 0 and bridge.worker.busy.is_set()
     finally:
         release.set()
-        out.close()
+        close_output(out)
     assert bridge.settle(30)
     assert bridge.stats().notes_seen == 200 and bridge.stats().overflow == 0
 
@@ -282,7 +282,7 @@ def test_an_unknown_port_name_lists_the_available_ports(jack_server):
             BridgePorts(PortSettings("jack", "No Such Port", "Muse Out", virtual=False), lambda m: None).open()
         assert "'No Such Port'" in str(e.value) and "Present Keys" in str(e.value)
     finally:
-        keys.close()
+        close_output(keys)
 
 
 def test_a_learned_trigger_works_and_is_saved_in_the_settings_file(bridge, daw):
@@ -314,7 +314,7 @@ def test_a_port_that_disappears_is_reopened_and_the_session_kept(jack_server, li
         keys.send(mido.Message("note_on", note=60, velocity=80))
         keys.send(mido.Message("note_off", note=60))
         wait_for(lambda: bridge.stats().notes_seen == 1, "the first note never arrived")
-        keys.close()
+        close_output(keys)
         wait_for(lambda: "lost" in bridge.message, "the lost port was not reported")
         keys = backend.open_output(f"Keys {tag}", virtual=True, client_name=f"keys-{tag}")
         wait_for(lambda: "reopened" in bridge.message, "the port was not reopened")
@@ -324,7 +324,7 @@ def test_a_port_that_disappears_is_reopened_and_the_session_kept(jack_server, li
         assert bridge.score.started   # same score, same session: the first note is still in it
     finally:
         bridge.close()
-        keys.close()
+        close_output(keys)
         sink.close()
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import mido
 
 from jack import jack_backend, jack_server, live_checkpoint  # noqa: F401  (fixtures)
+from muse_bridge.ports import close_output
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = ("import argparse, sys; from muse_bridge.headless import add_live_arguments, run_live; "
@@ -51,7 +52,7 @@ def test_headless_bridge_suggests_on_a_key_and_sigterm_leaves_no_note_sounding(j
             elif m.type in ("note_on", "note_off"):
                 sounding.discard(m.note)
         assert sounding == set()
-        keys.close()
+        close_output(keys)
         recorder.close()
     finally:
         if process.poll() is None:
