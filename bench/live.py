@@ -20,6 +20,7 @@ from bench.results import write
 from engine.checkpoint import load_checkpoint
 from muse_bridge.bridge import LiveBridge
 from muse_bridge.jackd import start_jackd, stop_jackd
+from muse_bridge.ports import close_output
 from muse_bridge.settings import BridgeSettings
 
 log = logging.getLogger("bench.live")
@@ -106,11 +107,14 @@ def main(argv: list[str] | None = None) -> None:
         with LiveBridge(ckpt, settings, settings_path=None, client_name="muse-bench") as bridge:
             backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK")
             [port] = [n for n in backend.get_output_names() if n.endswith(":Bench In")]
-            with backend.open_output(port) as keys:
+            keys = backend.open_output(port)
+            try:
                 notes = measure_notes(bridge, keys, args.notes)
                 log.info("%s", notes)
                 suggest = measure_suggest(bridge, args.suggests)
                 log.info("%s", suggest)
+            finally:
+                close_output(keys)
             context = bridge.worker.session.context_length
     finally:
         stop_jackd(server)

@@ -184,11 +184,9 @@ class LiveBridge:
         except queue.Full:
             return False
         with self._events.all_tasks_done:
-            while self._events.unfinished_tasks:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._events.all_tasks_done.wait(remaining)
+            if not self._events.all_tasks_done.wait_for(lambda: not self._events.unfinished_tasks,
+                                                        max(0.0, deadline - time.monotonic())):
+                return False
         return self.worker.wait_idle(max(0.0, deadline - time.monotonic()))
 
     def _commit(self) -> None:
