@@ -21,9 +21,10 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
     streams = [StreamState() for _ in meters]
     tokens = [[grammar.bar_id] for _ in meters]
     nxt = torch.full((len(meters),), grammar.bar_id, dtype=torch.long)
+    pitches = grammar.pitch_mask(sampling.pitch_range, sampling.key)
     while not all(s.done for s in streams):
         logits = step(nxt)
-        allowed = torch.stack([grammar.allowed(s, m, sampling.max_tokens_per_bar, sampling.pitch_range)
+        allowed = torch.stack([grammar.allowed(s, m, sampling.max_tokens_per_bar, pitches)
                                for s, m in zip(streams, meters)])
         nxt = sample(logits.detach().float().cpu(), allowed, sampling, generator)
         for s, out, t in zip(streams, tokens, nxt.tolist()):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from engine.keys import Key
 from engine.tokenizer import RemiTokenizer
 
 # Phases of a stream: what the last token was.
@@ -56,9 +57,22 @@ class RemiGrammar:
             meter = self._meter_of_id.get(t, meter)
         return meter
 
+    def pitch_mask(self, pitch_range: tuple[int, int] | None = None, key: Key | None = None) -> torch.Tensor:
+        """The Pitch tokens inside `pitch_range` (inclusive) and in `key`'s scale; ValueError when none is."""
+        m = self.is_pitch.clone()
+        if pitch_range is not None:
+            m &= (self.pitch_of >= pitch_range[0]) & (self.pitch_of <= pitch_range[1])
+        if key is not None:
+            m &= torch.tensor([p % 12 in key.pitch_classes for p in self.pitch_of.tolist()])
+        if not m.any():
+            raise ValueError(f"no pitch of the model's vocabulary lies in range {pitch_range} and key {key}")
+        return m
+
     def allowed(self, s: StreamState, time_signature: tuple[int, int], max_tokens_per_bar: int,
-                pitch_range: tuple[int, int] | None = None) -> torch.Tensor:
-        """Boolean mask over the vocabulary of the tokens this stream may take next."""
+                pitches: torch.Tensor | None = None) -> torch.Tensor:
+        """Boolean mask over the vocabulary of the tokens this stream may take next; `pitches`
+        (from `pitch_mask`) limits the Pitch tokens."""
+        pitches = self.is_pitch if pitches is None else pitches
         m = torch.zeros(self.vocab_size, dtype=torch.bool)
         bar = torch.zeros_like(m)
         bar[self.bar_id] = True
@@ -74,20 +88,14 @@ class RemiGrammar:
             m |= bar
             m |= self.is_position & (self.position_of > s.position) & (self.position_of < self.positions_per_bar(time_signature))
             if s.phase == DURATION:
-                m |= self._pitches(pitch_range)
+                m |= pitches
         elif s.phase == POSITION:
-            m |= self._pitches(pitch_range)
+            m |= pitches
         elif s.phase == PITCH:
             m |= self.is_velocity
         elif s.phase == VELOCITY:
             m |= self.is_duration
         return m
-
-    def _pitches(self, pitch_range: tuple[int, int] | None) -> torch.Tensor:
-        if pitch_range is None:
-            return self.is_pitch
-        lo, hi = pitch_range
-        return self.is_pitch & (self.pitch_of >= lo) & (self.pitch_of <= hi)
 
     def advance(self, s: StreamState, token: int, bars_wanted: int) -> None:
         """Move a stream past `token` (which the mask allowed)."""

@@ -1,9 +1,12 @@
 """Turning masked logits into tokens: temperature, top-k and top-p (nucleus) sampling."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+
+from engine.keys import Key, parse_key_lock
 
 
 @dataclass(frozen=True)
@@ -13,14 +16,30 @@ class SamplingConfig:
     top_k: int = 0                  # keep only the k most likely tokens (0: no limit)
     max_tokens_per_bar: int = 192   # a bar that grows this long is closed
     pitch_range: tuple[int, int] | None = None   # inclusive MIDI pitches the continuation may use
+    key_lock: str = "off"           # "off", or a key whose scale every pitch must belong to: "A minor", "D dorian"
 
     def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
+        object.__setattr__(self, "key_lock", str(parse_key_lock(self.key_lock) or "off"))  # normalised spelling
+        if self.pitch_range is not None:
+            lo, hi = (int(v) for v in self.pitch_range)
+            if not 0 <= lo <= hi <= 127:
+                raise ValueError(f"pitch range must be two MIDI pitches low <= high in 0-127, got {lo}-{hi}")
+            object.__setattr__(self, "pitch_range", (lo, hi))
+            if self.key is not None and not any(p % 12 in self.key.pitch_classes for p in range(lo, hi + 1)):
+                raise ValueError(f"no pitch of {self.key} lies in the range {lo}-{hi}")
+        if self.max_tokens_per_bar < 1:
+            raise ValueError(f"max tokens per bar must be >= 1, got {self.max_tokens_per_bar}")
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise ValueError(f"temperature must be a number >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:  # also refuses NaN
             raise ValueError(f"top-p must be in (0, 1], got {self.top_p}")
         if self.top_k < 0:
             raise ValueError(f"top-k must be >= 0, got {self.top_k}")
+
+    @property
+    def key(self) -> Key | None:
+        """The key lock, None when off."""
+        return parse_key_lock(self.key_lock)
 
 
 def sample(logits: torch.Tensor, allowed: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator) -> torch.Tensor:
