@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     server = start_jackd()
     try:
         ckpt = load_checkpoint(args.checkpoint)
-        settings = BridgeSettings(midi_api="jack", input_port="Bench In", output_port="Bench Out")
+        settings = BridgeSettings().with_changes({"ports.api": "jack", "ports.input_name": "Bench In",
+                                                  "ports.output_name": "Bench Out"})
         with LiveBridge(ckpt, settings, settings_path=None, client_name="muse-bench") as bridge:
             backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK")
             [port] = [n for n in backend.get_output_names() if n.endswith(":Bench In")]
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     path = write("live", {
         "checkpoint": ckpt.path, "model": ckpt.model.cfg.to_dict(), "device": str(next(ckpt.model.parameters()).device),
         "transport": "JACK dummy driver, 48 kHz, 256-frame periods",
-        "candidates": settings.candidates, "bars": settings.bars, "max_tokens_per_bar": settings.max_tokens_per_bar,
+        "candidates": settings.candidates, "bars": settings.bars, "max_tokens_per_bar": settings.sampling.max_tokens_per_bar,
         "context_tokens_at_end": context, **notes, **suggest,
         "load_average_1_5_15_min_before": [round(x, 2) for x in load_before],
     })

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from engine.atomic import atomic_write
 from engine.model import RWKV7, ModelConfig
 from engine.tokenizer import RemiTokenizer, TokenizerSettings
 
@@ -44,20 +44,8 @@ def default_checkpoint_path() -> Path:
 
 
 def atomic_save(obj: object, path: str | os.PathLike) -> None:
-    """torch.save to a temporary file beside `path`, then rename over it: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; a checkpoint is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save, atomically: a crash never leaves half a file."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def save_checkpoint(path: str | os.PathLike, model: RWKV7, tokenizer_settings: TokenizerSettings,

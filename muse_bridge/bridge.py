@@ -4,7 +4,11 @@ Threads: rtmidi's input thread runs `_on_midi`, which only reads the clock and p
 bounded queue (never waits; an overflow is counted and reported). The score thread applies queued
 messages to the LiveScore and hands the tokens that became final to the SessionWorker, whose
 thread owns the model. The Player has its own thread. Commands (suggest, next, previous, accept,
-clear, panic, export) come from this API, from MIDI triggers, or from the console.
+clear, panic, export) come from MIDI triggers, the console, the tray and the command channel through
+`do`, and run in order on one command thread; settings change through `update`, validated first.
+
+The bridge tells, it is not polled: `subscribe(listener)` delivers the events of `muse_bridge.events`
+(status, candidates ready, playing candidate i, notices and errors, port and settings changes).
 """
 from __future__ import annotations
 
@@ -12,44 +16,35 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Callable
 
 import mido
 
 from engine.checkpoint import Checkpoint
+from engine.keys import Key, detect_key
 from engine.session import Candidate, Session, Suggestion
 from engine.state import State
-from muse_bridge.clock import ClockFollower, ClockSettings
+from engine.style import load_style
+from engine.tokenizer import Note, ticks_per_bar
+from muse_bridge.clock import ClockFollower
 from muse_bridge.controller import Command, MidiTriggers
+from muse_bridge.events import (GENERATING, IDLE, LISTENING, PLAYING, BridgeEvent, BridgeStatus, CandidatesReady,
+                                Listener, Notice, PlayingCandidate, PortsChanged, SettingsChanged, StatusChanged)
 from muse_bridge.live_score import LiveScore, LiveScoreConfig
 from muse_bridge.player import Player, export_candidate
 from muse_bridge.ports import BridgePorts, PortSettings
-from muse_bridge.settings import BridgeSettings, load_settings, save_settings
+from muse_bridge.settings import BridgeSettings, SettingsError, read_settings, save_settings
 from muse_bridge.worker import SessionWorker, SuggestJob
 
 log = logging.getLogger(__name__)
 
-TICKS_PER_BEAT = 480
 SCORE_POLL_SECONDS = 0.005   # how often the score thread moves time on when no message comes
-
-
-@dataclass(frozen=True)
-class BridgeStatus:
-    """One line's worth of state, for the console and the tray."""
-
-    bpm: float
-    clock: str                    # "midi clock", "internal", "stopped"
-    bar: int                      # 1-based bar of the score (0 before the first note)
-    context_tokens: int           # tokens in the Session's state
-    pending_tokens: int           # final tokens still on their way to the Session
-    last_suggest_seconds: float | None
-    device: str
-    candidate: int | None         # 1-based index of the candidate being auditioned
-    candidates: int
-    playing: bool
-    overflow: int                 # MIDI messages dropped because the queue was full
-    message: str                  # the last thing worth telling (errors, port changes)
+STATUS_EVERY_SECONDS = 0.1   # how often the score thread looks for a status worth telling
+LISTENING_SECONDS = 4.0      # a note played this recently makes the bridge "listening"
+PREVIEW_BARS = 2             # context bars sent with the candidates, for previews
+KEY_DETECTION_BARS = 16      # the context's last bars that "detect key" looks at
 
 
 @dataclass(frozen=True)
@@ -67,23 +62,29 @@ class LiveBridge:
 
     def __init__(self, checkpoint: Checkpoint, settings: BridgeSettings = BridgeSettings(),
                  initial_state: State | None = None, settings_path: Path | None = None,
-                 client_name: str = "Muse Bridge"):
+                 client_name: str | None = None):
+        if client_name is not None:
+            settings = replace(settings, ports=replace(settings.ports, client_name=client_name))
         self.settings, self.settings_path = settings, settings_path
-        self.tokenizer = checkpoint.tokenizer
-        self.clock = ClockFollower(ClockSettings(bpm=settings.bpm, time_signature=tuple(settings.time_signature),
-                                                 ticks_per_beat=TICKS_PER_BEAT))
-        self.score = LiveScore(self.tokenizer, LiveScoreConfig(TICKS_PER_BEAT, tuple(settings.time_signature)),
-                               tempo_bpm=settings.bpm)
+        self.checkpoint, self.tokenizer = checkpoint, checkpoint.tokenizer
+        self.clock = ClockFollower(settings.clock)
+        self.score = LiveScore(self.tokenizer, LiveScoreConfig(settings.clock.ticks_per_beat,
+                                                               tuple(settings.clock.time_signature)),
+                               tempo_bpm=settings.clock.bpm)
         self.worker = SessionWorker(Session(checkpoint.model, self.tokenizer, initial_state))
         self.triggers = MidiTriggers(settings.triggers, on_change=self._save_triggers)
-        self.ports = BridgePorts(PortSettings(settings.midi_api, settings.input_port, settings.output_port,
-                                              settings.virtual_ports, client_name, queue_size=settings.queue_size),
-                                 self._on_midi, on_change=self._tell)
-        self.player = Player(self.ports.send, self.clock, settings.output_channel)
-        self._events: queue.Queue = queue.Queue(maxsize=settings.queue_size)
+        self.ports = BridgePorts(settings.ports, self._on_midi, on_change=self._port_lost_or_back)
+        self.player = Player(lambda message: self.ports.send(message), self.clock, settings.ports.output_channel)
+        self._events: queue.Queue = queue.Queue(maxsize=settings.ports.queue_size)
         self._lock = threading.RLock()        # the LiveScore and what is handed to the worker with it
         self._stop = threading.Event()
         self._score_thread: threading.Thread | None = None
+        self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self._command_thread: threading.Thread | None = None
+        self._listeners: list[Listener] = []
+        self._last_status: BridgeStatus | None = None
+        self._generating = 0
+        self._last_note_at = float("-inf")
         self.suggestion: Suggestion | None = None
         self.index = 0
         self.message = ""
@@ -97,20 +98,36 @@ class LiveBridge:
 
     # ---- life cycle ---------------------------------------------------------------------
 
-    def start(self) -> "LiveBridge":
+    def start(self, require_ports: bool = True) -> "LiveBridge":
+        """Start the threads and open the ports. A port that cannot be opened raises, or with
+        `require_ports=False` is reported (a Notice) and the bridge runs without it until ports are changed."""
         self.worker.start()
-        self.ports.open()
         self._score_thread = threading.Thread(target=self._score_loop, name="muse-score", daemon=True)
         self._score_thread.start()
-        log.info("listening on %r, playing on %r (%s)", self.ports.input_name, self.ports.output_name, self.ports.api)
+        self._command_thread = threading.Thread(target=self._command_loop, name="muse-commands", daemon=True)
+        self._command_thread.start()
+        try:
+            self.ports.open()
+        except (OSError, ValueError) as e:
+            if require_ports:
+                self.close()
+                raise
+            self._tell(f"MIDI ports not open: {e}", error=True)
+        else:
+            log.info("listening on %r, playing on %r (%s)", self.ports.input_name, self.ports.output_name,
+                     self.ports.api)
+            self._ports_changed()
         return self
 
     def close(self) -> None:
         """Note-offs for everything playing, then ports and threads down."""
         self.player.close()
         self._stop.set()
-        if self._score_thread is not None:
-            self._score_thread.join(timeout=5)
+        for thread in (self._score_thread, self._command_thread):
+            if thread is not None:
+                if thread is self._command_thread:
+                    self._commands.put(None)
+                thread.join(timeout=5)
         self.ports.close()
         self.worker.stop()
 
@@ -128,6 +145,7 @@ class LiveBridge:
         if not self.clock.on_message(message, t):
             if message.type == "note_on" and message.velocity > 0 and not self.triggers.claims(message):
                 self.clock.ensure_running(t)
+                self._last_note_at = t
             try:
                 self._events.put_nowait((message, self.clock.position(t)))
             except queue.Full:
@@ -139,7 +157,11 @@ class LiveBridge:
     # ---- the score thread --------------------------------------------------------------------
 
     def _score_loop(self) -> None:
+        next_status = 0.0
         while not self._stop.is_set():
+            if time.monotonic() >= next_status:
+                next_status = time.monotonic() + STATUS_EVERY_SECONDS
+                self._publish_status()
             batch = []
             try:
                 batch.append(self._events.get(timeout=SCORE_POLL_SECONDS))
@@ -173,7 +195,7 @@ class LiveBridge:
                 self.score.handle(message, int(position))
             self._commit()
         for command in commands:
-            self.do(command)
+            self.do(command)   # queued for the command thread: the score never waits for a command
 
     def settle(self, timeout: float) -> bool:
         """Wait until every message received so far, and the time up to now, have reached the score,
@@ -193,17 +215,40 @@ class LiveBridge:
         """Hand the tokens final by now to the worker (called with the lock held)."""
         self.worker.feed(self.score.advance(int(self.clock.position())))
 
-    # ---- commands --------------------------------------------------------------------------
+    # ---- commands ----------------------------------------------------------------------------
 
     def do(self, command: Command | str) -> None:
-        """Run a command by name (MIDI triggers and console keys come through here)."""
+        """Queue a command by name (MIDI triggers, console keys, tray, command channel); commands run in
+        order on the command thread, and a failure becomes a Notice."""
         command = Command(command)
-        try:
-            {Command.SUGGEST: self.suggest, Command.NEXT: self.next, Command.PREVIOUS: self.previous,
-             Command.ACCEPT: self.accept, Command.CLEAR: self.clear, Command.PANIC: self.panic,
-             Command.EXPORT: self.export}[command]()
-        except (ValueError, OSError) as e:
-            self._tell(f"{command.value} failed: {e}")
+        actions = {Command.SUGGEST: self.suggest, Command.NEXT: self.next, Command.PREVIOUS: self.previous,
+                   Command.ACCEPT: self.accept, Command.CLEAR: self.clear, Command.PANIC: self.panic,
+                   Command.EXPORT: self.export}
+        self.submit(actions[command], command.value)
+
+    def submit(self, action: Callable[[], Any], what: str) -> None:
+        """Run `action()` on the command thread after the commands queued before it."""
+        self._commands.put((action, what))
+
+    def _command_loop(self) -> None:
+        while True:
+            item = self._commands.get()
+            if item is None:
+                return
+            action, what = item
+            try:
+                action()
+            except (ValueError, OSError) as e:
+                self._tell(f"{what} failed: {e}", error=True)
+            except Exception as e:  # a bug must not end the thread every later command runs on
+                log.exception("%s failed", what)
+                self._tell(f"{what} failed: {type(e).__name__}: {e}", error=True)
+
+    def wait_commands(self, timeout: float = 10.0) -> bool:
+        """Block until the commands queued so far have run (tests, scripts); False on timeout."""
+        done = threading.Event()
+        self.submit(done.set, "wait")
+        return done.wait(timeout)
 
     def suggest(self, seed: int | None = None) -> None:
         """K candidates of N bars from the next bar line; the first plays there when ready."""
@@ -212,17 +257,21 @@ class LiveBridge:
             now = self.clock.position()
             self.worker.feed(self.score.advance(int(now)))
             tail = self.score.tail(int(now))
+            context = self.score.committed + tail
             target = (int(now) // self.clock.bar_ticks + 1) * self.clock.bar_ticks
             s = self.settings
-            job = SuggestJob(s.candidates, s.bars, s.sampling(), tuple(tail), s.seed if seed is None else seed)
+            job = SuggestJob(s.candidates, s.bars, s.sampling, tuple(tail), s.seed if seed is None else seed)
             self._requested_at = job.requested_at
             self.suggestions_done.clear()
-            self.worker.suggest(job, lambda j, sug, err: self._suggested(j, sug, err, target))
+            self._generating += 1
+            self.worker.suggest(job, lambda j, sug, err: self._suggested(j, sug, err, target, context))
+        self._publish_status()
 
     def _suggested(self, job: SuggestJob, suggestion: Suggestion | None, error: Exception | None,
-                   target: int) -> None:
+                   target: int, context: list[int]) -> None:
+        self._generating -= 1
         if error is not None:
-            self._tell(f"suggest failed: {error}")
+            self._tell(f"suggest failed: {error}", error=True)
             self.suggestions_done.set()
             return
         self.last_suggest_seconds = time.perf_counter() - job.requested_at
@@ -230,8 +279,20 @@ class LiveBridge:
         start = target if target > self.clock.position() else self.clock.next_bar_line()
         self.player.play(suggestion.candidates[0], start)
         self.last_first_note_seconds = time.perf_counter() - job.requested_at
+        first = suggestion.candidates[0]
+        self._emit(CandidatesReady(suggestion, tuple(self._context_notes(context, PREVIEW_BARS, first)), PREVIEW_BARS))
+        self._emit(PlayingCandidate(0, start))
         self._tell(f"{len(suggestion.candidates)} candidates in {self.last_suggest_seconds:.2f} s")
         self.suggestions_done.set()
+
+    def _context_notes(self, tokens: list[int], bars: int, like: Candidate) -> list[Note]:
+        """The notes of the last `bars` bars of `tokens`, in `like`'s ticks, ending at tick 0."""
+        bar_at = [i for i, t in enumerate(tokens) if t == self.tokenizer.bar_id][-bars:]
+        if not bar_at:
+            return []
+        shift = len(bar_at) * ticks_per_bar(like.time_signature, like.ticks_per_beat)
+        notes = self.tokenizer.decode(tokens[bar_at[0]:], like.ticks_per_beat, like.time_signature)
+        return [Note(n.pitch, n.velocity, n.start - shift, min(n.end, shift) - shift) for n in notes]
 
     @property
     def candidate(self) -> Candidate | None:
@@ -242,7 +303,16 @@ class LiveBridge:
             self._tell("nothing to audition: suggest first")
             return
         self.index = (self.index + step) % len(self.suggestion.candidates)
-        self.player.play(self.candidate, self.clock.next_bar_line())
+        self.play(self.index)
+
+    def play(self, index: int) -> None:
+        """Audition candidate `index` (0-based) of the current suggestion from the next bar line."""
+        if self.suggestion is None or not 0 <= index < len(self.suggestion.candidates):
+            raise ValueError(f"no candidate {index + 1} to play: suggest first")
+        self.index = index
+        playback = self.player.play(self.candidate, self.clock.next_bar_line())
+        self._emit(PlayingCandidate(index, playback.start_tick))
+        self._publish_status()
 
     def next(self) -> None:
         """Play the next candidate from the next bar line."""
@@ -270,6 +340,21 @@ class LiveBridge:
             self.suggestion = None
         self._tell("context cleared")
 
+    def context_notes(self, bars: int = KEY_DETECTION_BARS) -> list[Note]:
+        """The notes of the context's last `bars` bars (played and accepted, final or not)."""
+        with self._lock:
+            tokens = self.score.committed + self.score.tail(int(self.clock.position()))
+        tpb = self.settings.clock.ticks_per_beat
+        bar_at = [i for i, t in enumerate(tokens) if t == self.tokenizer.bar_id][-bars:]
+        return self.tokenizer.decode(tokens[bar_at[0]:], tpb, self.settings.clock.time_signature) if bar_at else []
+
+    def detect_key(self) -> Key:
+        """Estimate the key of the context's last bars and lock sampling to it."""
+        key = detect_key(self.context_notes())
+        self.update({"sampling.key_lock": str(key)})
+        self._tell(f"key detected: {key}")
+        return key
+
     def panic(self) -> None:
         """Stop playing; note-offs and All Notes Off on every channel."""
         self.player.panic()
@@ -288,30 +373,141 @@ class LiveBridge:
         """Bind the next control or key that arrives to `command` (saved in the settings file)."""
         self.triggers.learn(command)
 
-    # ---- reporting ---------------------------------------------------------------------------
+    # ---- settings ------------------------------------------------------------------------------
+
+    def update(self, changes: dict[str, Any], persist: bool = False) -> BridgeSettings:
+        """Change settings at run time ({"sampling.temperature": 0.8, "bars": 4, "ports.input_name": …,
+        "style": PATH}). Values are checked here (SettingsError naming the setting, nothing changed);
+        ports and style are then opened on the command thread, and if that fails the old ones stay, with a
+        Notice. A SettingsChanged event tells the settings in force afterwards. `persist` saves the changes
+        to the settings file."""
+        wanted = self.settings.with_changes(changes)
+        self.submit(lambda: self._apply_settings(wanted, changes, persist), "settings")
+        return wanted
+
+    def _apply_settings(self, wanted: BridgeSettings, changes: dict[str, Any], persist: bool) -> None:
+        settings = replace(wanted, ports=self.settings.ports, style=self.settings.style)
+        applied = dict(changes)
+        for section, switch, what in (("ports", self._reopen_ports, "MIDI ports"), ("style", self._switch_style, "style")):
+            if getattr(wanted, section) == getattr(self.settings, section):
+                continue
+            try:
+                switch(getattr(wanted, section))
+            except (OSError, ValueError) as e:
+                self._tell(f"{what} unchanged: {e}", error=True)
+                applied = {k: v for k, v in applied.items() if k.split(".")[0] != section}
+            else:
+                settings = replace(settings, **{section: getattr(wanted, section)})
+        self.settings = settings
+        if persist and applied:
+            self._persist(applied)
+        self._emit(SettingsChanged(self.settings))
+
+    def _reopen_ports(self, new: PortSettings) -> None:
+        """Close the ports (note-offs first), open the new ones; if they cannot be opened, reopen the old."""
+        self.player.stop()
+        old = self.ports
+        fresh = BridgePorts(new, self._on_midi, on_change=self._port_lost_or_back)   # MidiApiError before closing
+        old.close()
+        try:
+            fresh.open()
+        except (OSError, ValueError):
+            self.ports = BridgePorts(old.settings, self._on_midi, on_change=self._port_lost_or_back)
+            try:
+                self.ports.open()
+            except (OSError, ValueError) as e:
+                log.warning("the previous MIDI ports cannot be reopened either: %s", e)
+            self._ports_changed()
+            raise
+        self.ports = fresh
+        self.player.channel = new.output_channel
+        self._ports_changed()
+        self._tell(f"MIDI in {fresh.input_name!r}, out {fresh.output_name!r} ({fresh.api})")
+
+    def _switch_style(self, path: str | None) -> None:
+        """Load a style preset (None: the model's own initial state); the context is kept, re-read from the new start."""
+        initial = load_style(path, self.checkpoint).to(self.worker.session.device) if path else None
+        with self._lock:
+            committed = list(self.score.committed)
+
+            def switch(session: Session) -> None:
+                session.set_initial_state(initial)
+                session.feed(committed)
+            self.worker.call(switch)
+        self._tell(f"style: {Path(path).stem if path else 'none'}")
+
+    def _persist(self, changes: dict[str, Any]) -> None:
+        """Only the changed settings go to the file: options given for this run alone stay out of it."""
+        stored, _ = read_settings(self.settings_path)
+        try:
+            path = save_settings(stored.with_changes(changes), self.settings_path)
+        except (OSError, SettingsError) as e:
+            self._tell(f"settings not saved: {e}", error=True)
+            return
+        log.info("settings saved to %s", path)
 
     def _save_triggers(self, triggers: dict[str, list]) -> None:
-        """Only the triggers change in the file: options given for this run alone stay out of it."""
-        self.settings.triggers = triggers
-        stored = load_settings(self.settings_path)
-        stored.triggers = triggers
-        path = save_settings(stored, self.settings_path)
-        self._tell(f"triggers saved to {path}")
+        self.settings = replace(self.settings, triggers=triggers)
+        self._persist({"triggers": triggers})
+        self._tell("triggers saved")
+        self._emit(SettingsChanged(self.settings))
 
-    def _tell(self, text: str) -> None:
+    # ---- reporting ---------------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener(event)` for every event from now on (on the bridge's threads); returns the unsubscribe."""
+        self._listeners.append(listener)
+        if self._last_status is not None:
+            listener(StatusChanged(self._last_status))
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _emit(self, event: BridgeEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a front end's bug must not stop the music
+                log.exception("event listener failed on %s", type(event).__name__)
+
+    def _publish_status(self) -> None:
+        status = self.status()
+        if status != self._last_status:
+            self._last_status = status
+            self._emit(StatusChanged(status))
+
+    def _ports_changed(self) -> None:
+        p = self.ports
+        self._emit(PortsChanged(p.api, p.input.name if p.input else None, p.output.name if p.output else None,
+                                p.virtual))
+
+    def _port_lost_or_back(self, text: str) -> None:
+        self._tell(text, error="lost" in text)
+        self._ports_changed()
+
+    def _tell(self, text: str, error: bool = False) -> None:
         self.message = text
-        log.info(text)
+        (log.warning if error else log.info)(text)
+        self._emit(Notice(text, error))
+        self._publish_status()
 
     def status(self) -> BridgeStatus:
         now = self.clock.position()
         clock = "midi clock" if self.clock.external else ("internal" if self.clock.running else "stopped")
         bar = self.score.bar_of(int(now)) + 1 if self.score.started else 0
         fed = self.worker.tokens_fed
-        return BridgeStatus(self.clock.bpm, clock, bar, self.worker.session.context_length,
+        playing = self.player.playback is not None
+        if self._generating:
+            activity = GENERATING
+        elif playing:
+            activity = PLAYING
+        elif time.monotonic() - self._last_note_at < LISTENING_SECONDS:
+            activity = LISTENING
+        else:
+            activity = IDLE
+        return BridgeStatus(round(self.clock.bpm, 1), clock, bar, self.worker.session.context_length,
                             self.worker.tokens_queued - fed, self.last_suggest_seconds, self.worker.device,
                             self.index + 1 if self.suggestion else None,
                             len(self.suggestion.candidates) if self.suggestion else 0,
-                            self.player.playback is not None, self.overflow, self.message)
+                            playing, self.overflow, self.message, activity)
 
     def stats(self) -> LiveStats:
         return LiveStats(self.messages_in, self.overflow, self.callback_max_seconds, self.score.notes_seen,

@@ -4,12 +4,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 from engine.checkpoint import CheckpointError
 from engine.sampler import SamplingConfig
 from engine.tokenizer import MidiFileError
+from muse_bridge.command_channel import APP_COMMANDS, CommandChannelError, send_command
+from muse_bridge.controller import Command
 
 
 def positive_int(text: str) -> int:
@@ -59,18 +62,57 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         return run_suggest(args)
 
-    from muse_bridge.headless import add_live_arguments, run_live
+    from muse_bridge.startup import add_live_arguments
 
     parser = argparse.ArgumentParser(
         prog="muse-bridge",
-        description="An RWKV-7 companion for composers: the live MIDI bridge (console mode). "
+        description="An RWKV-7 companion for composers: the live MIDI bridge, as a tray app where a display "
+                    "exists and PyQt6 is installed, else (or with --headless) in the console. "
                     "`muse-bridge suggest IN.mid --out DIR …` continues a MIDI file instead.")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--command", choices=[c.value for c in Command] + list(APP_COMMANDS), default=None,
+                        help="send a command to the running app and exit (for desktop shortcuts, e.g. on Wayland)")
+    parser.add_argument("--screenshot", type=Path, metavar="PNG", default=None,
+                        help="render the panel with a POP909 phrase and real candidates to PNG, then exit")
     add_live_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command is not None:
+        try:
+            print(send_command(args.command))
+        except CommandChannelError as e:
+            print(f"muse-bridge: {e}", file=sys.stderr)
+            return 2
+        return 0
+    if args.screenshot is not None:
+        reason = tray_unavailable(need_display=False)
+        if reason is not None:
+            print(f"muse-bridge: cannot render the panel: {reason}", file=sys.stderr)
+            return 2
+        from ui.app import run_screenshot
+        return run_screenshot(args)
+    if not args.headless:
+        reason = tray_unavailable()
+        if reason is None:
+            from ui.app import run_tray
+            return run_tray(args)
+        logging.getLogger(__name__).info("console mode: %s", reason)
+
+    from muse_bridge.headless import run_live
     return run_live(args)
+
+
+def tray_unavailable(need_display: bool = True) -> str | None:
+    """Why the tray app cannot start here (None when it can): PyQt6 missing, or no display."""
+    try:
+        import PyQt6.QtWidgets  # noqa: F401
+    except ImportError as e:
+        return f"PyQt6 is not installed ({e}); pip install -e '.[ui]'"
+    if need_display and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                                                  or os.environ.get("QT_QPA_PLATFORM") == "offscreen"):
+        return "no display (DISPLAY and WAYLAND_DISPLAY are unset)"
+    return None
 
 
 if __name__ == "__main__":

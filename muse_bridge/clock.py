@@ -37,13 +37,20 @@ class ClockSettings:
     clock_timeout: float = 0.5                # seconds without clock before the internal clock takes over
     smoothing: float = 0.08                   # weight of each new clock interval in the tempo average
 
+    def __post_init__(self) -> None:
+        if not 20 <= self.bpm <= 400:  # also refuses NaN
+            raise ValueError(f"tempo must be 20-400 bpm, got {self.bpm}")
+        num, den = self.time_signature
+        if num < 1 or den not in (1, 2, 4, 8, 16, 32):
+            raise ValueError(f"time signature must be N/1, N/2, N/4, N/8 …, got {num}/{den}")
+        if self.ticks_per_beat < 24 or self.clock_timeout <= 0 or not 0 < self.smoothing <= 1:
+            raise ValueError("ticks per beat >= 24, a positive clock timeout and smoothing in (0, 1] are needed")
+
 
 class ClockFollower:
     """Thread-safe: `on_message` from the MIDI thread, `position` from anywhere."""
 
     def __init__(self, settings: ClockSettings = ClockSettings(), now=time.monotonic):
-        if settings.bpm <= 0:
-            raise ValueError(f"tempo must be positive, got {settings.bpm} bpm")
         self.settings, self._now = settings, now
         self.bar_ticks = ticks_per_bar(settings.time_signature, settings.ticks_per_beat)
         self.ticks_per_clock = settings.ticks_per_beat / CLOCKS_PER_QUARTER

@@ -14,14 +14,13 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
-from dataclasses import replace
-from pathlib import Path
 
 from engine.checkpoint import CheckpointError
-from engine.tokenizer import parse_time_signature
+from muse_bridge.command_channel import CommandChannel
 from muse_bridge.controller import Command
-from muse_bridge.ports import MIDI_APIS, MidiApiError
-from muse_bridge.settings import SettingsError, default_settings_path, load_settings
+from muse_bridge.ports import MidiApiError
+from muse_bridge.settings import SettingsError
+from muse_bridge.startup import launch_options, launch_settings, open_bridge
 
 log = logging.getLogger(__name__)
 
@@ -30,68 +29,31 @@ KEYS = {"s": Command.SUGGEST, "n": Command.NEXT, "p": Command.PREVIOUS, "a": Com
 HELP = "keys: s suggest  n next  p previous  a accept  c clear  x panic  e export  L<key> learn  q quit"
 
 
-def add_live_arguments(parser: argparse.ArgumentParser) -> None:
-    """The live bridge's options (ports, clock, model, sampling) on the main `muse-bridge` parser."""
-    g = parser.add_argument_group("live bridge")
-    g.add_argument("--headless", action="store_true", help="console mode even where a display exists")
-    g.add_argument("--midi-api", choices=sorted(MIDI_APIS), default=None, help="rtmidi API (default: saved, else auto)")
-    g.add_argument("--in", dest="input_port", metavar="NAME", default=None, help='input port (default "Muse In")')
-    g.add_argument("--out", dest="output_port", metavar="NAME", default=None, help='output port (default "Muse Out")')
-    g.add_argument("--virtual", action=argparse.BooleanOptionalAction, default=None,
-                   help="create virtual ports (default where the API can) or open existing ones by name")
-    g.add_argument("--checkpoint", type=Path, default=None, help="a model checkpoint (default: the bundled model)")
-    g.add_argument("--style", type=Path, default=None, help="a style preset for the checkpoint")
-    g.add_argument("--bpm", type=float, default=None, help="tempo without MIDI clock (default 120)")
-    g.add_argument("--time-signature", type=parse_time_signature, default=None, help="meter, e.g. 3/4 (default 4/4)")
-    g.add_argument("--candidates", type=int, default=None)
-    g.add_argument("--bars", type=int, default=None)
-    g.add_argument("--temperature", type=float, default=None)
-    g.add_argument("--top-p", type=float, default=None)
-    g.add_argument("--top-k", type=int, default=None)
-    g.add_argument("--seed", type=int, default=None)
-    g.add_argument("--channel", type=int, default=None, help="output MIDI channel, 1-16")
-    g.add_argument("--device", default=None, help="torch device for the model (default: cuda if present, else cpu)")
-    g.add_argument("--settings", type=Path, default=None,
-                   help=f"settings file (default: $MUSE_BRIDGE_SETTINGS or {default_settings_path()})")
-
-
-def settings_from_args(args: argparse.Namespace):
-    """Saved settings, overridden by whatever was given on the command line."""
-    settings = load_settings(args.settings)
-    overrides = {"midi_api": args.midi_api, "input_port": args.input_port, "output_port": args.output_port,
-                 "virtual_ports": args.virtual, "bpm": args.bpm, "time_signature": args.time_signature,
-                 "candidates": args.candidates, "bars": args.bars, "temperature": args.temperature,
-                 "top_p": args.top_p, "top_k": args.top_k, "seed": args.seed,
-                 "output_channel": None if args.channel is None else args.channel - 1}
-    return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
-
-
 def run_live(args: argparse.Namespace) -> int:
     """Open the bridge and run the console until quit; returns the exit status."""
-    import torch
-
-    from engine.checkpoint import load_checkpoint
-    from engine.style import load_style
-    from muse_bridge.bridge import LiveBridge
-
+    options = launch_options(args)
     try:
-        settings = settings_from_args(args)
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        ckpt = load_checkpoint(args.checkpoint, device=device)
-        initial = load_style(args.style, ckpt).to(device) if args.style else None
-        bridge = LiveBridge(ckpt, settings, initial, settings_path=args.settings).start()
+        settings, problems = launch_settings(options)
+        for problem in problems:
+            print(f"muse-bridge: {problem}", file=sys.stderr)
+        bridge, problems = open_bridge(options, settings, lambda text, done: log.info("%s", text))
     except (SettingsError, CheckpointError, MidiApiError, OSError, ValueError) as e:
         print(f"muse-bridge: {e}", file=sys.stderr)
         return 2
+    for problem in problems:
+        print(f"muse-bridge: {problem}", file=sys.stderr)
 
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    channel = CommandChannel(bridge.do, stop.set).start()
     print(f"Muse Bridge: in {bridge.ports.input_name!r}, out {bridge.ports.output_name!r} "
-          f"({bridge.ports.api}, {'virtual' if bridge.ports.virtual else 'existing'} ports), model on {device}")
+          f"({bridge.ports.api}, {'virtual' if bridge.ports.virtual else 'existing'} ports), "
+          f"model on {bridge.worker.device}")
     print(HELP)
     try:
         _console(bridge, stop)
     finally:
+        channel.close()
         bridge.close()  # note-offs first
         for s, handler in previous.items():
             signal.signal(s, handler)

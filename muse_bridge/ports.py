@@ -47,9 +47,21 @@ class PortSettings:
     input_name: str = "Muse In"
     output_name: str = "Muse Out"
     virtual: bool | None = None       # None: virtual ports where the API can make them
+    output_channel: int = 0           # 0-based MIDI channel the candidates play on
     client_name: str = "Muse Bridge"  # how the virtual ports' owner shows up (JACK/ALSA client)
     poll_seconds: float = 1.0         # how often ports opened by name are checked
-    queue_size: int = 65536           # messages rtmidi holds for the reading thread
+    queue_size: int = 65536           # messages waiting to be read, in rtmidi and before the live score
+
+    def __post_init__(self) -> None:
+        if self.api not in MIDI_APIS:
+            raise MidiApiError(f"unknown MIDI API {self.api!r}; choose one of {', '.join(MIDI_APIS)}")
+        for what, name in (("input", self.input_name), ("output", self.output_name)):
+            if not name.strip():
+                raise ValueError(f"the MIDI {what} port needs a name")
+        if not 0 <= self.output_channel <= 15:
+            raise ValueError(f"output channel must be 1-16, got {self.output_channel + 1}")
+        if self.poll_seconds <= 0 or self.queue_size < 1:
+            raise ValueError(f"poll seconds and queue size must be positive, got {self.poll_seconds}, {self.queue_size}")
 
 
 def midi_backend(api: str) -> mido.Backend:

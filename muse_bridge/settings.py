@@ -1,4 +1,10 @@
-"""BridgeSettings: everything the live bridge remembers between runs, as JSON in the user's config folder.
+"""BridgeSettings: everything the live bridge remembers between runs, one nested object saved as JSON.
+
+The console and the tray read and change the same object. Each section is the dataclass of the
+part it configures (`PortSettings` of the ports, `ClockSettings` of the clock, `SamplingConfig` of
+the sampler), so no field is declared twice. Every dataclass validates itself, and settings only
+ever change through `with_changes`, which builds a whole new object or refuses: nothing is
+half-applied. A settings file with a bad value keeps the last good value of that field and says so.
 
 The file is `$MUSE_BRIDGE_SETTINGS` if set, else `settings.json` in the platform's config folder
 (`$XDG_CONFIG_HOME/muse-bridge`, `~/Library/Application Support/muse-bridge`, `%APPDATA%\\muse-bridge`).
@@ -9,11 +15,17 @@ import json
 import logging
 import os
 import sys
-import tempfile
-from dataclasses import asdict, dataclass, field, fields
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
+from typing import Any
 
+from engine.atomic import atomic_write
 from engine.sampler import SamplingConfig
+from muse_bridge.clock import ClockSettings
+from muse_bridge.controller import Command
+from muse_bridge.ports import PortSettings
 
 log = logging.getLogger(__name__)
 
@@ -23,46 +35,135 @@ SETTINGS_ENV = "MUSE_BRIDGE_SETTINGS"
 DEFAULT_TRIGGERS = {"suggest": ["cc", 20], "next": ["cc", 21], "previous": ["cc", 22],
                     "accept": ["cc", 23], "panic": ["cc", 24]}
 
+# where the flat settings files of version 0.1 kept each value
+_FLAT_NAMES = {"midi_api": "ports.api", "input_port": "ports.input_name", "output_port": "ports.output_name",
+               "virtual_ports": "ports.virtual", "output_channel": "ports.output_channel",
+               "queue_size": "ports.queue_size", "bpm": "clock.bpm", "time_signature": "clock.time_signature",
+               "temperature": "sampling.temperature", "top_p": "sampling.top_p", "top_k": "sampling.top_k",
+               "max_tokens_per_bar": "sampling.max_tokens_per_bar"}
+
 
 class SettingsError(ValueError):
-    """A settings file that cannot be read; names the file."""
+    """A settings value or file that cannot be used; names the file or the setting."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class BridgeSettings:
-    midi_api: str = "auto"
-    input_port: str = "Muse In"
-    output_port: str = "Muse Out"
-    virtual_ports: bool | None = None      # None: virtual where the MIDI API can
-    output_channel: int = 0                # 0-based MIDI channel the candidates play on
-    bpm: float = 120.0                     # tempo without MIDI clock
-    time_signature: tuple[int, int] = (4, 4)
+    ports: PortSettings = PortSettings()
+    clock: ClockSettings = ClockSettings()
+    sampling: SamplingConfig = SamplingConfig()    # temperature, top-p, top-k, key lock, pitch range
     candidates: int = 4
     bars: int = 2
-    temperature: float = 1.0
-    top_p: float = 0.95
-    top_k: int = 0
-    max_tokens_per_bar: int = 192
+    seed: int | None = None                        # fixed: suggestions are reproducible
     triggers: dict[str, list] = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_TRIGGERS.items()})
-    seed: int | None = None                # fixed: suggestions are reproducible
-    queue_size: int = 65536                # MIDI events waiting for the score; beyond, they are counted and dropped
+    hotkey: str = "<ctrl>+<alt>+s"                 # global Suggest key (pynput's spelling)
+    style: str | None = None                       # a style preset file, None for the model's own start
 
-    def sampling(self) -> SamplingConfig:
-        return SamplingConfig(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
-                              max_tokens_per_bar=self.max_tokens_per_bar)
+    def __post_init__(self) -> None:
+        if not 1 <= self.candidates <= 64:
+            raise ValueError(f"candidates must be 1-64, got {self.candidates}")
+        if not 1 <= self.bars <= 64:
+            raise ValueError(f"bars must be 1-64, got {self.bars}")
+        for command, trigger in self.triggers.items():
+            Command(command)  # ValueError names an unknown command
+            if not (isinstance(trigger, (list, tuple)) and len(trigger) == 2 and trigger[0] in ("cc", "note")
+                    and isinstance(trigger[1], int) and 0 <= trigger[1] <= 127):
+                raise ValueError(f"trigger of {command!r} must be [\"cc\" or \"note\", 0-127], got {trigger!r}")
+        if not self.hotkey.strip():
+            raise ValueError("the hotkey needs at least one key")
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["time_signature"] = list(self.time_signature)
-        return d
+        return json.loads(json.dumps(asdict(self)))   # tuples as lists: what the file holds
+
+    def with_changes(self, changes: dict[str, Any]) -> "BridgeSettings":
+        """A copy with `changes` ({"sampling.temperature": 0.8, "bars": 4}); SettingsError naming the first
+        setting that cannot take its value, and then nothing is changed."""
+        settings = self
+        for path, value in changes.items():
+            settings = _set(settings, path.split("."), value, path)
+        return settings
 
     @classmethod
-    def from_dict(cls, d: dict) -> "BridgeSettings":
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in d.items() if k in known}
-        if "time_signature" in kwargs:
-            kwargs["time_signature"] = tuple(int(v) for v in kwargs["time_signature"])
-        return cls(**kwargs)
+    def from_dict(cls, data: dict, source: str = "settings") -> tuple["BridgeSettings", list[str]]:
+        """Settings from a file's JSON object, and one line per value that was refused (that setting keeps its default)."""
+        if not isinstance(data, dict):
+            return cls(), [f"{source}: not a JSON object of settings; using the defaults"]
+        settings, problems = cls(), []
+        for path, value in _flatten(data):
+            path = _FLAT_NAMES.get(path, path)
+            try:
+                settings = settings.with_changes({path: value})
+            except SettingsError as e:
+                problems.append(f"{source}: {e}; keeping {_get(settings, path)!r}")
+        return settings, problems
+
+
+def _flatten(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    """{"ports": {"api": "jack"}} -> [("ports.api", "jack")]; triggers stay one value."""
+    out = []
+    for key, value in data.items():
+        path = prefix + str(key)
+        if isinstance(value, dict) and path != "triggers":
+            out += _flatten(value, path + ".")
+        else:
+            out.append((path, value))
+    return out
+
+
+def _get(obj: Any, path: str) -> Any:
+    for name in path.split("."):
+        obj = getattr(obj, name, None)
+    return obj
+
+
+def _set(obj: Any, names: list[str], value: Any, path: str) -> Any:
+    """A copy of dataclass `obj` with the field at `names` set to `value`, type-checked and validated."""
+    known = {f.name for f in fields(obj)}
+    if names[0] not in known:
+        raise SettingsError(f"unknown setting {path!r}")
+    current = getattr(obj, names[0])
+    if len(names) > 1:
+        if not is_dataclass(current):
+            raise SettingsError(f"unknown setting {path!r}")
+        new = _set(current, names[1:], value, path)
+    else:
+        if is_dataclass(current):
+            raise SettingsError(f"{path} is a section, not a value")
+        new = _coerce(value, typing.get_type_hints(type(obj))[names[0]], path)
+    try:
+        return replace(obj, **{names[0]: new})
+    except (ValueError, TypeError) as e:
+        raise SettingsError(f"{path}: {e}") from None
+
+
+def _coerce(value: Any, hint: Any, path: str) -> Any:
+    """`value` as the type `hint` says (ints for floats, lists for tuples), or SettingsError naming the setting."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, path)
+            except SettingsError as e:
+                errors.append(e)
+        raise errors[0]
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and isinstance(value, str):
+        return value
+    if origin is tuple and isinstance(value, (list, tuple)) and len(value) == len(args):
+        return tuple(_coerce(v, a, path) for v, a in zip(value, args))
+    if origin is dict and isinstance(value, dict):
+        return {str(k): list(v) if isinstance(v, (list, tuple)) else v for k, v in value.items()}
+    described = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}.get(
+        hint, f"{len(args)} values" if origin is tuple else "an object" if origin is dict else str(hint))
+    raise SettingsError(f"{path} must be {described}, got {value!r}")
 
 
 def default_settings_path() -> Path:
@@ -77,27 +178,32 @@ def default_settings_path() -> Path:
     return base / "muse-bridge" / "settings.json"
 
 
-def load_settings(path: Path | None = None) -> BridgeSettings:
-    """The saved settings, or the defaults when there is no file yet."""
+def style_folder(settings_path: Path | None = None) -> Path:
+    """Where the style picker looks for presets: `styles/` beside the settings file."""
+    return (settings_path or default_settings_path()).parent / "styles"
+
+
+def read_settings(path: Path | None = None) -> tuple[BridgeSettings, list[str]]:
+    """The saved settings (the defaults when there is no file yet) and one line per value that was refused."""
     path = path or default_settings_path()
     if not path.is_file():
-        return BridgeSettings()
+        return BridgeSettings(), []
     try:
-        return BridgeSettings.from_dict(json.loads(path.read_text()))
-    except (ValueError, TypeError) as e:
-        raise SettingsError(f"{path}: not a valid settings file ({e})") from e
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return BridgeSettings(), [f"{path}: not a readable settings file ({e}); using the defaults"]
+    return BridgeSettings.from_dict(data, str(path))
+
+
+def load_settings(path: Path | None = None) -> BridgeSettings:
+    """The saved settings; every refused value is logged as a warning and keeps its default."""
+    settings, problems = read_settings(path)
+    for problem in problems:
+        log.warning(problem)
+    return settings
 
 
 def save_settings(settings: BridgeSettings, path: Path | None = None) -> Path:
-    """Write atomically (temporary file, then rename)."""
-    path = path or default_settings_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(settings.to_dict(), f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write atomically: a crash never leaves half a settings file."""
+    text = json.dumps(settings.to_dict(), indent=2).encode()
+    return atomic_write(path or default_settings_path(), lambda f: f.write(text))

@@ -116,8 +116,9 @@ def phrase(daw: Daw, bar: int = 0) -> None:
 @pytest.fixture
 def bridge(jack_server, live_checkpoint, tmp_path):
     tag = f"{os.getpid()}-{time.monotonic_ns() % 10**6}"
-    settings = BridgeSettings(midi_api="jack", input_port=f"Muse In {tag}", output_port=f"Muse Out {tag}",
-                              candidates=3, bars=1, max_tokens_per_bar=16, seed=1, bpm=BPM)
+    settings = BridgeSettings().with_changes({
+        "ports.api": "jack", "ports.input_name": f"Muse In {tag}", "ports.output_name": f"Muse Out {tag}",
+        "candidates": 3, "bars": 1, "sampling.max_tokens_per_bar": 16, "seed": 1, "clock.bpm": BPM})
     b = LiveBridge(live_checkpoint, settings, settings_path=tmp_path / "settings.json", client_name=f"muse-{tag}")
     b.start()
     yield b
@@ -139,7 +140,7 @@ def wait_connected(out, bridge: LiveBridge) -> None:
 
 @pytest.fixture
 def daw(bridge):
-    d = Daw(bridge.settings.input_port, bridge.settings.output_port)
+    d = Daw(bridge.settings.ports.input_name, bridge.settings.ports.output_name)
     wait_connected(d.out, bridge)
     yield d
     d.close()
@@ -169,7 +170,7 @@ def test_suggest_plays_the_candidate_from_the_next_bar_line_in_clock_ticks(bridg
 
 def suggest_two_bars_by_cc20(bridge, daw) -> int:
     """Play the phrase, ask for 2-bar candidates by CC 20; returns the clock at which candidate 1 starts."""
-    bridge.settings.bars = 2
+    bridge.update({"bars": 2})
     phrase(daw)
     daw.at(CLOCKS_PER_BAR + 6, mido.Message("control_change", control=20, value=127))
     daw.play()
@@ -220,10 +221,11 @@ def wait_taken(bridge: LiveBridge, sent: int, in_flight: int = 0, timeout: float
 
 def test_a_flood_of_10000_messages_loses_no_committed_note(bridge):
     backend = jack_backend()
-    out = backend.open_output(port_named(backend.get_output_names(), bridge.settings.input_port))
+    out = backend.open_output(port_named(backend.get_output_names(), bridge.settings.ports.input_name))
     try:
         wait_connected(out, bridge)
-        bridge.settings.bars, bridge.settings.max_tokens_per_bar = 8, 64
+        bridge.update({"bars": 8, "sampling.max_tokens_per_bar": 64})
+        assert bridge.wait_commands()
         bridge.suggest()          # keeps the model busy while the flood comes in
         sent = bridge.stats().messages_in    # the probes
         for i in range(5000):
@@ -252,7 +254,7 @@ def test_the_midi_callback_never_waits_for_the_score_or_the_model(bridge):
     """With the score thread and the model both held up, every message is still taken off the port
     (and reaches the score once they go on)."""
     backend = jack_backend()
-    out = backend.open_output(port_named(backend.get_output_names(), bridge.settings.input_port))
+    out = backend.open_output(port_named(backend.get_output_names(), bridge.settings.ports.input_name))
     release = threading.Event()
     try:
         wait_connected(out, bridge)
@@ -301,8 +303,9 @@ def test_a_port_that_disappears_is_reopened_and_the_session_kept(jack_server, li
     tag = f"{os.getpid()}-{time.monotonic_ns() % 10**6}"
     keys = backend.open_output(f"Keys {tag}", virtual=True, client_name=f"keys-{tag}")
     sink = backend.open_input(f"Sink {tag}", virtual=True, client_name=f"sink-{tag}")
-    settings = BridgeSettings(midi_api="jack", input_port=f"Keys {tag}", output_port=f"Sink {tag}",
-                              virtual_ports=False, max_tokens_per_bar=16)
+    settings = BridgeSettings().with_changes({
+        "ports.api": "jack", "ports.input_name": f"Keys {tag}", "ports.output_name": f"Sink {tag}",
+        "ports.virtual": False, "sampling.max_tokens_per_bar": 16})
     bridge = LiveBridge(live_checkpoint, settings, settings_path=tmp_path / "s.json").start()
     try:
         def wait_for(condition, what):

@@ -39,10 +39,13 @@ def test_learning_a_control_that_triggers_another_command_moves_it():
 
 
 def test_settings_round_trip_through_the_json_file(tmp_path):
-    settings = BridgeSettings(midi_api="jack", bpm=97.5, time_signature=(3, 4), triggers={"suggest": ["cc", 50]})
+    settings = BridgeSettings().with_changes({"ports.api": "jack", "clock.bpm": 97.5, "clock.time_signature": (3, 4),
+                                              "triggers": {"suggest": ["cc", 50]}, "sampling.key_lock": "a minor",
+                                              "sampling.pitch_range": [48, 84], "hotkey": "<ctrl>+<shift>+m"})
     path = save_settings(settings, tmp_path / "s.json")
     assert load_settings(path) == settings
-    assert json.loads(path.read_text())["time_signature"] == [3, 4]
+    stored = json.loads(path.read_text())
+    assert stored["clock"]["time_signature"] == [3, 4] and stored["sampling"]["key_lock"] == "A minor"
 
 
 def test_the_settings_file_can_be_moved_with_an_environment_variable(tmp_path, monkeypatch):

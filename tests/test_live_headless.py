@@ -12,14 +12,13 @@ from jack import jack_backend, jack_server, live_checkpoint  # noqa: F401  (fixt
 from muse_bridge.ports import close_output
 
 ROOT = Path(__file__).resolve().parent.parent
-MAIN = ("import argparse, sys; from muse_bridge.headless import add_live_arguments, run_live; "
-        "p = argparse.ArgumentParser(); add_live_arguments(p); sys.exit(run_live(p.parse_args()))")
+MAIN = "import sys; from muse_bridge.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def test_headless_bridge_suggests_on_a_key_and_sigterm_leaves_no_note_sounding(jack_server, live_checkpoint, tmp_path):
     tag = f"{os.getpid()}-hl"
     process = subprocess.Popen(
-        [sys.executable, "-c", MAIN, "--midi-api", "jack", "--in", f"HL In {tag}", "--out", f"HL Out {tag}",
+        [sys.executable, "-c", MAIN, "--headless", "--midi-api", "jack", "--in", f"HL In {tag}", "--out", f"HL Out {tag}",
          "--checkpoint", live_checkpoint.path, "--settings", str(tmp_path / "s.json"), "--bars", "4",
          "--candidates", "2", "--bpm", "240", "--seed", "3", "--device", "cpu"],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -6,6 +6,7 @@ engine's format), log.csv and loss.png. Every file is written atomically.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 import os
@@ -19,6 +20,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from engine.atomic import atomic_write
 from engine.checkpoint import atomic_save, load_checkpoint, read_payload, save_checkpoint
 from engine.model import RWKV7, config_for_size
 from engine.state import State
@@ -212,9 +214,8 @@ def _ddp_loss(ddp, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def write_log(path: Path, history: list[dict]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["step", "lr", "train_loss", "val_loss", "grad_norm", "tokens_per_s"])
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=["step", "lr", "train_loss", "val_loss", "grad_norm", "tokens_per_s"])
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write(path, lambda f: f.write(text.getvalue().encode()))

@@ -1,0 +1,166 @@
+"""Starting the live bridge, the same way for the console and the tray: settings, device, model, style, ports.
+
+`launch_settings` merges the saved settings with the command line; `open_bridge` loads the model on
+the chosen device (retrying on the CPU when CUDA runs out of memory), the style preset, and opens
+the bridge, reporting each stage to a progress callback. `BridgeLoader` runs it on a thread of its
+own, so a window never waits for the model, a port or the disk.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.checkpoint import Checkpoint, CheckpointError
+from engine.tokenizer import parse_time_signature
+from muse_bridge.ports import MIDI_APIS
+from muse_bridge.settings import BridgeSettings, SettingsError, default_settings_path, read_settings
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, float], None]   # (what is happening, fraction done 0..1)
+
+# command-line option -> setting it overrides for this run (never saved)
+_OVERRIDES = {"midi_api": "ports.api", "input_port": "ports.input_name", "output_port": "ports.output_name",
+              "virtual": "ports.virtual", "bpm": "clock.bpm", "time_signature": "clock.time_signature",
+              "candidates": "candidates", "bars": "bars", "temperature": "sampling.temperature",
+              "top_p": "sampling.top_p", "top_k": "sampling.top_k", "key": "sampling.key_lock", "seed": "seed"}
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """What the command line decides beyond the settings: which model, on which device, which settings file."""
+
+    checkpoint: Path | None = None
+    device: str | None = None             # None: cuda when present, else cpu
+    settings_path: Path | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)   # settings for this run only
+    client_name: str | None = None
+
+
+def add_live_arguments(parser: argparse.ArgumentParser) -> None:
+    """The live bridge's options (ports, clock, model, sampling) on the main `muse-bridge` parser."""
+    g = parser.add_argument_group("live bridge")
+    g.add_argument("--headless", action="store_true", help="console mode even where a display exists")
+    g.add_argument("--midi-api", choices=sorted(MIDI_APIS), default=None, help="rtmidi API (default: saved, else auto)")
+    g.add_argument("--in", dest="input_port", metavar="NAME", default=None, help='input port (default "Muse In")')
+    g.add_argument("--out", dest="output_port", metavar="NAME", default=None, help='output port (default "Muse Out")')
+    g.add_argument("--virtual", action=argparse.BooleanOptionalAction, default=None,
+                   help="create virtual ports (default where the API can) or open existing ones by name")
+    g.add_argument("--checkpoint", type=Path, default=None, help="a model checkpoint (default: the bundled model)")
+    g.add_argument("--style", type=Path, default=None, help="a style preset for the checkpoint")
+    g.add_argument("--bpm", type=float, default=None, help="tempo without MIDI clock (default 120)")
+    g.add_argument("--time-signature", type=parse_time_signature, default=None, help="meter, e.g. 3/4 (default 4/4)")
+    g.add_argument("--candidates", type=int, default=None)
+    g.add_argument("--bars", type=int, default=None)
+    g.add_argument("--temperature", type=float, default=None)
+    g.add_argument("--top-p", type=float, default=None)
+    g.add_argument("--top-k", type=int, default=None)
+    g.add_argument("--key", default=None, help='key lock, e.g. "A minor", "D dorian" or "off"')
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--channel", type=int, default=None, help="output MIDI channel, 1-16")
+    g.add_argument("--device", default=None, help="torch device for the model (default: cuda if present, else cpu)")
+    g.add_argument("--settings", type=Path, default=None,
+                   help=f"settings file (default: $MUSE_BRIDGE_SETTINGS or {default_settings_path()})")
+
+
+def launch_options(args: argparse.Namespace) -> LaunchOptions:
+    overrides = {path: getattr(args, name) for name, path in _OVERRIDES.items() if getattr(args, name) is not None}
+    if args.channel is not None:
+        overrides["ports.output_channel"] = args.channel - 1
+    if args.style is not None:
+        overrides["style"] = str(args.style)
+    return LaunchOptions(args.checkpoint, args.device, args.settings, overrides)
+
+
+def launch_settings(options: LaunchOptions) -> tuple[BridgeSettings, list[str]]:
+    """The saved settings with the command line's on top; one line per refused saved value.
+    A refused command-line value raises SettingsError (the user just typed it)."""
+    settings, problems = read_settings(options.settings_path)
+    return settings.with_changes(options.overrides), problems
+
+
+def choose_device(requested: str | None) -> str:
+    import torch
+
+    if requested is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(requested)
+    except RuntimeError as e:
+        raise ValueError(f"--device {requested!r} is not a torch device ({e})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {requested!r}: no CUDA device here; use --device cpu")
+    return str(device)
+
+
+def load_model(checkpoint: Path | None, device: str, progress: Progress) -> Checkpoint:
+    """The checkpoint on `device`; when CUDA runs out of memory, on the CPU instead (with a progress line)."""
+    import torch
+
+    from engine.checkpoint import load_checkpoint
+
+    progress(f"loading the model ({checkpoint or 'bundled default'}) on {device}", 0.1)
+    try:
+        return load_checkpoint(checkpoint, device=device)
+    except torch.OutOfMemoryError:
+        progress(f"CUDA out of memory on {device}: loading the model on the CPU instead", 0.3)
+        torch.cuda.empty_cache()
+        return load_checkpoint(checkpoint, device="cpu")
+
+
+def open_bridge(options: LaunchOptions, settings: BridgeSettings, progress: Progress = lambda text, done: None,
+                require_ports: bool = True) -> tuple["LiveBridge", list[str]]:  # noqa: F821
+    """Model, style and ports, then the running bridge; and one line per thing that was skipped (a style
+    preset that does not load). Raises CheckpointError for the model; for the ports too unless
+    `require_ports` is False (then the bridge runs without them and says so)."""
+    from engine.style import load_style
+    from muse_bridge.bridge import LiveBridge
+
+    problems = []
+    device = choose_device(options.device)
+    ckpt = load_model(options.checkpoint, device, progress)
+    model_device = next(ckpt.model.parameters()).device
+    initial = None
+    if settings.style:
+        progress(f"loading the style preset {settings.style}", 0.6)
+        try:
+            initial = load_style(settings.style, ckpt).to(model_device)
+        except CheckpointError as e:
+            problems.append(f"style preset not loaded: {e}")
+            settings = settings.with_changes({"style": None})
+    progress("opening the MIDI ports", 0.8)
+    bridge = LiveBridge(ckpt, settings, initial, settings_path=options.settings_path,
+                        client_name=options.client_name).start(require_ports=require_ports)
+    progress("ready", 1.0)
+    return bridge, problems
+
+
+class BridgeLoader:
+    """`open_bridge` on a thread: `on_progress(text, done)`, then `on_ready(bridge, problems)` or
+    `on_failed(message)`, all called on the loader's thread."""
+
+    def __init__(self, options: LaunchOptions, settings: BridgeSettings, on_progress: Progress,
+                 on_ready: Callable[[Any, list[str]], None], on_failed: Callable[[str], None]):
+        self.options, self.settings = options, settings
+        self.on_progress, self.on_ready, self.on_failed = on_progress, on_ready, on_failed
+        self.thread = threading.Thread(target=self._run, name="muse-loader", daemon=True)
+
+    def start(self) -> "BridgeLoader":
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            bridge, problems = open_bridge(self.options, self.settings, self.on_progress, require_ports=False)
+        except (CheckpointError, SettingsError, OSError, ValueError) as e:
+            self.on_failed(str(e))
+            return
+        except Exception as e:  # the window stays up and says what broke; the traceback goes to the log
+            log.exception("starting the bridge failed")
+            self.on_failed(f"{type(e).__name__}: {e}")
+            return
+        self.on_ready(bridge, problems)
