@@ -336,6 +336,23 @@ class RemiTokenizer:
         return notes
 
 
+    def decode_last_bars(self, tokens: list[int], bars: int, ticks_per_beat: int = 480,
+                         time_signature=(4, 4)) -> tuple[list[Note], int]:
+        """The notes of the last `bars` bars of `tokens`, in ticks that end at 0 (earlier notes start
+        below 0, notes are cut at 0), and how many bars there were (fewer when `tokens` is shorter)."""
+        bar_at = [i for i, t in enumerate(tokens) if t == self.bar_id][-bars:] if bars > 0 else []
+        if not bar_at:
+            return [], 0
+        meter = tuple(time_signature)
+        for t in tokens[bar_at[0]:bar_at[0] + 2]:   # miditok writes the TimeSig right after each Bar
+            kind, _, value = self._id_to_str[t].partition("_")
+            if kind == "TimeSig":
+                meter = tuple(int(v) for v in value.split("/"))
+        notes = self.decode(tokens[bar_at[0]:], ticks_per_beat, meter)
+        end = len(bar_at) * ticks_per_bar(meter, ticks_per_beat)
+        return [Note(n.pitch, n.velocity, n.start - end, min(n.end, end) - end) for n in notes], len(bar_at)
+
+
 def _pedal_spans(controls, track_end: int) -> list[tuple[int, int]]:
     """(down, up) ticks of the sustain pedal from CC64 events; a pedal left down lifts at track_end."""
     spans = []

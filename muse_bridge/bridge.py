@@ -27,7 +27,7 @@ from engine.keys import Key, detect_key
 from engine.session import Candidate, Session, Suggestion
 from engine.state import State
 from engine.style import load_style
-from engine.tokenizer import Note, ticks_per_bar
+from engine.tokenizer import Note
 from muse_bridge.clock import ClockFollower
 from muse_bridge.controller import Command, MidiTriggers
 from muse_bridge.events import (GENERATING, IDLE, LISTENING, PLAYING, BridgeEvent, BridgeStatus, CandidatesReady,
@@ -280,19 +280,11 @@ class LiveBridge:
         self.player.play(suggestion.candidates[0], start)
         self.last_first_note_seconds = time.perf_counter() - job.requested_at
         first = suggestion.candidates[0]
-        self._emit(CandidatesReady(suggestion, tuple(self._context_notes(context, PREVIEW_BARS, first)), PREVIEW_BARS))
+        notes, bars = self.tokenizer.decode_last_bars(context, PREVIEW_BARS, first.ticks_per_beat, first.time_signature)
+        self._emit(CandidatesReady(suggestion, tuple(notes), bars))
         self._emit(PlayingCandidate(0, start))
         self._tell(f"{len(suggestion.candidates)} candidates in {self.last_suggest_seconds:.2f} s")
         self.suggestions_done.set()
-
-    def _context_notes(self, tokens: list[int], bars: int, like: Candidate) -> list[Note]:
-        """The notes of the last `bars` bars of `tokens`, in `like`'s ticks, ending at tick 0."""
-        bar_at = [i for i, t in enumerate(tokens) if t == self.tokenizer.bar_id][-bars:]
-        if not bar_at:
-            return []
-        shift = len(bar_at) * ticks_per_bar(like.time_signature, like.ticks_per_beat)
-        notes = self.tokenizer.decode(tokens[bar_at[0]:], like.ticks_per_beat, like.time_signature)
-        return [Note(n.pitch, n.velocity, n.start - shift, min(n.end, shift) - shift) for n in notes]
 
     @property
     def candidate(self) -> Candidate | None:
@@ -344,9 +336,8 @@ class LiveBridge:
         """The notes of the context's last `bars` bars (played and accepted, final or not)."""
         with self._lock:
             tokens = self.score.committed + self.score.tail(int(self.clock.position()))
-        tpb = self.settings.clock.ticks_per_beat
-        bar_at = [i for i, t in enumerate(tokens) if t == self.tokenizer.bar_id][-bars:]
-        return self.tokenizer.decode(tokens[bar_at[0]:], tpb, self.settings.clock.time_signature) if bar_at else []
+        clock = self.settings.clock
+        return self.tokenizer.decode_last_bars(tokens, bars, clock.ticks_per_beat, clock.time_signature)[0]
 
     def detect_key(self) -> Key:
         """Estimate the key of the context's last bars and lock sampling to it."""
@@ -360,12 +351,13 @@ class LiveBridge:
         self.player.panic()
         self._tell("panic: all notes off")
 
-    def export(self, path: Path | None = None) -> Path:
-        """Write the candidate being auditioned as a .mid file."""
-        if self.candidate is None:
-            raise ValueError("no candidate to export: suggest first")
-        path = Path(path) if path is not None else Path.cwd() / f"muse_candidate_{self.index + 1}.mid"
-        export_candidate(self.tokenizer, self.candidate, path, self.clock.bpm)
+    def export(self, path: Path | None = None, index: int | None = None) -> Path:
+        """Write candidate `index` (default: the one being auditioned) as a .mid file of exactly its bars."""
+        index = self.index if index is None else index
+        if self.suggestion is None or not 0 <= index < len(self.suggestion.candidates):
+            raise ValueError(f"no candidate {index + 1} to export: suggest first")
+        path = Path(path) if path is not None else Path.cwd() / f"muse_candidate_{index + 1}.mid"
+        export_candidate(self.tokenizer, self.suggestion.candidates[index], path, self.clock.bpm)
         self._tell(f"exported {path}")
         return path
 

@@ -1,0 +1,313 @@
+"""The tray app: tray icon, panel, hotkey and command channel wired to one LiveBridge.
+
+Nothing here waits: the model loads and the ports open on the loader thread, port lists are read on
+a thread, and commands go to the bridge's command thread. Bridge events arrive on the bridge's
+threads and are carried onto the Qt thread by a signal.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from PyQt6.QtCore import QObject, QTimer, pyqtSignal
+from PyQt6.QtGui import QKeySequence, QShortcut
+from PyQt6.QtWidgets import QApplication, QSystemTrayIcon
+
+from engine.checkpoint import CheckpointError
+from muse_bridge.command_channel import CommandChannel, CommandChannelError, send_command
+from muse_bridge.controller import Command
+from muse_bridge.events import (PLAYING, BridgeStatus, CandidatesReady, Notice, PlayingCandidate, PortsChanged,
+                                SettingsChanged, StatusChanged)
+from muse_bridge.ports import midi_backend
+from muse_bridge.settings import BridgeSettings, SettingsError, style_folder
+from muse_bridge.startup import BridgeLoader, LaunchOptions, launch_options, launch_settings
+from ui.hotkey import GlobalHotkey, HotkeyUnavailable
+from ui.panel import Panel
+from ui.tray import TrayIcon
+
+log = logging.getLogger(__name__)
+
+SHORTCUTS = {"Ctrl+Space": Command.SUGGEST, "Ctrl+Right": Command.NEXT, "Ctrl+Left": Command.PREVIOUS,
+             "Ctrl+Return": Command.ACCEPT, "Escape": Command.PANIC}
+SCREENSHOT_PHRASE = Path(__file__).resolve().parent.parent / "tests" / "data" / "pop909" / "001.mid"
+
+
+class TrayApp(QObject):
+    """Owns the panel, the tray icon, the hotkey and the command channel; the bridge once it is loaded."""
+
+    bridgeEvent = pyqtSignal(object)
+    loaded = pyqtSignal(object, list)
+    loadFailed = pyqtSignal(str)
+    loading = pyqtSignal(str, float)
+    portsListed = pyqtSignal(list, list, list)          # inputs, outputs, style presets
+    channelCommand = pyqtSignal(str)
+
+    def __init__(self, app: QApplication, options: LaunchOptions, settings: BridgeSettings,
+                 problems: list[str] = (), use_tray: bool | None = None):
+        super().__init__()
+        self.app, self.options, self.settings = app, options, settings
+        self.bridge = None
+        self.panel = Panel()
+        self.panel.show_settings(settings)
+        use_tray = QSystemTrayIcon.isSystemTrayAvailable() if use_tray is None else use_tray
+        self.tray = TrayIcon() if use_tray else None
+        self.hotkey: GlobalHotkey | None = None
+        self.channel: CommandChannel | None = None
+        self._wire()
+        for problem in problems:
+            self.notify(Notice(problem, error=True))
+
+    def _wire(self) -> None:
+        p = self.panel
+        p.commandRequested.connect(self.command)
+        p.auditionRequested.connect(lambda i: self._submit(lambda: self.bridge.play(i), f"play candidate {i + 1}"))
+        p.settingsRequested.connect(self.change_settings)
+        p.learnRequested.connect(lambda c: self.bridge and self.bridge.learn(c))
+        p.detectKeyRequested.connect(lambda: self._submit(lambda: self.bridge.detect_key(), "detect key"))
+        p.refreshPortsRequested.connect(self.refresh_ports)
+        p.exportRequested.connect(lambda i, path: self._submit(lambda: self.bridge.export(Path(path), i), "export"))
+        for keys, command in SHORTCUTS.items():
+            QShortcut(QKeySequence(keys), p).activated.connect(lambda c=command: self.command(c))
+        if self.tray is not None:
+            self.tray.commandRequested.connect(self.command)
+            self.tray.showPanelRequested.connect(self.show_panel)
+            self.tray.quitRequested.connect(self.app.quit)
+            self.tray.set_ready(False)
+        self.bridgeEvent.connect(self._on_event)
+        self.loaded.connect(self._loaded)
+        self.loadFailed.connect(lambda text: self.notify(Notice(f"cannot start: {text}", error=True)))
+        self.loading.connect(self._loading)
+        self.portsListed.connect(self._ports_listed)
+        self.channelCommand.connect(self._channel_command)
+        self.app.aboutToQuit.connect(self.shutdown)
+
+    # ---- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> "TrayApp":
+        if self.tray is not None:
+            self.tray.show()
+        else:
+            log.info("no system tray here: the panel is the app's window")
+        self.show_panel()
+        try:
+            self.channel = CommandChannel(lambda c: self.channelCommand.emit(c.value),
+                                          on_quit=lambda: self.channelCommand.emit("quit"),
+                                          on_show=lambda: self.channelCommand.emit("show")).start()
+        except (CommandChannelError, OSError) as e:
+            self.notify(Notice(f"command channel not available: {e}", error=True))
+        try:
+            self.hotkey = GlobalHotkey(self.settings.hotkey, lambda: self.channelCommand.emit("suggest")).start()
+        except HotkeyUnavailable as e:
+            self.notify(Notice(str(e)))
+        BridgeLoader(self.options, self.settings, self.loading.emit, self.loaded.emit, self.loadFailed.emit).start()
+        return self
+
+    def shutdown(self) -> None:
+        """Hotkey and channel down, then the bridge: every note it started gets its note-off."""
+        if self.hotkey is not None:
+            self.hotkey.stop()
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        if self.bridge is not None:
+            self.bridge.close()
+            self.bridge = None
+        if self.tray is not None:
+            self.tray.hide()
+
+    def show_panel(self) -> None:
+        self.panel.show()
+        self.panel.raise_()
+        self.panel.activateWindow()
+
+    # ---- loading ----------------------------------------------------------------------------
+
+    def _loading(self, text: str, done: float) -> None:
+        self.panel.show_loading(text, done)
+        if self.tray is not None:
+            self.tray.set_activity(self.tray.activity, text)
+
+    def _loaded(self, bridge, problems: list[str]) -> None:
+        self.bridge = bridge
+        bridge.subscribe(self.bridgeEvent.emit)
+        self.settings = bridge.settings
+        self.panel.show_settings(bridge.settings)
+        self.panel.set_ready(True)
+        if self.tray is not None:
+            self.tray.set_ready(True)
+        self.notify(Notice(f"ready: model on {bridge.worker.device}"))
+        for problem in problems:
+            self.notify(Notice(problem, error=True))
+        self.refresh_ports(bridge.settings.ports.api)
+
+    # ---- commands and settings ----------------------------------------------------------------
+
+    def command(self, command: Command) -> None:
+        if self.bridge is None:
+            self.notify(Notice("the model is still loading"))
+            return
+        self.bridge.do(command)
+
+    def _submit(self, action, what: str) -> None:
+        if self.bridge is not None:
+            self.bridge.submit(action, what)
+
+    def change_settings(self, changes: dict, persist: bool) -> None:
+        if self.bridge is None:
+            return
+        try:
+            self.bridge.update(changes, persist=persist)
+        except SettingsError as e:
+            self.notify(Notice(str(e), error=True))
+            self.panel.show_settings(self.bridge.settings)   # the last good values again
+
+    def _channel_command(self, name: str) -> None:
+        if name == "quit":
+            self.app.quit()
+        elif name == "show":
+            self.show_panel()
+        else:
+            self.command(Command(name))
+
+    def refresh_ports(self, api: str) -> None:
+        """List the API's ports and the style presets on a thread; the panel gets them by signal."""
+        folder = style_folder(self.options.settings_path)
+
+        def work() -> None:
+            styles = sorted(folder.glob("*.pt")) if folder.is_dir() else []
+            try:
+                backend = midi_backend(api)
+                inputs, outputs = backend.get_input_names(), backend.get_output_names()
+            except (OSError, ValueError) as e:
+                self.bridgeEvent.emit(Notice(f"MIDI ports of {api!r} not listed: {e}", error=True))
+                inputs, outputs = [], []
+            self.portsListed.emit(inputs, outputs, styles)
+        threading.Thread(target=work, name="muse-port-list", daemon=True).start()
+
+    def _ports_listed(self, inputs: list, outputs: list, styles: list) -> None:
+        self.panel.show_available_ports(inputs, outputs)
+        self.panel.show_styles(styles)
+
+    # ---- events ----------------------------------------------------------------------------
+
+    def _on_event(self, event) -> None:
+        if isinstance(event, StatusChanged):
+            self.panel.show_status(event.status)
+            if self.tray is not None:
+                s = event.status
+                self.tray.set_activity(s.activity, f"{s.bpm:.0f} bpm · bar {s.bar}" +
+                                       (f" · candidate {s.candidate}/{s.candidates}" if s.candidate else ""))
+        elif isinstance(event, CandidatesReady):
+            self.panel.show_candidates(event, self.bridge.tokenizer, self.bridge.clock.bpm)
+        elif isinstance(event, PlayingCandidate):
+            self.panel.show_playing(event.index)
+        elif isinstance(event, Notice):
+            self.notify(event)
+        elif isinstance(event, PortsChanged):
+            self.panel.show_ports(event)
+        elif isinstance(event, SettingsChanged):
+            self.settings = event.settings
+            self.panel.show_settings(event.settings)
+
+    def notify(self, notice: Notice) -> None:
+        """The panel's status line; errors also as a tray notification."""
+        self.panel.show_notice(notice)
+        if notice.error and self.tray is not None:
+            self.tray.showMessage("Muse Bridge", notice.text, QSystemTrayIcon.MessageIcon.Warning, 6000)
+
+
+def _application() -> QApplication:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Muse Bridge")
+    app.setQuitOnLastWindowClosed(False)
+    return app
+
+
+def _settings_or_exit(options: LaunchOptions) -> tuple[BridgeSettings, list[str]] | None:
+    try:
+        return launch_settings(options)
+    except SettingsError as e:
+        print(f"muse-bridge: {e}", file=sys.stderr)
+        return None
+
+
+def run_tray(args: argparse.Namespace) -> int:
+    """The tray app until Quit, SIGTERM or `muse-bridge --command quit`."""
+    try:   # a second start shows the running app's panel instead
+        send_command("show", timeout=1.0)
+        print("muse-bridge: already running; its panel is shown", file=sys.stderr)
+        return 0
+    except CommandChannelError:
+        pass
+    options = launch_options(args)
+    loaded = _settings_or_exit(options)
+    if loaded is None:
+        return 2
+    app = _application()
+    tray_app = TrayApp(app, options, *loaded).start()
+    if tray_app.tray is None:
+        app.setQuitOnLastWindowClosed(True)
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, lambda *_: app.quit())
+    wake = QTimer()   # lets Python run its signal handlers while Qt's loop sleeps
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
+    code = app.exec()
+    tray_app.shutdown()
+    return code
+
+
+def run_screenshot(args: argparse.Namespace) -> int:
+    """Render the panel after a real phrase with real candidates from the model, to a PNG."""
+    from engine.session import Session
+    from muse_bridge.startup import choose_device, load_model
+
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    options = launch_options(args)
+    loaded = _settings_or_exit(options)
+    if loaded is None:
+        return 2
+    settings = loaded[0]
+    try:
+        ckpt = load_model(options.checkpoint, choose_device(options.device), lambda text, done: log.info(text))
+        tokenizer = ckpt.tokenizer
+        phrase = tokenizer.read_midi(SCREENSHOT_PHRASE)
+    except (CheckpointError, ValueError, OSError) as e:
+        print(f"muse-bridge: {e}", file=sys.stderr)
+        return 2
+    tokens = tokenizer.encode(phrase)
+    session = Session(ckpt.model, tokenizer)
+    session.feed(tokens)
+    seed = settings.seed if settings.seed is not None else 7
+    suggestion = session.suggest(settings.candidates, settings.bars, settings.sampling, seed)
+    first = suggestion.candidates[0]
+    context, bars = tokenizer.decode_last_bars(tokens, 2, first.ticks_per_beat, first.time_signature)
+
+    app = _application()
+    panel = Panel()
+    panel.show_settings(settings)
+    panel.set_ready(True)
+    panel.show_status(BridgeStatus(round(phrase.tempo_bpm, 1), "internal", phrase.n_bars + 1, len(tokens), 0,
+                                   suggestion.seconds, str(session.device), 1, len(suggestion.candidates), True, 0,
+                                   "", PLAYING))
+    panel.show_ports(PortsChanged(settings.ports.api, settings.ports.input_name, settings.ports.output_name, True))
+    panel.show_candidates(CandidatesReady(suggestion, tuple(context), bars), tokenizer, phrase.tempo_bpm)
+    panel.show_playing(0)
+    panel.show_notice(Notice(f"{len(suggestion.candidates)} candidates after {SCREENSHOT_PHRASE.name} "
+                             f"({phrase.n_bars} bars) in {suggestion.seconds:.2f} s"))
+    panel.show()
+    app.processEvents()
+    path = Path(args.screenshot)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not panel.grab().save(str(path)):
+        print(f"muse-bridge: cannot write {path}", file=sys.stderr)
+        return 2
+    print(str(path))
+    panel.close()
+    return 0

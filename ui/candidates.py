@@ -1,0 +1,109 @@
+"""The candidate list: one row per candidate with its piano-roll preview after the context's last bars.
+
+Clicking a row auditions it from the next bar line; dragging a row out drops it as a .mid file
+(exactly its N bars, the DAW's tempo and meter) into a DAW or a file manager.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from PyQt6.QtCore import QMimeData, QSize, Qt, QUrl, pyqtSignal
+from PyQt6.QtGui import QDrag
+from PyQt6.QtWidgets import QAbstractItemView, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QWidget
+
+from engine.session import Candidate
+from engine.tokenizer import RemiTokenizer, ticks_per_bar
+from muse_bridge.events import CandidatesReady
+from muse_bridge.player import export_candidate
+from ui.pianoroll import PianoRoll, Roll
+
+
+class CandidateRow(QWidget):
+    def __init__(self, index: int, roll: Roll, parent: QWidget | None = None):
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 3, 6, 3)
+        self.index = index
+        self.number = QLabel(str(index + 1))
+        self.number.setFixedWidth(22)
+        self.number.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.roll = PianoRoll(roll)
+        notes = roll.candidate
+        span = f"{min(n.pitch for n in notes)}–{max(n.pitch for n in notes)}" if notes else "rest"
+        self.info = QLabel(f"{len(notes)} notes\n{span}")
+        self.info.setFixedWidth(64)
+        self.info.setStyleSheet("color: #8b929c; font-size: 10px;")
+        layout.addWidget(self.number)
+        layout.addWidget(self.roll, 1)
+        layout.addWidget(self.info)
+
+    def set_playing(self, playing: bool) -> None:
+        self.number.setText(f"▶{self.index + 1}" if playing else str(self.index + 1))
+        self.number.setStyleSheet("color: #5cc8ff; font-weight: bold;" if playing else "")
+        self.roll.set_roll(self.roll.roll, playing)
+
+
+class CandidateList(QListWidget):
+    """`show_candidates(event, tokenizer, bpm)` fills it; `auditionRequested(index)` when a row is picked."""
+
+    auditionRequested = pyqtSignal(int)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.setSpacing(2)
+        self.setStyleSheet("QListWidget::item:selected { background: #2d3f55; }")
+        self.candidates: list[Candidate] = []
+        self.tokenizer: RemiTokenizer | None = None
+        self.bpm = 120.0
+        self.drag_folder = Path(tempfile.mkdtemp(prefix="muse-bridge-drag-"))
+        self.itemClicked.connect(lambda item: self.auditionRequested.emit(self.row(item)))
+
+    def show_candidates(self, ready: CandidatesReady, tokenizer: RemiTokenizer, bpm: float) -> None:
+        self.clear()
+        self.candidates, self.tokenizer, self.bpm = list(ready.suggestion.candidates), tokenizer, bpm
+        for i, c in enumerate(self.candidates):
+            bar = ticks_per_bar(c.time_signature, c.ticks_per_beat)
+            roll = Roll(ready.context, tuple(c.notes), ready.context_bars, c.bars, bar, c.time_signature[0])
+            item = QListWidgetItem(self)
+            item.setSizeHint(QSize(300, 86))
+            item.setToolTip("click: play from the next bar line · drag: drop as a .mid file")
+            self.setItemWidget(item, CandidateRow(i, roll))
+
+    def row_widget(self, index: int) -> CandidateRow:
+        return self.itemWidget(self.item(index))
+
+    def set_playing(self, index: int | None) -> None:
+        for i in range(self.count()):
+            self.row_widget(i).set_playing(i == index)
+        if index is not None and 0 <= index < self.count():
+            self.blockSignals(True)
+            self.setCurrentRow(index)
+            self.blockSignals(False)
+
+    def export(self, index: int, path: Path) -> Path:
+        """Write candidate `index` as a .mid file of exactly its bars."""
+        if self.tokenizer is None or not 0 <= index < len(self.candidates):
+            raise ValueError(f"no candidate {index + 1} to export: suggest first")
+        export_candidate(self.tokenizer, self.candidates[index], path, self.bpm)
+        return path
+
+    def mime_for(self, index: int) -> QMimeData:
+        """The drag payload of a row: a fresh .mid file's URL."""
+        path = self.drag_folder / f"muse_candidate_{index + 1}_{time.strftime('%H%M%S')}.mid"
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(self.export(index, path)))])
+        return mime
+
+    def startDrag(self, actions) -> None:
+        row = self.currentRow()
+        if row < 0 or not self.candidates:
+            return
+        drag = QDrag(self)
+        drag.setMimeData(self.mime_for(row))
+        drag.setPixmap(self.row_widget(row).roll.grab())
+        drag.exec(Qt.DropAction.CopyAction)

@@ -1,0 +1,52 @@
+"""The global Suggest hotkey, through pynput (X11, macOS, Windows).
+
+Wayland gives no application a global key grab: there the desktop's own shortcut settings run
+`muse-bridge --command suggest` (see docs/tray.md). The hotkey's callback runs on pynput's thread and
+must only queue work.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+WAYLAND_ADVICE = ("bind `muse-bridge --command suggest` to a key in your desktop's keyboard shortcut settings")
+
+
+class HotkeyUnavailable(RuntimeError):
+    """No global hotkey here; the message says why and what to do instead."""
+
+
+class GlobalHotkey:
+    """`start()` listens for `spec` (pynput's spelling, e.g. "<ctrl>+<alt>+s") anywhere on the desktop."""
+
+    def __init__(self, spec: str, on_press: Callable[[], None]):
+        self.spec, self.on_press = spec, on_press
+        self._listener = None
+
+    def start(self) -> "GlobalHotkey":
+        """Raises HotkeyUnavailable (Wayland, no X connection, a key spelling pynput cannot read)."""
+        if sys.platform.startswith("linux") and os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("DISPLAY"):
+            raise HotkeyUnavailable(f"Wayland has no global hotkeys for applications: {WAYLAND_ADVICE}")
+        try:
+            from pynput import keyboard
+        except ImportError as e:   # pynput missing, or no X server to talk to
+            raise HotkeyUnavailable(f"global hotkey unavailable ({str(e).splitlines()[0]}); {WAYLAND_ADVICE}") from None
+        try:
+            keyboard.HotKey.parse(self.spec)
+        except ValueError as e:
+            raise HotkeyUnavailable(f"hotkey {self.spec!r} cannot be read ({e}); "
+                                    "write it like <ctrl>+<alt>+s") from None
+        self._listener = keyboard.GlobalHotKeys({self.spec: self.on_press})
+        self._listener.daemon = True
+        self._listener.start()
+        log.info("global hotkey %s for Suggest", self.spec)
+        return self
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
