@@ -226,9 +226,10 @@ class RemiTokenizer:
         time_signature: tuple[int, int],
         end_tick: int | None = None,
     ) -> None:
-        """One track, piano (program 0), tempo and time signature at tick 0, notes at absolute ticks."""
+        """One track, piano (program 0), tempo and time signature at tick 0, notes at absolute ticks.
+        Notes are made playable first (see `playable_notes`): every note-on has its own later note-off."""
         events = []  # (tick, order, message); note-offs before note-ons at the same tick
-        for n in notes:
+        for n in playable_notes(notes):
             events.append((n.end, 0, mido.Message("note_off", note=n.pitch, velocity=0)))
             events.append((n.start, 1, mido.Message("note_on", note=n.pitch, velocity=max(1, min(127, n.velocity)))))
         events.sort(key=lambda e: (e[0], e[1], e[2].note))
@@ -351,6 +352,23 @@ class RemiTokenizer:
         notes = self.decode(tokens[bar_at[0]:], ticks_per_beat, meter)
         end = len(bar_at) * ticks_per_bar(meter, ticks_per_beat)
         return [Note(n.pitch, n.velocity, n.start - end, min(n.end, end) - end) for n in notes], len(bar_at)
+
+
+def playable_notes(notes: list[Note]) -> list[Note]:
+    """Notes a DAW plays as written: a pitch struck again while it sounds ends the earlier note there
+    (as the live Player does), the same pitch twice at one tick is one note (the louder), and every
+    note lasts at least one tick, so no note-off can come before its note-on or end another's."""
+    out = []
+    by_pitch: dict[int, list[Note]] = {}
+    for n in notes:
+        by_pitch.setdefault(n.pitch, []).append(n)
+    for group in by_pitch.values():
+        group.sort(key=lambda n: (n.start, -n.velocity))
+        kept = [n for i, n in enumerate(group) if i == 0 or n.start != group[i - 1].start]
+        for n, nxt in zip(kept, kept[1:] + [None]):
+            end = max(n.end, n.start + 1)
+            out.append(Note(n.pitch, n.velocity, n.start, end if nxt is None else min(end, nxt.start)))
+    return sorted(out, key=lambda n: (n.start, n.pitch))
 
 
 def _pedal_spans(controls, track_end: int) -> list[tuple[int, int]]:

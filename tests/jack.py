@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 
 import mido
 import pytest
@@ -51,3 +52,21 @@ def live_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("live") / "micro.pt"
     save_checkpoint(path, RWKV7(config_for_size("micro", tok.vocab_size)), tok.settings)
     return load_checkpoint(path)
+
+
+def port_named(names: list[str], name: str) -> str:
+    [match] = [n for n in names if n.endswith(":" + name)]
+    return match
+
+
+def wait_connected(out, bridge) -> None:
+    """Send a control change the bridge ignores until one arrives: what JACK carries before a new
+    connection is in its graph is lost, which no test is about."""
+    before = bridge.stats().messages_in
+    deadline = time.monotonic() + 10
+    while bridge.stats().messages_in == before:
+        assert time.monotonic() < deadline, "the connection to the bridge never carried a message"
+        out.send(mido.Message("control_change", control=3, value=0))
+        time.sleep(0.02)
+    time.sleep(0.1)             # the probes still on their way land too
+    assert bridge.settle(10)

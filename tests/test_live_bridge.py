@@ -10,7 +10,7 @@ from collections import Counter
 import mido
 import pytest
 
-from jack import jack_backend, jack_server, live_checkpoint  # noqa: F401  (fixtures)
+from jack import jack_backend, jack_server, live_checkpoint, port_named, wait_connected  # noqa: F401  (fixtures)
 from muse_bridge.bridge import LiveBridge
 from muse_bridge.ports import BridgePorts, PolledInput, PortNotFoundError, PortSettings, close_output
 from muse_bridge.settings import BridgeSettings, load_settings
@@ -18,11 +18,6 @@ from muse_bridge.settings import BridgeSettings, load_settings
 BPM = 120.0
 CLOCKS_PER_BAR = 96          # 4/4 at 24 per quarter
 TICKS_PER_CLOCK = 20         # the bridge's timeline: 480 ticks per quarter
-
-
-def port_named(names: list[str], name: str) -> str:
-    [match] = [n for n in names if n.endswith(":" + name)]
-    return match
 
 
 class Daw:
@@ -123,19 +118,6 @@ def bridge(jack_server, live_checkpoint, tmp_path):
     b.start()
     yield b
     b.close()
-
-
-def wait_connected(out, bridge: LiveBridge) -> None:
-    """Send a control change the bridge ignores until one arrives: what JACK carries before a new
-    connection is in its graph is lost, which no test is about."""
-    before = bridge.stats().messages_in
-    deadline = time.monotonic() + 10
-    while bridge.stats().messages_in == before:
-        assert time.monotonic() < deadline, "the connection to the bridge never carried a message"
-        out.send(mido.Message("control_change", control=3, value=0))
-        time.sleep(0.02)
-    time.sleep(0.1)             # the probes still on their way land too
-    assert bridge.settle(10)
 
 
 @pytest.fixture

@@ -37,6 +37,11 @@ SHORTCUTS = {"Ctrl+Space": Command.SUGGEST, "Ctrl+Right": Command.NEXT, "Ctrl+Le
 SCREENSHOT_PHRASE = Path(__file__).resolve().parent.parent / "tests" / "data" / "pop909" / "001.mid"
 
 
+def hotkey_label(spec: str) -> str:
+    """pynput's "<ctrl>+<alt>+s" as people write it: "Ctrl+Alt+S"."""
+    return "+".join(part.strip("<>").capitalize() for part in spec.split("+"))
+
+
 class TrayApp(QObject):
     """Owns the panel, the tray icon, the hotkey and the command channel; the bridge once it is loaded."""
 
@@ -55,7 +60,7 @@ class TrayApp(QObject):
         self.panel = Panel()
         self.panel.show_settings(settings)
         use_tray = QSystemTrayIcon.isSystemTrayAvailable() if use_tray is None else use_tray
-        self.tray = TrayIcon() if use_tray else None
+        self.tray = TrayIcon(hotkey_label(settings.hotkey)) if use_tray else None
         self.hotkey: GlobalHotkey | None = None
         self.channel: CommandChannel | None = None
         self._wire()

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from PyQt6.QtCore import QMimeData, QSize, Qt, QUrl, pyqtSignal
-from PyQt6.QtGui import QDrag
+from PyQt6.QtGui import QColor, QDrag, QPainter
 from PyQt6.QtWidgets import QAbstractItemView, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QWidget
 
 from engine.session import Candidate
@@ -18,6 +18,10 @@ from engine.tokenizer import RemiTokenizer, ticks_per_bar
 from muse_bridge.events import CandidatesReady
 from muse_bridge.player import export_candidate
 from ui.pianoroll import PianoRoll, Roll
+
+EMPTY_HINT = ("Play a phrase into “Muse In”, then Suggest: the button, Ctrl+Space here, the global hotkey, "
+              "the tray menu or CC 20 from your controller.\n\nCandidates appear here: click one to hear it "
+              "from the next bar line, drag one into your DAW.")
 
 
 class CandidateRow(QWidget):
@@ -73,6 +77,15 @@ class CandidateList(QListWidget):
             item.setSizeHint(QSize(300, 86))
             item.setToolTip("click: play from the next bar line · drag: drop as a .mid file")
             self.setItemWidget(item, CandidateRow(i, roll))
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if self.count() == 0:   # what to do, where the candidates will be
+            painter = QPainter(self.viewport())
+            painter.setPen(QColor("#8b929c"))
+            painter.drawText(self.viewport().rect().adjusted(24, 0, -24, 0),
+                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, EMPTY_HINT)
+            painter.end()
 
     def row_widget(self, index: int) -> CandidateRow:
         return self.itemWidget(self.item(index))

@@ -54,13 +54,13 @@ class TrayIcon(QSystemTrayIcon):
     showPanelRequested = pyqtSignal()
     quitRequested = pyqtSignal()
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, hotkey: str = "", parent: QWidget | None = None):
         super().__init__(activity_icon(IDLE), parent)
         self.activity = IDLE
         self.menu = QMenu()
         self.actions: dict[str, QAction] = {}
         for text, command in MENU:
-            action = self.menu.addAction(text)
+            action = self.menu.addAction(f"{text}\t{hotkey}" if command is Command.SUGGEST and hotkey else text)
             action.triggered.connect(lambda _=False, c=command: self.commandRequested.emit(c))
             self.actions[command.value] = action
         self.menu.addSeparator()

@@ -1,0 +1,218 @@
+"""The tray app's panel offscreen (QT_QPA_PLATFORM=offscreen), wired to a real bridge over a JACK loopback:
+sliders reach the sampling, Suggest fills the list, previews paint the notes, drags carry a .mid of N bars."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mido
+import pytest
+
+pytest.importorskip("PyQt6.QtWidgets")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PyQt6.QtGui import QColor, QImage  # noqa: E402
+from PyQt6.QtWidgets import QApplication  # noqa: E402
+
+from jack import jack_backend, jack_server, live_checkpoint, port_named, wait_connected  # noqa: E402,F401
+from muse_bridge.controller import Command  # noqa: E402
+from muse_bridge.ports import close_output  # noqa: E402
+from muse_bridge.settings import BridgeSettings, read_settings  # noqa: E402
+from muse_bridge.startup import LaunchOptions  # noqa: E402
+from ui.app import TrayApp  # noqa: E402
+from ui.panel import Panel  # noqa: E402
+from ui.pianoroll import CANDIDATE_NOTE, CONTEXT_NOTE, PLAYING_NOTE  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def qapp():
+    return QApplication.instance() or QApplication([])
+
+
+def wait_until(condition, what: str, timeout: float = 20.0) -> None:
+    """Run the Qt event loop until `condition()` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        QApplication.processEvents()
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def tray_app(qapp, jack_server, live_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSE_BRIDGE_SOCKET", str(tmp_path / "muse.sock"))
+    tag = f"{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    settings = BridgeSettings().with_changes({
+        "ports.api": "jack", "ports.input_name": f"UI In {tag}", "ports.output_name": f"UI Out {tag}",
+        "candidates": 3, "bars": 1, "sampling.max_tokens_per_bar": 24, "seed": 4})
+    options = LaunchOptions(checkpoint=Path(live_checkpoint.path), device="cpu",
+                            settings_path=tmp_path / "settings.json", client_name=f"ui-{tag}")
+    app = TrayApp(qapp, options, settings, use_tray=False).start()
+    wait_until(lambda: app.bridge is not None, "the bridge never loaded")
+    yield app
+    app.shutdown()
+    app.panel.close()
+
+
+def play_c_major(app: TrayApp) -> None:
+    """C E G C, E G C E as a test keyboard plays them into the bridge's input."""
+    backend = jack_backend()
+    keys = backend.open_output(port_named(backend.get_output_names(), app.bridge.settings.ports.input_name))
+    try:
+        wait_connected(keys, app.bridge)
+        for pitch in (60, 64, 67, 72, 64, 67, 72, 76):
+            keys.send(mido.Message("note_on", note=pitch, velocity=90))
+            time.sleep(0.03)
+            keys.send(mido.Message("note_off", note=pitch))
+        assert app.bridge.settle(10)
+    finally:
+        close_output(keys)
+
+
+def suggest(app: TrayApp) -> None:
+    before = app.bridge.suggestion
+    app.command(Command.SUGGEST)
+    wait_until(lambda: app.bridge.suggestion is not before and app.panel.candidates.count() > 0,
+               "no candidates came")
+
+
+def colour_columns(image: QImage, colour: QColor) -> set[int]:
+    """The x of every column holding a pixel of `colour`."""
+    rgb = colour.rgb()
+    return {x for x in range(image.width()) for y in range(image.height()) if image.pixel(x, y) == rgb}
+
+
+def test_moving_a_slider_changes_the_sampling_the_next_suggestion_uses(tray_app, tmp_path):
+    panel = tray_app.panel
+    panel.temperature.slider.setValue(35)
+    panel.top_k.slider.setValue(12)
+    wait_until(lambda: tray_app.bridge.settings.sampling.top_k == 12, "the sliders never reached the bridge")
+    suggest(tray_app)
+    assert tray_app.bridge.suggestion.sampling.temperature == pytest.approx(0.35)
+    assert tray_app.bridge.suggestion.sampling.top_k == 12
+    assert panel.temperature.text.text() == "0.35"
+
+
+def test_settings_changed_in_the_panel_are_saved_and_shown_again(tray_app, qapp):
+    panel = tray_app.panel
+    panel.bars.setValue(3)
+    panel.key_root.setCurrentText("A")
+    panel.key_scale.setCurrentText("dorian")
+    panel._key_picked()
+    panel.range_lo.setValue(48)
+    panel.range_on.setChecked(True)
+    wait_until(lambda: tray_app.bridge.settings.sampling.pitch_range == (48, 96), "the range never reached the bridge")
+    saved, problems = read_settings(tray_app.options.settings_path)
+    assert problems == []
+    assert (saved.bars, saved.sampling.key_lock, saved.sampling.pitch_range) == (3, "A dorian", (48, 96))
+    fresh = Panel()
+    fresh.show_settings(saved)
+    assert (fresh.bars.value(), fresh.key_root.currentText(), fresh.key_scale.currentText()) == (3, "A", "dorian")
+    assert fresh.range_on.isChecked() and fresh.range_lo.value() == 48
+
+
+def test_suggest_fills_the_list_and_the_previews_paint_context_and_candidate_notes(tray_app):
+    play_c_major(tray_app)
+    suggest(tray_app)
+    panel, suggestion = tray_app.panel, tray_app.bridge.suggestion
+    assert panel.candidates.count() == len(suggestion.candidates) == 3
+    painted = 0
+    for i, candidate in enumerate(suggestion.candidates):
+        row = panel.candidates.row_widget(i)
+        roll = row.roll.roll
+        assert roll.candidate == tuple(candidate.notes)
+        image = row.roll.grab().toImage()
+        total = (roll.context_bars + roll.candidate_bars) * roll.bar_ticks
+        boundary = image.width() * roll.context_bars * roll.bar_ticks / total
+        grey = colour_columns(image, CONTEXT_NOTE)
+        assert grey and max(grey) < boundary, "the context's notes are not drawn before the boundary"
+        colour = PLAYING_NOTE if i == 0 else CANDIDATE_NOTE
+        columns = colour_columns(image, colour)
+        for note in candidate.notes:   # every note's onset column holds its colour
+            x = int(image.width() * (roll.context_bars * roll.bar_ticks + note.start) / total)
+            assert columns & {x - 1, x, x + 1}, f"candidate {i + 1}: note at tick {note.start} not painted"
+            painted += 1
+        assert all(x >= boundary - 1 for x in columns)
+    assert painted > 0
+
+
+def test_a_dragged_candidate_is_a_mid_file_of_exactly_n_bars(tray_app):
+    tray_app.bridge.update({"bars": 2})
+    suggest(tray_app)
+    candidate = tray_app.bridge.suggestion.candidates[1]
+    mime = tray_app.panel.candidates.mime_for(1)
+    [url] = mime.urls()
+    midi = mido.MidiFile(url.toLocalFile())
+    bar = midi.ticks_per_beat * 4
+    assert sum(m.time for m in midi.tracks[0]) == 2 * bar
+    tick, sounding, notes = 0, {}, []
+    for m in midi.tracks[0]:
+        tick += m.time
+        if m.type == "note_on" and m.velocity > 0:
+            sounding[m.note] = tick
+        elif m.type in ("note_on", "note_off"):
+            notes.append((sounding.pop(m.note), tick))
+    assert not sounding and len(notes) == len({(n.pitch, n.start) for n in candidate.notes})
+    assert all(0 <= start < end <= 2 * bar for start, end in notes)
+
+
+def test_clicking_a_candidate_auditions_it(tray_app):
+    suggest(tray_app)
+    panel = tray_app.panel
+    panel.candidates.itemClicked.emit(panel.candidates.item(2))
+    wait_until(lambda: tray_app.bridge.index == 2, "the click did not switch candidate")
+    wait_until(lambda: panel.candidates.row_widget(2).number.text().startswith("▶"), "row 3 not marked playing")
+
+
+def test_detect_key_locks_to_what_was_played(tray_app):
+    play_c_major(tray_app)
+    tray_app.panel.detectKeyRequested.emit()
+    wait_until(lambda: tray_app.bridge.settings.sampling.key_lock == "C major", "no key was detected")
+    wait_until(lambda: tray_app.panel.key_root.currentText() == "C", "the panel does not show the key")
+
+
+def test_a_port_that_cannot_open_is_refused_and_the_old_ports_keep_working(tray_app):
+    before = tray_app.bridge.settings.ports
+    panel = tray_app.panel
+    panel.virtual.setChecked(False)
+    panel.input_port.setCurrentText("No Such Keyboard")
+    panel._apply_ports()
+    wait_until(lambda: "No Such Keyboard" in panel.status_line.text(), "the refused port was not reported")
+    assert tray_app.bridge.settings.ports == before
+    assert tray_app.bridge.ports.input is not None and tray_app.bridge.ports.output is not None
+    wait_until(lambda: panel.virtual.isChecked() and panel.input_port.currentText() == before.input_name,
+               "the panel does not show the ports in force")
+
+
+def test_a_corrupt_style_preset_is_reported_by_name_and_nothing_changes(tray_app, tmp_path):
+    bad = tmp_path / "broken_style.pt"
+    bad.write_bytes(b"not a style preset")
+    tray_app.panel.settingsRequested.emit({"style": str(bad)}, True)
+    wait_until(lambda: "broken_style.pt" in tray_app.panel.status_line.text(), "the bad style was not named")
+    assert tray_app.bridge.settings.style is None
+    assert read_settings(tray_app.options.settings_path)[0].style is None
+
+
+def test_a_value_out_of_range_is_refused_with_a_message(tray_app):
+    tray_app.change_settings({"sampling.top_p": 0.0}, True)
+    assert "top-p" in tray_app.panel.status_line.text()
+    assert tray_app.bridge.settings.sampling.top_p == 0.95
+
+
+def test_the_screenshot_shows_a_panel_with_real_candidates(tmp_path):
+    png = tmp_path / "panel.png"
+    env = dict(os.environ, MUSE_BRIDGE_SETTINGS=str(tmp_path / "settings.json"))
+    env.pop("DISPLAY", None)
+    run = subprocess.run([sys.executable, "-m", "muse_bridge", "--screenshot", str(png)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    image = QImage(str(png))
+    assert image.width() >= 400 and image.height() >= 600
+    sample = {image.pixel(x, y) for x in range(0, image.width(), 3) for y in range(0, image.height(), 3)}
+    assert len(sample) > 50, "the screenshot is nearly blank"
+    assert len(colour_columns(image, PLAYING_NOTE)) > 20 and len(colour_columns(image, CANDIDATE_NOTE)) > 20
