@@ -19,7 +19,7 @@ from PyQt6.QtWidgets import QApplication  # noqa: E402
 
 from jack import jack_backend, jack_server, live_checkpoint, port_named, wait_connected  # noqa: E402,F401
 from muse_bridge.controller import Command  # noqa: E402
-from muse_bridge.ports import close_output  # noqa: E402
+from muse_bridge.ports import PolledInput, close_output  # noqa: E402
 from muse_bridge.settings import BridgeSettings, read_settings  # noqa: E402
 from muse_bridge.startup import LaunchOptions  # noqa: E402
 from ui.app import TrayApp  # noqa: E402
@@ -216,3 +216,53 @@ def test_the_screenshot_shows_a_panel_with_real_candidates(tmp_path):
     sample = {image.pixel(x, y) for x in range(0, image.width(), 3) for y in range(0, image.height(), 3)}
     assert len(sample) > 50, "the screenshot is nearly blank"
     assert len(colour_columns(image, PLAYING_NOTE)) > 20 and len(colour_columns(image, CANDIDATE_NOTE)) > 20
+
+
+def test_the_app_answers_muse_bridge_command_and_sigterm_leaves_no_note_sounding(jack_server, tmp_path):
+    tag = f"{os.getpid()}-term"
+    env = dict(os.environ, MUSE_BRIDGE_SETTINGS=str(tmp_path / "settings.json"),
+               MUSE_BRIDGE_SOCKET=str(tmp_path / "muse.sock"), QT_QPA_PLATFORM="offscreen")
+    app = subprocess.Popen([sys.executable, "-m", "muse_bridge", "-v", "--midi-api", "jack", "--in", f"Term In {tag}",
+                            "--out", f"Term Out {tag}", "--bars", "4", "--candidates", "1", "--seed", "2",
+                            "--bpm", "240", "--device", "cpu"], cwd=ROOT, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    received: list[mido.Message] = []
+    recorder = None
+    try:
+        backend = jack_backend()
+        deadline = time.monotonic() + 60
+        while not [n for n in backend.get_input_names() if n.endswith(f"Term Out {tag}")]:
+            assert app.poll() is None and time.monotonic() < deadline, "the app never opened its ports"
+            time.sleep(0.1)
+        recorder = PolledInput("UNIX_JACK", port_named(backend.get_input_names(), f"Term Out {tag}"), virtual=False,
+                               client_name="term-test-daw", queue_size=65536, callback=lambda m, _t: received.append(m))
+        time.sleep(0.3)
+        command = subprocess.run([sys.executable, "-m", "muse_bridge", "--command", "suggest"], cwd=ROOT, env=env,
+                                 capture_output=True, text=True, timeout=30)
+        assert command.returncode == 0 and command.stdout.strip() == "ok", command.stderr
+        deadline = time.monotonic() + 30
+        while not any(m.type == "note_on" and m.velocity > 0 for m in received):
+            assert time.monotonic() < deadline, "no candidate note came out"
+            time.sleep(0.02)
+        app.terminate()                        # SIGTERM mid-candidate: 4 bars at 240 bpm take 4 s
+        assert app.wait(timeout=20) == 0
+        time.sleep(0.3)
+        sounding = set()
+        for m in received:
+            if m.type == "note_on" and m.velocity > 0:
+                sounding.add(m.note)
+            elif m.type in ("note_on", "note_off"):
+                sounding.discard(m.note)
+        assert sounding == set()
+    finally:
+        if app.poll() is None:
+            app.kill()
+        if recorder is not None:
+            recorder.close()
+
+
+def test_muse_bridge_command_without_a_running_app_says_so(tmp_path):
+    env = dict(os.environ, MUSE_BRIDGE_SOCKET=str(tmp_path / "nobody.sock"))
+    run = subprocess.run([sys.executable, "-m", "muse_bridge", "--command", "suggest"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 2 and "not running" in run.stderr and "Traceback" not in run.stderr
