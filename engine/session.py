@@ -53,6 +53,14 @@ class Session:
         self.context_length = 0
         self.time_signature: tuple[int, int] = (4, 4)
 
+    def to(self, device: str | torch.device) -> None:
+        """Move the model, the live state and the style's initial state (e.g. to the CPU after CUDA ran out of memory)."""
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self.state = self.state.to(self.device)
+        if self._initial is not None:
+            self._initial = self._initial.to(self.device)
+
     def set_initial_state(self, initial_state: State | None) -> None:
         """Switch style preset; the context is cleared."""
         self._initial = initial_state

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import mido
+import torch
 
 from engine.checkpoint import Checkpoint
 from engine.keys import Key, detect_key
@@ -270,6 +271,12 @@ class LiveBridge:
     def _suggested(self, job: SuggestJob, suggestion: Suggestion | None, error: Exception | None,
                    target: int, context: list[int]) -> None:
         self._generating -= 1
+        if isinstance(error, torch.OutOfMemoryError) and self.worker.device != "cpu":
+            self._tell(f"CUDA out of memory on {self.worker.device}: the model moves to the CPU and suggests there",
+                       error=True)
+            self.worker.call(lambda session: session.to("cpu"))
+            self.submit(lambda: self.suggest(job.seed), "suggest")
+            return
         if error is not None:
             self._tell(f"suggest failed: {error}", error=True)
             self.suggestions_done.set()
@@ -373,15 +380,18 @@ class LiveBridge:
         ports and style are then opened on the command thread, and if that fails the old ones stay, with a
         Notice. A SettingsChanged event tells the settings in force afterwards. `persist` saves the changes
         to the settings file."""
-        wanted = self.settings.with_changes(changes)
-        self.submit(lambda: self._apply_settings(wanted, changes, persist), "settings")
+        wanted = self.settings.with_changes(changes)   # refused here, where the caller hears of it
+        self.submit(lambda: self._apply_settings(changes, persist), "settings")
         return wanted
 
-    def _apply_settings(self, wanted: BridgeSettings, changes: dict[str, Any], persist: bool) -> None:
+    def _apply_settings(self, changes: dict[str, Any], persist: bool) -> None:
+        # applied to the settings in force now: changes queued one after another all take effect
+        wanted = self.settings.with_changes(changes)
         settings = replace(wanted, ports=self.settings.ports, style=self.settings.style)
         applied = dict(changes)
         for section, switch, what in (("ports", self._reopen_ports, "MIDI ports"), ("style", self._switch_style, "style")):
-            if getattr(wanted, section) == getattr(self.settings, section):
+            retry = section == "ports" and any(k.startswith("ports.") for k in changes) and not self.ports_open
+            if getattr(wanted, section) == getattr(self.settings, section) and not retry:
                 continue
             try:
                 switch(getattr(wanted, section))
@@ -390,10 +400,14 @@ class LiveBridge:
                 applied = {k: v for k, v in applied.items() if k.split(".")[0] != section}
             else:
                 settings = replace(settings, **{section: getattr(wanted, section)})
-        self.settings = settings
         if persist and applied:
             self._persist(applied)
+        self.settings = settings
         self._emit(SettingsChanged(self.settings))
+
+    @property
+    def ports_open(self) -> bool:
+        return self.ports.input is not None and self.ports.output is not None
 
     def _reopen_ports(self, new: PortSettings) -> None:
         """Close the ports (note-offs first), open the new ones; if they cannot be opened, reopen the old."""
@@ -466,10 +480,13 @@ class LiveBridge:
             self._last_status = status
             self._emit(StatusChanged(status))
 
-    def _ports_changed(self) -> None:
+    def port_state(self) -> PortsChanged:
+        """Which ports are open now (None for one that is not)."""
         p = self.ports
-        self._emit(PortsChanged(p.api, p.input.name if p.input else None, p.output.name if p.output else None,
-                                p.virtual))
+        return PortsChanged(p.api, p.input.name if p.input else None, p.output.name if p.output else None, p.virtual)
+
+    def _ports_changed(self) -> None:
+        self._emit(self.port_state())
 
     def _port_lost_or_back(self, text: str) -> None:
         self._tell(text, error="lost" in text)

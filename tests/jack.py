@@ -70,3 +70,14 @@ def wait_connected(out, bridge) -> None:
         time.sleep(0.02)
     time.sleep(0.1)             # the probes still on their way land too
     assert bridge.settle(10)
+
+
+def left_sounding(messages: list[mido.Message]) -> set[int]:
+    """Pitches whose last note-on has no note-off after it in `messages` (what a DAW would leave hanging)."""
+    sounding = set()
+    for m in messages:
+        if m.type == "note_on" and m.velocity > 0:
+            sounding.add(m.note)
+        elif m.type in ("note_on", "note_off"):
+            sounding.discard(m.note)
+    return sounding

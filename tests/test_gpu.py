@@ -28,3 +28,16 @@ def test_model_under_bf16_autocast_stays_close_to_float32():
         with torch.autocast("cuda", dtype=torch.bfloat16):
             low, _ = model(tokens)
     assert relative_error(low.float().cpu(), ref.cpu()) < 5e-2
+
+
+def test_a_session_moved_from_the_gpu_to_the_cpu_keeps_its_context(micro_checkpoint, tokenizer):
+    from engine.checkpoint import load_checkpoint
+    from engine.session import Session
+
+    ckpt = load_checkpoint(micro_checkpoint, device="cuda")
+    session = Session(ckpt.model, tokenizer)
+    session.feed([tokenizer.bar_id] * 8)
+    on_gpu = session.state.clone().to("cpu")
+    session.to("cpu")
+    assert session.state.max_abs_diff(on_gpu) == 0 and session.device.type == "cpu"
+    assert session.suggest(2, 1, seed=0).candidates

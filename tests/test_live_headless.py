@@ -8,7 +8,7 @@ from pathlib import Path
 
 import mido
 
-from jack import jack_backend, jack_server, live_checkpoint  # noqa: F401  (fixtures)
+from jack import jack_backend, jack_server, left_sounding, live_checkpoint  # noqa: F401  (fixtures)
 from muse_bridge.ports import close_output
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,13 +44,7 @@ def test_headless_bridge_suggests_on_a_key_and_sigterm_leaves_no_note_sounding(j
         process.send_signal(signal.SIGTERM)   # mid-candidate: 4 bars at 240 bpm take 4 s
         assert process.wait(timeout=20) == 0
         time.sleep(0.2)
-        sounding = set()
-        for m in received:
-            if m.type == "note_on" and m.velocity > 0:
-                sounding.add(m.note)
-            elif m.type in ("note_on", "note_off"):
-                sounding.discard(m.note)
-        assert sounding == set()
+        assert left_sounding(received) == set()
         close_output(keys)
         recorder.close()
     finally:

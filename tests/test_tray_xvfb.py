@@ -13,7 +13,7 @@ from pathlib import Path
 import mido
 import pytest
 
-from jack import jack_backend, jack_server, port_named  # noqa: F401  (fixtures)
+from jack import jack_backend, jack_server, left_sounding, port_named  # noqa: F401  (fixtures)
 from muse_bridge.command_channel import CommandChannelError, send_command
 from muse_bridge.ports import PolledInput
 
@@ -113,13 +113,7 @@ def test_the_tray_app_answers_the_hotkey_and_its_menu_over_jack(desktop, jack_se
         tray_menu(env, "Up")                                     # Quit
         assert app.wait(timeout=20) == 0
         time.sleep(0.3)
-        sounding: dict[int, int] = {}
-        for m in received:
-            if m.type == "note_on" and m.velocity > 0:
-                sounding[m.note] = sounding.get(m.note, 0) + 1
-            elif m.type in ("note_on", "note_off") and sounding.get(m.note):
-                sounding[m.note] -= 1
-        assert not any(sounding.values()), f"notes left sounding: {sounding}"
+        assert left_sounding(received) == set()
         with pytest.raises(CommandChannelError):
             send_command("show", socket_path, timeout=1)
     finally:

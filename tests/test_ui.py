@@ -17,7 +17,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PyQt6.QtGui import QColor, QImage  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
-from jack import jack_backend, jack_server, live_checkpoint, port_named, wait_connected  # noqa: E402,F401
+from jack import jack_backend, jack_server, left_sounding, live_checkpoint, port_named, wait_connected  # noqa: E402,F401
 from muse_bridge.controller import Command  # noqa: E402
 from muse_bridge.ports import PolledInput, close_output  # noqa: E402
 from muse_bridge.settings import BridgeSettings, read_settings  # noqa: E402
@@ -101,9 +101,9 @@ def test_moving_a_slider_changes_the_sampling_the_next_suggestion_uses(tray_app,
 def test_settings_changed_in_the_panel_are_saved_and_shown_again(tray_app, qapp):
     panel = tray_app.panel
     panel.bars.setValue(3)
-    panel.key_root.setCurrentText("A")
     panel.key_scale.setCurrentText("dorian")
-    panel._key_picked()
+    panel.key_root.setCurrentText("A")
+    panel.key_root.activated.emit(panel.key_root.currentIndex())   # what a pick from the list sends
     panel.range_lo.setValue(48)
     panel.range_on.setChecked(True)
     wait_until(lambda: tray_app.bridge.settings.sampling.pitch_range == (48, 96), "the range never reached the bridge")
@@ -181,7 +181,7 @@ def test_a_port_that_cannot_open_is_refused_and_the_old_ports_keep_working(tray_
     panel = tray_app.panel
     panel.virtual.setChecked(False)
     panel.input_port.setCurrentText("No Such Keyboard")
-    panel._apply_ports()
+    panel.apply_ports.click()
     wait_until(lambda: "No Such Keyboard" in panel.status_line.text(), "the refused port was not reported")
     assert tray_app.bridge.settings.ports == before
     assert tray_app.bridge.ports.input is not None and tray_app.bridge.ports.output is not None
@@ -247,13 +247,7 @@ def test_the_app_answers_muse_bridge_command_and_sigterm_leaves_no_note_sounding
         app.terminate()                        # SIGTERM mid-candidate: 4 bars at 240 bpm take 4 s
         assert app.wait(timeout=20) == 0
         time.sleep(0.3)
-        sounding = set()
-        for m in received:
-            if m.type == "note_on" and m.velocity > 0:
-                sounding.add(m.note)
-            elif m.type in ("note_on", "note_off"):
-                sounding.discard(m.note)
-        assert sounding == set()
+        assert left_sounding(received) == set()
     finally:
         if app.poll() is None:
             app.kill()
@@ -266,3 +260,33 @@ def test_muse_bridge_command_without_a_running_app_says_so(tmp_path):
     run = subprocess.run([sys.executable, "-m", "muse_bridge", "--command", "suggest"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=30)
     assert run.returncode == 2 and "not running" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_the_app_starts_without_its_ports_says_so_and_opens_them_when_applied(qapp, jack_server, live_checkpoint,
+                                                                               tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSE_BRIDGE_SOCKET", str(tmp_path / "muse.sock"))
+    tag = f"{os.getpid()}-late"
+    settings = BridgeSettings().with_changes({"ports.api": "jack", "ports.virtual": False,
+                                              "ports.input_name": f"Late Keys {tag}",
+                                              "ports.output_name": f"Late Synth {tag}"})
+    options = LaunchOptions(checkpoint=Path(live_checkpoint.path), device="cpu", settings_path=tmp_path / "s.json")
+    app = TrayApp(qapp, options, settings, use_tray=False).start()
+    backend = jack_backend()
+    keys = synth = None
+    try:
+        wait_until(lambda: app.bridge is not None, "the bridge never loaded")
+        wait_until(lambda: f"Late Keys {tag}" in app.panel.status_line.text(), "the missing port was not named")
+        assert not app.bridge.ports_open
+        keys = backend.open_output(f"Late Keys {tag}", virtual=True, client_name=f"late-keys-{tag}")
+        synth = backend.open_input(f"Late Synth {tag}", virtual=True, client_name=f"late-synth-{tag}")
+        assert "in: not open" in app.panel.port_state.text()
+        app.panel.apply_ports.click()
+        wait_until(lambda: app.bridge.ports_open, "the ports did not open when applied")
+        wait_until(lambda: f"Late Keys {tag}" in app.panel.port_state.text(), "the panel does not show the open ports")
+    finally:
+        app.shutdown()
+        app.panel.close()
+        if keys is not None:
+            close_output(keys)
+        if synth is not None:
+            synth.close()

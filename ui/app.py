@@ -142,10 +142,13 @@ class TrayApp(QObject):
         bridge.subscribe(self.bridgeEvent.emit)
         self.settings = bridge.settings
         self.panel.show_settings(bridge.settings)
+        self.panel.show_ports(bridge.port_state())
         self.panel.set_ready(True)
         if self.tray is not None:
             self.tray.set_ready(True)
         self.notify(Notice(f"ready: model on {bridge.worker.device}"))
+        if not bridge.ports_open:   # told before this app subscribed
+            self.notify(Notice(bridge.message, error=True))
         for problem in problems:
             self.notify(Notice(problem, error=True))
         self.refresh_ports(bridge.settings.ports.api)
@@ -201,6 +204,8 @@ class TrayApp(QObject):
     # ---- events ----------------------------------------------------------------------------
 
     def _on_event(self, event) -> None:
+        if self.bridge is None:
+            return   # delivered after shutdown
         if isinstance(event, StatusChanged):
             self.panel.show_status(event.status)
             if self.tray is not None:
@@ -254,6 +259,8 @@ def run_tray(args: argparse.Namespace) -> int:
     if loaded is None:
         return 2
     app = _application()
+    # PyQt aborts on an exception a slot lets through; the app logs it and goes on instead
+    sys.excepthook = lambda *exc: log.error("unexpected error in the tray app", exc_info=exc)
     tray_app = TrayApp(app, options, *loaded).start()
     if tray_app.tray is None:
         app.setQuitOnLastWindowClosed(True)
