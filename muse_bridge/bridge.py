@@ -78,6 +78,8 @@ class LiveBridge:
         self.player = Player(lambda message: self.ports.send(message), self.clock, settings.ports.output_channel)
         self._events: queue.Queue = queue.Queue(maxsize=settings.ports.queue_size)
         self._lock = threading.RLock()        # the LiveScore and what is handed to the worker with it
+        self._settings_lock = threading.Lock()
+        self._file_lock = threading.Lock()
         self._stop = threading.Event()
         self._score_thread: threading.Thread | None = None
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
@@ -402,7 +404,10 @@ class LiveBridge:
                 settings = replace(settings, **{section: getattr(wanted, section)})
         if persist and applied:
             self._persist(applied)
-        self.settings = settings
+        with self._settings_lock:   # a trigger learned meanwhile (on the score thread) stays learned
+            if "triggers" not in changes:
+                settings = replace(settings, triggers=self.settings.triggers)
+            self.settings = settings
         self._emit(SettingsChanged(self.settings))
 
     @property
@@ -444,16 +449,18 @@ class LiveBridge:
 
     def _persist(self, changes: dict[str, Any]) -> None:
         """Only the changed settings go to the file: options given for this run alone stay out of it."""
-        stored, _ = read_settings(self.settings_path)
         try:
-            path = save_settings(stored.with_changes(changes), self.settings_path)
+            with self._file_lock:   # the score thread saves learned triggers, the command thread the rest
+                stored, _ = read_settings(self.settings_path)
+                path = save_settings(stored.with_changes(changes), self.settings_path)
         except (OSError, SettingsError) as e:
             self._tell(f"settings not saved: {e}", error=True)
             return
         log.info("settings saved to %s", path)
 
     def _save_triggers(self, triggers: dict[str, list]) -> None:
-        self.settings = replace(self.settings, triggers=triggers)
+        with self._settings_lock:
+            self.settings = replace(self.settings, triggers=triggers)
         self._persist({"triggers": triggers})
         self._tell("triggers saved")
         self._emit(SettingsChanged(self.settings))
