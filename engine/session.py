@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from engine.fast_step import FastStep, PackedState
 from engine.generate import sample_bars
 from engine.grammar import RemiGrammar
 from engine.model import RWKV7
@@ -45,6 +46,7 @@ class Session:
         self.device = next(model.parameters()).device
         self._initial = initial_state
         self.prefill_chunk = prefill_chunk
+        self.fast_step: FastStep | None = None   # the decode step on ONNX Runtime, when one has been made
         self.reset()
 
     def reset(self) -> None:
@@ -94,11 +96,18 @@ class Session:
         generator = torch.Generator().manual_seed(seed)
         meter = self.grammar.meter_after(list(tail), self.time_signature)
         state = self._advance(self.state.clone(), list(tail)).expand(k)
+        if self.fast_step is not None and self.device.type == "cpu":
+            packed = PackedState.of(state)
 
-        def step(tokens: torch.Tensor) -> torch.Tensor:
-            nonlocal state
-            logits, state = self.model.step(tokens.to(self.device), state)
-            return logits
+            def step(tokens: torch.Tensor) -> torch.Tensor:
+                nonlocal packed
+                logits, packed = self.fast_step(tokens, packed)
+                return logits
+        else:
+            def step(tokens: torch.Tensor) -> torch.Tensor:
+                nonlocal state
+                logits, state = self.model.step(tokens.to(self.device), state)
+                return logits
 
         tokens = sample_bars(step, self.grammar, [meter] * k, bars, sampling, generator)
         generated = sum(len(t) - 1 for t in tokens)

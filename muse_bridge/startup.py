@@ -27,7 +27,8 @@ Progress = Callable[[str, float], None]   # (what is happening, fraction done 0.
 _OVERRIDES = {"midi_api": "ports.api", "input_port": "ports.input_name", "output_port": "ports.output_name",
               "virtual": "ports.virtual", "bpm": "clock.bpm", "time_signature": "clock.time_signature",
               "candidates": "candidates", "bars": "bars", "temperature": "sampling.temperature",
-              "top_p": "sampling.top_p", "top_k": "sampling.top_k", "key": "sampling.key_lock", "seed": "seed"}
+              "top_p": "sampling.top_p", "top_k": "sampling.top_k", "key": "sampling.key_lock", "seed": "seed",
+              "fast_step": "fast_step"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--key", default=None, help='key lock, e.g. "A minor", "D dorian" or "off"')
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--channel", type=int, default=None, help="output MIDI channel, 1-16")
+    g.add_argument("--fast-step", action=argparse.BooleanOptionalAction, default=None,
+                   help="decode on ONNX Runtime once the model's step is exported (default: on, on the CPU)")
     g.add_argument("--device", default=None, help="torch device for the model (default: cuda if present, else cpu)")
     g.add_argument("--settings", type=Path, default=None,
                    help=f"settings file (default: $MUSE_BRIDGE_SETTINGS or {default_settings_path()})")
@@ -135,8 +138,23 @@ def open_bridge(options: LaunchOptions, settings: BridgeSettings, progress: Prog
     progress("opening the MIDI ports", 0.8)
     bridge = LiveBridge(ckpt, settings, initial, settings_path=options.settings_path,
                         client_name=options.client_name).start(require_ports=require_ports)
+    if settings.fast_step and model_device.type == "cpu":
+        threading.Thread(target=prepare_fast_step, args=(bridge,), name="muse-fast-step", daemon=True).start()
     progress("ready", 1.0)
     return bridge, problems
+
+
+def prepare_fast_step(bridge) -> None:
+    """Export (or find in the cache) the model's step for ONNX Runtime and hand it to the Session.
+    Until then, and if it cannot be made, suggestions use the PyTorch step."""
+    try:
+        from engine.fast_step import FastStep
+        fast = FastStep.for_model(bridge.checkpoint.model)
+    except Exception as e:  # the exporter can fail in many ways; the PyTorch step serves instead
+        log.warning("fast decode step unavailable (%s: %s); suggestions use the PyTorch step", type(e).__name__, e)
+        return
+    bridge.worker.call(lambda session: setattr(session, "fast_step", fast))
+    log.info("fast decode step ready: %s", fast.path)
 
 
 class BridgeLoader:

@@ -20,7 +20,7 @@ def test_headless_bridge_suggests_on_a_key_and_sigterm_leaves_no_note_sounding(j
     process = subprocess.Popen(
         [sys.executable, "-c", MAIN, "--headless", "--midi-api", "jack", "--in", f"HL In {tag}", "--out", f"HL Out {tag}",
          "--checkpoint", live_checkpoint.path, "--settings", str(tmp_path / "s.json"), "--bars", "4",
-         "--candidates", "2", "--bpm", "240", "--seed", "3", "--device", "cpu"],
+         "--candidates", "2", "--bpm", "240", "--seed", "3", "--device", "cpu", "--no-fast-step"],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     backend = jack_backend()
     received = []

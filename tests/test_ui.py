@@ -49,7 +49,7 @@ def tray_app(qapp, jack_server, live_checkpoint, tmp_path, monkeypatch):
     tag = f"{os.getpid()}-{time.monotonic_ns() % 10**6}"
     settings = BridgeSettings().with_changes({
         "ports.api": "jack", "ports.input_name": f"UI In {tag}", "ports.output_name": f"UI Out {tag}",
-        "candidates": 3, "bars": 1, "sampling.max_tokens_per_bar": 24, "seed": 4})
+        "candidates": 3, "bars": 1, "sampling.max_tokens_per_bar": 24, "seed": 4, "fast_step": False})
     options = LaunchOptions(checkpoint=Path(live_checkpoint.path), device="cpu",
                             settings_path=tmp_path / "settings.json", client_name=f"ui-{tag}")
     app = TrayApp(qapp, options, settings, use_tray=False).start()
@@ -224,7 +224,7 @@ def test_the_app_answers_muse_bridge_command_and_sigterm_leaves_no_note_sounding
                MUSE_BRIDGE_SOCKET=str(tmp_path / "muse.sock"), QT_QPA_PLATFORM="offscreen")
     app = subprocess.Popen([sys.executable, "-m", "muse_bridge", "-v", "--midi-api", "jack", "--in", f"Term In {tag}",
                             "--out", f"Term Out {tag}", "--bars", "4", "--candidates", "1", "--seed", "2",
-                            "--bpm", "240", "--device", "cpu"], cwd=ROOT, env=env,
+                            "--bpm", "240", "--device", "cpu", "--no-fast-step"], cwd=ROOT, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     received: list[mido.Message] = []
     recorder = None
@@ -268,7 +268,7 @@ def test_the_app_starts_without_its_ports_says_so_and_opens_them_when_applied(qa
     tag = f"{os.getpid()}-late"
     settings = BridgeSettings().with_changes({"ports.api": "jack", "ports.virtual": False,
                                               "ports.input_name": f"Late Keys {tag}",
-                                              "ports.output_name": f"Late Synth {tag}"})
+                                              "ports.output_name": f"Late Synth {tag}", "fast_step": False})
     options = LaunchOptions(checkpoint=Path(live_checkpoint.path), device="cpu", settings_path=tmp_path / "s.json")
     app = TrayApp(qapp, options, settings, use_tray=False).start()
     backend = jack_backend()

@@ -1,0 +1,142 @@
+"""The live decode step, fast: `RWKV7.step` exported once to ONNX and run by ONNX Runtime.
+
+The graph is the model's own step (the equations stay written once, in engine/model.py); ONNX
+Runtime runs it with far less per-operator overhead than eager PyTorch, which is what a step of a
+small model costs on a CPU. The exported file is cached on disk, keyed by the weights and the
+versions that made it, so only the first start of a model pays for the export (seconds).
+
+State is kept packed (three stacked arrays) between steps, so a whole suggestion moves no tensor
+in or out of PyTorch per token.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.atomic import atomic_write
+from engine.model import RWKV7
+from engine.state import LayerState, State
+from kernels import wkv7_step
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "MUSE_BRIDGE_CACHE"
+MAX_BATCH = 256
+
+
+def cache_folder() -> Path:
+    """`$MUSE_BRIDGE_CACHE`, else the platform's cache folder + muse-bridge."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
+    return Path(base) / "muse-bridge"
+
+
+@dataclass
+class PackedState:
+    """A State as three float32 arrays: att_x (L, B, C), wkv (L, B, H, N, N), ffn_x (L, B, C)."""
+
+    att_x: np.ndarray
+    wkv: np.ndarray
+    ffn_x: np.ndarray
+
+    @classmethod
+    def of(cls, state: State) -> "PackedState":
+        def stack(name: str) -> np.ndarray:
+            return np.ascontiguousarray(torch.stack([getattr(s, name) for s in state.layers]).detach().float().cpu().numpy())
+        return cls(stack("att_x"), stack("wkv"), stack("ffn_x"))
+
+    def state(self, device: torch.device | str = "cpu") -> State:
+        return State([LayerState(*(torch.from_numpy(np.array(x[i])).to(device) for x in (self.att_x, self.wkv, self.ffn_x)))
+                      for i in range(self.att_x.shape[0])])
+
+
+class _StepGraph(torch.nn.Module):
+    """RWKV7.step with the state as stacked tensors: the form that is exported."""
+
+    def __init__(self, model: RWKV7):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens, att_x, wkv, ffn_x):
+        state = State([LayerState(att_x[i], wkv[i], ffn_x[i]) for i in range(att_x.shape[0])])
+        logits, state = self.model.step(tokens, state)
+        return (logits, torch.stack([s.att_x for s in state.layers]), torch.stack([s.wkv for s in state.layers]),
+                torch.stack([s.ffn_x for s in state.layers]))
+
+
+def model_key(model: RWKV7) -> str:
+    """What the exported graph depends on: weights, config, and the exporter's versions."""
+    import onnxruntime
+
+    h = hashlib.sha256(repr(model.cfg.to_dict()).encode())
+    h.update(f"torch {torch.__version__} ort {onnxruntime.__version__}".encode())
+    for traced in (RWKV7, wkv7_step):   # the equations the graph was traced from
+        h.update(Path(inspect.getsourcefile(traced)).read_bytes())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:24]
+
+
+def export_step(model: RWKV7, path: Path) -> Path:
+    """Write `model`'s step as an ONNX graph (batch size free) to `path`."""
+    cfg = model.cfg
+    state = model.initial_state(2)
+    packed = PackedState.of(state)
+    args = (torch.zeros(2, dtype=torch.long), *(torch.from_numpy(x) for x in (packed.att_x, packed.wkv, packed.ffn_x)))
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    # a copy: the live model may be stepping on another thread while this one is traced
+    program = torch.onnx.export(
+        _StepGraph(copy.deepcopy(model)).eval().cpu(), args, dynamo=True, optimize=True, verbose=False,
+        input_names=["tokens", "att_x", "wkv", "ffn_x"], output_names=["logits", "att_x_out", "wkv_out", "ffn_x_out"],
+        dynamic_shapes={"tokens": {0: batch}, "att_x": {1: batch}, "wkv": {1: batch}, "ffn_x": {1: batch}})
+    data = program.model_proto.SerializeToString()
+    log.info("exported the %d-layer step of %d channels to %s", cfg.n_layer, cfg.n_embd, path)
+    return atomic_write(path, lambda f: f.write(data))
+
+
+class FastStep:
+    """Step a batch of streams on ONNX Runtime: `logits, packed = fast(tokens, packed)`."""
+
+    def __init__(self, path: Path, threads: int = 1):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads     # a small step gains nothing from more threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        self.path = path
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_model(cls, model: RWKV7, cache: Path | None = None) -> "FastStep":
+        """The model's step from the cache, exported there first if it is not yet (takes seconds)."""
+        path = (cache or cache_folder()) / f"step-{model_key(model)}.onnx"
+        if not path.is_file():
+            export_step(model, path)
+        return cls(path)
+
+    @classmethod
+    def cached(cls, model: RWKV7, cache: Path | None = None) -> "FastStep | None":
+        """The model's step if it is in the cache already, else None (never exports)."""
+        path = (cache or cache_folder()) / f"step-{model_key(model)}.onnx"
+        return cls(path) if path.is_file() else None
+
+    def __call__(self, tokens: torch.Tensor, packed: PackedState) -> tuple[torch.Tensor, PackedState]:
+        feeds = {"tokens": tokens.detach().cpu().numpy().astype(np.int64, copy=False), "att_x": packed.att_x,
+                 "wkv": packed.wkv, "ffn_x": packed.ffn_x}
+        with self._lock:
+            logits, att_x, wkv, ffn_x = self._session.run(None, feeds)
+        return torch.from_numpy(logits), PackedState(att_x, wkv, ffn_x)
