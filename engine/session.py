@@ -4,6 +4,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
@@ -85,9 +86,13 @@ class Session:
 
     @torch.no_grad()
     def suggest(self, k: int, bars: int, sampling: SamplingConfig = SamplingConfig(), seed: int | None = None,
-                tail: list[int] = (), ticks_per_beat: int = 480) -> Suggestion:
+                tail: list[int] = (), ticks_per_beat: int = 480,
+                on_bars: Callable[[int, Candidate], None] | None = None,
+                cancelled: Callable[[], bool] | None = None) -> Suggestion:
         """K continuations of exactly `bars` bars from the next bar line; `tail` (not yet final) is seen
-        by this suggestion only, never by the live state."""
+        by this suggestion only, never by the live state. `on_bars(i, partial)` streams candidate i as its
+        bars complete (`partial.bars` of them; its notes are those of the final candidate that start in
+        them); `cancelled()` stops the sampling (Cancelled) between steps."""
         if k < 1 or bars < 1:
             raise ValueError(f"need at least one candidate and one bar, got {k} candidates of {bars} bars")
         start = time.perf_counter()
@@ -109,16 +114,23 @@ class Session:
                 logits, state = self.model.step(tokens.to(self.device), state)
                 return logits
 
-        tokens = sample_bars(step, self.grammar, [meter] * k, bars, sampling, generator)
+        def bar_done(i: int, partial: list[int], complete: int) -> None:
+            on_bars(i, self._candidate(partial, bars, meter, ticks_per_beat, complete))
+
+        tokens = sample_bars(step, self.grammar, [meter] * k, bars, sampling, generator,
+                             on_bar=bar_done if on_bars is not None else None, cancelled=cancelled)
         generated = sum(len(t) - 1 for t in tokens)
         candidates = [self._candidate(t, bars, meter, ticks_per_beat) for t in tokens]
         return Suggestion(candidates, generated, time.perf_counter() - start, seed, sampling)
 
-    def _candidate(self, tokens: list[int], bars: int, meter: tuple[int, int], ticks_per_beat: int) -> Candidate:
-        end = bars * ticks_per_bar(meter, ticks_per_beat)
+    def _candidate(self, tokens: list[int], bars: int, meter: tuple[int, int], ticks_per_beat: int,
+                   complete: int | None = None) -> Candidate:
+        """The candidate of `bars` bars, or its first `complete` bars (notes cut only at the end of all `bars`)."""
+        bar = ticks_per_bar(meter, ticks_per_beat)
+        end, starts_before = bars * bar, (bars if complete is None else complete) * bar
         notes = [n if n.end <= end else Note(n.pitch, n.velocity, n.start, end)
-                 for n in self.tokenizer.decode(tokens, ticks_per_beat, meter) if n.start < end]
-        return Candidate(tokens, notes, bars, ticks_per_beat, meter)
+                 for n in self.tokenizer.decode(tokens, ticks_per_beat, meter) if n.start < starts_before]
+        return Candidate(tokens, notes, bars if complete is None else complete, ticks_per_beat, meter)
 
     def accept(self, candidate: Candidate) -> None:
         """The candidate becomes part of the context."""

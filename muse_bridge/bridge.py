@@ -24,6 +24,7 @@ import mido
 import torch
 
 from engine.checkpoint import Checkpoint
+from engine.generate import Cancelled
 from engine.keys import Key, detect_key
 from engine.session import Candidate, Session, Suggestion
 from engine.state import State
@@ -34,7 +35,7 @@ from muse_bridge.controller import Command, MidiTriggers
 from muse_bridge.events import (GENERATING, IDLE, LISTENING, PLAYING, BridgeEvent, BridgeStatus, CandidatesReady,
                                 Listener, Notice, PlayingCandidate, PortsChanged, SettingsChanged, StatusChanged)
 from muse_bridge.live_score import LiveScore, LiveScoreConfig
-from muse_bridge.player import Player, export_candidate
+from muse_bridge.player import Playback, Player, export_candidate
 from muse_bridge.ports import BridgePorts, PortSettings
 from muse_bridge.settings import BridgeSettings, SettingsError, read_settings, save_settings
 from muse_bridge.worker import SessionWorker, SuggestJob
@@ -46,6 +47,15 @@ STATUS_EVERY_SECONDS = 0.1   # how often the score thread looks for a status wor
 LISTENING_SECONDS = 4.0      # a note played this recently makes the bridge "listening"
 PREVIEW_BARS = 2             # context bars sent with the candidates, for previews
 KEY_DETECTION_BARS = 16      # the context's last bars that "detect key" looks at
+
+
+@dataclass
+class _Stream:
+    """Where a suggestion's candidate 1 is headed: its bar line, its bars, and its playback once started."""
+
+    target: int
+    bars: int
+    playback: Playback | None = None
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,9 @@ class LiveBridge:
         self.worker = SessionWorker(Session(checkpoint.model, self.tokenizer, initial_state))
         self.triggers = MidiTriggers(settings.triggers, on_change=self._save_triggers)
         self.ports = BridgePorts(settings.ports, self._on_midi, on_change=self._port_lost_or_back)
-        self.player = Player(lambda message: self.ports.send(message), self.clock, settings.ports.output_channel)
+        self.player = Player(lambda message: self.ports.send(message), self.clock, settings.ports.output_channel,
+                             on_wait=lambda pb: self._tell("generation behind the playhead: "
+                                                           "the candidate waits a bar line"))
         self._events: queue.Queue = queue.Queue(maxsize=settings.ports.queue_size)
         self._lock = threading.RLock()        # the LiveScore and what is handed to the worker with it
         self._settings_lock = threading.Lock()
@@ -87,6 +99,7 @@ class LiveBridge:
         self._listeners: list[Listener] = []
         self._last_status: BridgeStatus | None = None
         self._generating = 0
+        self._generation = 0                  # bumped by every suggest: an older one still being made stops
         self._last_note_at = float("-inf")
         self.suggestion: Suggestion | None = None
         self.index = 0
@@ -254,7 +267,9 @@ class LiveBridge:
         return done.wait(timeout)
 
     def suggest(self, seed: int | None = None) -> None:
-        """K candidates of N bars from the next bar line; the first plays there when ready."""
+        """K candidates of N bars from the next bar line. Candidate 1 is streamed to the Player bar by bar, so
+        it starts as soon as its first bar exists; a suggestion still being made is replaced (it stops at a
+        bar line)."""
         with self._lock:
             self.clock.ensure_running()
             now = self.clock.position()
@@ -263,16 +278,43 @@ class LiveBridge:
             context = self.score.committed + tail
             target = (int(now) // self.clock.bar_ticks + 1) * self.clock.bar_ticks
             s = self.settings
-            job = SuggestJob(s.candidates, s.bars, s.sampling, tuple(tail), s.seed if seed is None else seed)
+            self._generation += 1
+            generation = self._generation
+            stream = _Stream(target, s.bars)
+            job = SuggestJob(s.candidates, s.bars, s.sampling, tuple(tail), s.seed if seed is None else seed,
+                             on_bars=lambda i, partial: self._stream_bars(stream, job, i, partial),
+                             cancelled=lambda: generation != self._generation)
             self._requested_at = job.requested_at
             self.suggestions_done.clear()
             self._generating += 1
-            self.worker.suggest(job, lambda j, sug, err: self._suggested(j, sug, err, target, context))
+            self.worker.suggest(job, lambda j, sug, err: self._suggested(j, sug, err, stream, context))
         self._publish_status()
 
+    def _start_at(self, target: int) -> int:
+        """The suggestion's bar line, or the next one when it has passed (and then say so)."""
+        if target > self.clock.position():
+            return target
+        self._tell("the suggestion starts a bar late: its first bar was not ready in time")
+        return self.clock.next_bar_line()
+
+    def _stream_bars(self, stream: "_Stream", job: SuggestJob, index: int, partial: Candidate) -> None:
+        """Candidate 1's bars, as they are made (worker thread): the first starts playback, the rest extend it."""
+        if index != 0:
+            return
+        if stream.playback is None:
+            stream.playback = self.player.play(partial, self._start_at(stream.target), bars_expected=stream.bars)
+            self.last_first_note_seconds = time.perf_counter() - job.requested_at
+        else:
+            self.player.extend(stream.playback, partial)
+
     def _suggested(self, job: SuggestJob, suggestion: Suggestion | None, error: Exception | None,
-                   target: int, context: list[int]) -> None:
+                   stream: "_Stream", context: list[int]) -> None:
         self._generating -= 1
+        if isinstance(error, Cancelled):
+            if stream.playback is not None:
+                self.player.finish(stream.playback)   # the bars it has, to their bar line
+            log.info("a suggestion being made was replaced by a newer one")
+            return
         if isinstance(error, torch.OutOfMemoryError) and self.worker.device != "cpu":
             self._tell(f"CUDA out of memory on {self.worker.device}: the model moves to the CPU and suggests there",
                        error=True)
@@ -285,13 +327,13 @@ class LiveBridge:
             return
         self.last_suggest_seconds = time.perf_counter() - job.requested_at
         self.suggestion, self.index = suggestion, 0
-        start = target if target > self.clock.position() else self.clock.next_bar_line()
-        self.player.play(suggestion.candidates[0], start)
-        self.last_first_note_seconds = time.perf_counter() - job.requested_at
         first = suggestion.candidates[0]
+        if stream.playback is None or not self.player.extend(stream.playback, first):
+            stream.playback = self.player.play(first, self._start_at(stream.target))
+            self.last_first_note_seconds = time.perf_counter() - job.requested_at
         notes, bars = self.tokenizer.decode_last_bars(context, PREVIEW_BARS, first.ticks_per_beat, first.time_signature)
         self._emit(CandidatesReady(suggestion, tuple(notes), bars))
-        self._emit(PlayingCandidate(0, start))
+        self._emit(PlayingCandidate(0, stream.playback.start_tick))
         self._tell(f"{len(suggestion.candidates)} candidates in {self.last_suggest_seconds:.2f} s")
         self.suggestions_done.set()
 

@@ -35,21 +35,30 @@ class _Event:
 
 @dataclass
 class Playback:
-    """What the Player is doing: which candidate, from which timeline tick."""
+    """What the Player is doing: which candidate (or the bars of it streamed so far), from which timeline tick."""
 
     candidate: Candidate
     start_tick: int
     epoch: int
+    bars_expected: int = 0               # the bars the candidate will have; more than candidate.bars while streaming
+    delay: int = 0                       # ticks the bars not yet ready moved later, waiting at bar lines
+    scheduled: int = 0                   # notes of the candidate scheduled so far
+    waits: int = 0                       # bar lines at which it waited for generation
     first_note_at: float | None = None   # perf_counter when the first note-on went out
+
+    @property
+    def complete(self) -> bool:
+        return self.candidate.bars >= self.bars_expected
 
 
 class Player:
     """Schedules on its own thread; `play`, `stop`, `panic` return at once."""
 
     def __init__(self, send: Callable[[mido.Message], bool], clock: ClockFollower, channel: int = 0,
-                 on_first_note: Callable[[Playback], None] | None = None):
+                 on_first_note: Callable[[Playback], None] | None = None,
+                 on_wait: Callable[[Playback], None] | None = None):
         self._send, self.clock, self.channel = send, clock, channel
-        self.on_first_note = on_first_note
+        self.on_first_note, self.on_wait = on_first_note, on_wait
         self._cv = threading.Condition()
         self._playback: Playback | None = None
         self._events: list[_Event] = []
@@ -69,20 +78,53 @@ class Player:
         with self._cv:
             return sorted(self._owner)
 
-    def play(self, candidate: Candidate, start_tick: int) -> Playback:
-        """Stop what plays, then play `candidate` with its first bar line at timeline tick `start_tick`."""
-        scale = self.clock.settings.ticks_per_beat / candidate.ticks_per_beat
-        events = []
-        for i, n in enumerate(candidate.notes):
-            events.append(_Event(start_tick + n.start * scale, True, n.pitch, n.velocity, i))
-            events.append(_Event(start_tick + max(n.end, n.start + 1) * scale, False, n.pitch, 0, i))
-        events.sort(key=lambda e: (e.tick, e.on, e.pitch))  # offs before ons at the same tick
+    def play(self, candidate: Candidate, start_tick: int, bars_expected: int | None = None) -> Playback:
+        """Stop what plays, then play `candidate` with its first bar line at timeline tick `start_tick`.
+        With `bars_expected` above `candidate.bars` the candidate is streamed: `extend` adds its bars as they
+        are made, and if the playhead reaches a bar not made yet, the rest moves a bar later (whole bars
+        only, never a broken one)."""
         with self._cv:
             self._release_all()
-            self._playback = Playback(candidate, int(start_tick), self.clock.epoch)
-            self._events, self._next = events, 0
+            self._playback = Playback(candidate, int(start_tick), self.clock.epoch,
+                                      max(bars_expected or 0, candidate.bars))
+            self._events, self._next = [], 0
+            self._schedule(candidate)
             self._cv.notify_all()
             return self._playback
+
+    def extend(self, playback: Playback, candidate: Candidate) -> bool:
+        """More bars of the streamed candidate of `playback` (the same notes first); False when it no longer plays."""
+        with self._cv:
+            if self._playback is not playback:
+                return False
+            self._schedule(candidate)
+            self._cv.notify_all()
+            return True
+
+    def finish(self, playback: Playback) -> None:
+        """No more bars will come for `playback`: it ends after those it has."""
+        with self._cv:
+            playback.bars_expected = playback.candidate.bars
+            self._cv.notify_all()
+
+    def _schedule(self, candidate: Candidate) -> None:
+        pb = self._playback
+        scale = self.clock.settings.ticks_per_beat / candidate.ticks_per_beat
+        origin = pb.start_tick + pb.delay
+        new = []
+        for i, n in enumerate(candidate.notes[pb.scheduled:], start=pb.scheduled):
+            new.append(_Event(origin + n.start * scale, True, n.pitch, n.velocity, i))
+            new.append(_Event(origin + max(n.end, n.start + 1) * scale, False, n.pitch, 0, i))
+        pb.candidate, pb.scheduled = candidate, len(candidate.notes)
+        # offs before ons at the same tick
+        self._events = self._events[:self._next] + sorted(self._events[self._next:] + new,
+                                                          key=lambda e: (e.tick, e.on, e.pitch))
+
+    def _ready_until(self, pb: Playback) -> float:
+        """The timeline tick where the bars made so far end."""
+        c = pb.candidate
+        return pb.start_tick + pb.delay + c.bars * ticks_per_bar(c.time_signature, c.ticks_per_beat) * (
+            self.clock.settings.ticks_per_beat / c.ticks_per_beat)
 
     def stop(self) -> None:
         """Stop playing; every note this player started gets its note-off."""
@@ -139,15 +181,29 @@ class Player:
                     self._release_all()
                     self._playback, self._events = None, []
                     continue
+                pb = self._playback
                 pos = self.clock.position()
                 while self._next < len(self._events) and self._events[self._next].tick <= pos:
                     self._fire(self._events[self._next])
                     self._next += 1
-                if self._next == len(self._events):
+                ready_until = self._ready_until(pb)
+                if not pb.complete and pos >= ready_until:
+                    c = pb.candidate
+                    pb.delay += round(ticks_per_bar(c.time_signature, c.ticks_per_beat)
+                                      * self.clock.settings.ticks_per_beat / c.ticks_per_beat)
+                    pb.waits += 1
+                    ready_until = self._ready_until(pb)
+                    log.warning("generation behind the playhead: bar %d of the candidate waits a bar", c.bars + 1)
+                    if self.on_wait is not None:
+                        self.on_wait(pb)
+                if self._next == len(self._events) and pb.complete:
                     self._release_all()
                     self._playback, self._events = None, []
                     continue
-                wait = self.clock.seconds_until(self._events[self._next].tick)
+                due = self._events[self._next].tick if self._next < len(self._events) else ready_until
+                if not pb.complete:
+                    due = min(due, ready_until)
+                wait = self.clock.seconds_until(due)
                 self._cv.wait(min(max(wait - 0.001, 0.0005), 0.005))
 
 

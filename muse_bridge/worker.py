@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from engine.sampler import SamplingConfig
-from engine.session import Session, Suggestion
+from engine.generate import Cancelled
+from engine.session import Candidate, Session, Suggestion
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ class SuggestJob:
     tail: tuple[int, ...] = ()
     seed: int | None = None
     requested_at: float = field(default_factory=time.perf_counter)
+    on_bars: Callable[[int, Candidate], None] | None = field(default=None, compare=False)   # streams candidates
+    cancelled: Callable[[], bool] | None = field(default=None, compare=False)              # stops between steps
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,11 @@ class SessionWorker:
         elif isinstance(job, _Suggest):
             j = job.job
             try:
-                suggestion = self.session.suggest(j.candidates, j.bars, j.sampling, j.seed, tail=list(j.tail))
+                suggestion = self.session.suggest(j.candidates, j.bars, j.sampling, j.seed, tail=list(j.tail),
+                                                  on_bars=j.on_bars, cancelled=j.cancelled)
+            except Cancelled as e:
+                job.done(j, None, e)
+                return
             except Exception as e:  # reported to the requester, who shows it
                 log.exception("suggest failed")
                 job.done(j, None, e)

@@ -12,6 +12,8 @@ import pytest
 
 from jack import jack_backend, jack_server, live_checkpoint, port_named, wait_connected  # noqa: F401  (fixtures)
 from muse_bridge.bridge import LiveBridge
+from muse_bridge.controller import Command
+from muse_bridge.events import CandidatesReady
 from muse_bridge.ports import BridgePorts, PolledInput, PortNotFoundError, PortSettings, close_output
 from muse_bridge.settings import BridgeSettings, load_settings
 
@@ -325,3 +327,35 @@ def test_a_midi_api_that_is_not_here_is_refused_naming_the_ones_that_are():
         midi_backend(missing[0])
     with pytest.raises(MidiApiError, match="choose one of"):
         midi_backend("oss")
+
+
+def test_candidate_one_is_scheduled_before_all_candidates_are_made(bridge, daw):
+    bridge.update({"bars": 4})
+    phrase(daw)
+    daw.at(CLOCKS_PER_BAR + 6, mido.Message("control_change", control=20, value=127))
+    daw.play()
+    assert bridge.suggestions_done.wait(30)
+    assert bridge.last_first_note_seconds < bridge.last_suggest_seconds   # its first bar went ahead
+    playback = bridge.player.playback
+    assert playback is not None and playback.candidate is bridge.suggestion.candidates[0]
+    daw.wait_clock(playback.start_tick // TICKS_PER_CLOCK + (4 + playback.waits) * CLOCKS_PER_BAR + 12)
+    assert hanging(daw.notes()) == {}
+
+
+def test_a_suggestion_asked_while_one_is_made_replaces_it(bridge, daw):
+    ready = []
+    bridge.subscribe(lambda event: ready.append(event) if isinstance(event, CandidatesReady) else None)
+    bridge.update({"bars": 3, "sampling.max_tokens_per_bar": 48})
+    phrase(daw)
+    daw.play()
+    daw.wait_clock(CLOCKS_PER_BAR + 6)
+    bridge.do(Command.SUGGEST)
+    bridge.submit(lambda: bridge.suggest(seed=77), "suggest")    # at once, while the first is being made
+    assert bridge.suggestions_done.wait(60) and bridge.wait_commands() and bridge.worker.wait_idle(30)
+    assert [event.suggestion.seed for event in ready] == [77]       # the first never finished
+    deadline = time.monotonic() + 30
+    while bridge.player.playback is not None:
+        assert time.monotonic() < deadline, "the candidate never ended"
+        time.sleep(0.05)
+    daw.wait_clock(daw.clocks_sent + 12)
+    assert hanging(daw.notes()) == {}
