@@ -47,6 +47,9 @@ STATUS_EVERY_SECONDS = 0.1   # how often the score thread looks for a status wor
 LISTENING_SECONDS = 4.0      # a note played this recently makes the bridge "listening"
 PREVIEW_BARS = 2             # context bars sent with the candidates, for previews
 KEY_DETECTION_BARS = 16      # the context's last bars that "detect key" looks at
+PRECOMPUTE_AFTER_SECONDS = 0.3   # no key pressed or released for this long, none held: the composer paused
+PRECOMPUTE_IDLE_BARS = 4         # ... and not for more bars than this: nobody is there to ask
+KEY_TOKENS = 256                 # the context's last tokens that name it for candidates made ahead
 
 
 @dataclass
@@ -56,6 +59,16 @@ class _Stream:
     target: int
     bars: int
     playback: Playback | None = None
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """Candidates made ahead of the request, for the context `key` names, starting at bar line `target`."""
+
+    key: tuple
+    suggestion: Suggestion
+    target: int
+    context: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,9 @@ class LiveBridge:
         self._last_status: BridgeStatus | None = None
         self._generating = 0
         self._generation = 0                  # bumped by every suggest: an older one still being made stops
+        self._context_version = 0             # bumped when the context changes other than by growing
+        self._ready: _Ready | None = None     # candidates made in a pause, for the context as it is
+        self._precompute_key: tuple | None = None
         self._last_note_at = float("-inf")
         self.suggestion: Suggestion | None = None
         self.index = 0
@@ -159,9 +175,10 @@ class LiveBridge:
         started = time.perf_counter()
         self.messages_in += 1
         if not self.clock.on_message(message, t):
-            if message.type == "note_on" and message.velocity > 0 and not self.triggers.claims(message):
-                self.clock.ensure_running(t)
-                self._last_note_at = t
+            if message.type in ("note_on", "note_off") and not self.triggers.claims(message):
+                self._last_note_at = t    # playing: key presses and releases
+                if message.type == "note_on" and message.velocity > 0:
+                    self.clock.ensure_running(t)
             try:
                 self._events.put_nowait((message, self.clock.position(t)))
             except queue.Full:
@@ -178,6 +195,7 @@ class LiveBridge:
             if time.monotonic() >= next_status:
                 next_status = time.monotonic() + STATUS_EVERY_SECONDS
                 self._publish_status()
+                self._maybe_precompute()
             batch = []
             try:
                 batch.append(self._events.get(timeout=SCORE_POLL_SECONDS))
@@ -205,9 +223,11 @@ class LiveBridge:
                     if command is not None:
                         commands.append(command)
                     continue
-                if message.type == "note_on" and message.velocity > 0 and not self.score.started:
-                    tick = int(position)
-                    self.score.start(tick - tick % self.score.bar_ticks, self.clock.bpm)
+                if message.type == "note_on" and message.velocity > 0:
+                    self._ready = None   # candidates made before this note no longer fit
+                    if not self.score.started:
+                        tick = int(position)
+                        self.score.start(tick - tick % self.score.bar_ticks, self.clock.bpm)
                 self.score.handle(message, int(position))
             self._commit()
         for command in commands:
@@ -279,6 +299,15 @@ class LiveBridge:
             target = (int(now) // self.clock.bar_ticks + 1) * self.clock.bar_ticks
             s = self.settings
             self._generation += 1
+            ready, self._ready = self._ready, None
+            if seed is None and ready is not None and ready.key == self._context_key(tail, target):
+                self._precompute_key = None        # the next pause makes a fresh set
+                job = SuggestJob(s.candidates, s.bars, s.sampling, tuple(tail), ready.suggestion.seed)
+                self._requested_at = job.requested_at
+                self._generating += 1
+                self.suggestions_done.clear()
+                self._suggested(job, ready.suggestion, None, _Stream(target, s.bars), list(ready.context))
+                return
             generation = self._generation
             stream = _Stream(target, s.bars)
             job = SuggestJob(s.candidates, s.bars, s.sampling, tuple(tail), s.seed if seed is None else seed,
@@ -289,6 +318,58 @@ class LiveBridge:
             self._generating += 1
             self.worker.suggest(job, lambda j, sug, err: self._suggested(j, sug, err, stream, context))
         self._publish_status()
+
+    @property
+    def prepared(self) -> Suggestion | None:
+        """Candidates made in a pause for the context as it was then (None when there are none)."""
+        ready = self._ready
+        return ready.suggestion if ready is not None else None
+
+    def _context_key(self, tail: list[int], target: int) -> tuple:
+        """What a suggestion depends on: the context (committed + tail, whichever part is final yet), where
+        it starts, and the settings it is sampled with. The context only grows between version bumps, so
+        its length and last tokens name it."""
+        s, committed = self.settings, self.score.committed
+        recent = (committed[-KEY_TOKENS:] + list(tail))[-KEY_TOKENS:]
+        return (self._context_version, len(committed) + len(tail), tuple(recent), target, s.sampling,
+                s.candidates, s.bars, s.seed)
+
+    def _maybe_precompute(self) -> None:
+        """In a pause (no note sounding or just played), make the candidates a Suggest before the next bar line
+        would ask for, on the worker when it has nothing else to do; any new job stops it after one step."""
+        if (not self.settings.precompute or self._generating or self.worker.pending or not self.score.started
+                or self.score.sounding):
+            return
+        if time.monotonic() - self._last_note_at < PRECOMPUTE_AFTER_SECONDS:
+            return
+        with self._lock:
+            now = int(self.clock.position())
+            last = self.score.bar_of(self.clock.position(self._last_note_at)) if self._last_note_at > 0 else 0
+            if self.score.bar_of(now) - last > PRECOMPUTE_IDLE_BARS or not self.clock.running:
+                return
+            self.worker.feed(self.score.advance(now))
+            tail = self.score.tail(now)
+            target = (now // self.clock.bar_ticks + 1) * self.clock.bar_ticks
+            key = self._context_key(tail, target)
+            if key == self._precompute_key:
+                return
+            self._precompute_key = key
+            context = tuple(self.score.committed + tail)
+            s, generation = self.settings, self._generation
+            job = SuggestJob(s.candidates, s.bars, s.sampling, tuple(tail), s.seed,
+                             cancelled=lambda: generation != self._generation or self.worker.pending > 1)
+            self.worker.suggest(job, lambda j, sug, err: self._precomputed(key, sug, err, target, context))
+
+    def _precomputed(self, key: tuple, suggestion: Suggestion | None, error: Exception | None, target: int,
+                     context: tuple[int, ...]) -> None:
+        if error is not None:
+            if not isinstance(error, Cancelled):
+                log.warning("making candidates ahead failed: %s", error)
+            if self._precompute_key == key:
+                self._precompute_key = None   # try again in the next pause
+            return
+        self._ready = _Ready(key, suggestion, target, context)
+        log.info("candidates ready ahead of the request (%.2f s)", suggestion.seconds)
 
     def _start_at(self, target: int) -> int:
         """The suggestion's bar line, or the next one when it has passed (and then say so)."""
@@ -380,7 +461,8 @@ class LiveBridge:
         with self._lock:
             self.score.reset()
             self.worker.reset()
-            self.suggestion = None
+            self.suggestion, self._ready = None, None
+            self._context_version += 1
         self._tell("context cleared")
 
     def context_notes(self, bars: int = KEY_DETECTION_BARS) -> list[Note]:
@@ -487,6 +569,7 @@ class LiveBridge:
                 session.set_initial_state(initial)
                 session.feed(committed)
             self.worker.call(switch)
+            self._context_version += 1
         self._tell(f"style: {Path(path).stem if path else 'none'}")
 
     def _persist(self, changes: dict[str, Any]) -> None:

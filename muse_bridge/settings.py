@@ -59,6 +59,7 @@ class BridgeSettings:
     hotkey: str = "<ctrl>+<alt>+s"                 # global Suggest key (pynput's spelling)
     style: str | None = None                       # a style preset file, None for the model's own start
     fast_step: bool = True                         # decode on ONNX Runtime (exported once per model, cached)
+    precompute: bool = True                        # make candidates in pauses, ready before Suggest is pressed
 
     def __post_init__(self) -> None:
         if not 1 <= self.candidates <= 64:

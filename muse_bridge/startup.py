@@ -28,7 +28,7 @@ _OVERRIDES = {"midi_api": "ports.api", "input_port": "ports.input_name", "output
               "virtual": "ports.virtual", "bpm": "clock.bpm", "time_signature": "clock.time_signature",
               "candidates": "candidates", "bars": "bars", "temperature": "sampling.temperature",
               "top_p": "sampling.top_p", "top_k": "sampling.top_k", "key": "sampling.key_lock", "seed": "seed",
-              "fast_step": "fast_step"}
+              "fast_step": "fast_step", "precompute": "precompute"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,8 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--channel", type=int, default=None, help="output MIDI channel, 1-16")
     g.add_argument("--fast-step", action=argparse.BooleanOptionalAction, default=None,
                    help="decode on ONNX Runtime once the model's step is exported (default: on, on the CPU)")
+    g.add_argument("--precompute", action=argparse.BooleanOptionalAction, default=None,
+                   help="make candidates in pauses, ready before Suggest is pressed (default: on)")
     g.add_argument("--device", default=None, help="torch device for the model (default: cuda if present, else cpu)")
     g.add_argument("--settings", type=Path, default=None,
                    help=f"settings file (default: $MUSE_BRIDGE_SETTINGS or {default_settings_path()})")

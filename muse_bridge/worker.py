@@ -103,6 +103,11 @@ class SessionWorker:
         """Run fn(session) on the worker thread, in order with the other jobs."""
         self._put(_Call(fn))
 
+    @property
+    def pending(self) -> int:
+        """Jobs given and not finished yet (the one running included)."""
+        return self._pending
+
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until every job given so far has run (tests, shutdown); False on timeout."""
         with self._idle:

@@ -330,7 +330,7 @@ def test_a_midi_api_that_is_not_here_is_refused_naming_the_ones_that_are():
 
 
 def test_candidate_one_is_scheduled_before_all_candidates_are_made(bridge, daw):
-    bridge.update({"bars": 4})
+    bridge.update({"bars": 4, "precompute": False})
     phrase(daw)
     daw.at(CLOCKS_PER_BAR + 6, mido.Message("control_change", control=20, value=127))
     daw.play()
@@ -359,3 +359,34 @@ def test_a_suggestion_asked_while_one_is_made_replaces_it(bridge, daw):
         time.sleep(0.05)
     daw.wait_clock(daw.clocks_sent + 12)
     assert hanging(daw.notes()) == {}
+
+
+def wait_prepared(bridge, timeout: float = 20):
+    deadline = time.monotonic() + timeout
+    while bridge.prepared is None:
+        assert time.monotonic() < deadline, "no candidates were made in the pause"
+        time.sleep(0.02)
+    return bridge.prepared
+
+
+def test_candidates_made_in_a_pause_are_played_at_once_and_new_notes_discard_them(bridge, daw):
+    bridge.update({"bars": 4})                                     # long enough to take a while to make
+    phrase(daw)
+    daw.play()
+    daw.wait_clock(CLOCKS_PER_BAR)
+    wait_prepared(bridge)                                          # the pause after the phrase
+    bridge.do(Command.SUGGEST)
+    assert bridge.suggestions_done.wait(10) and bridge.wait_commands()
+    assert bridge.last_suggest_seconds < 0.05 and bridge.last_first_note_seconds < 0.05
+    assert bridge.player.playback.start_tick % (CLOCKS_PER_BAR * TICKS_PER_CLOCK) == 0
+    bridge.panic()
+    before_notes = wait_prepared(bridge)                           # a fresh set for the next request
+    for pitch in (62, 65, 69):                                     # the composer plays on
+        daw.out.send(mido.Message("note_on", note=pitch, velocity=80))
+        time.sleep(0.05)
+        daw.out.send(mido.Message("note_off", note=pitch))
+    assert bridge.settle(10)
+    assert bridge.prepared is not before_notes
+    bridge.do(Command.SUGGEST)
+    assert bridge.suggestions_done.wait(20) and bridge.wait_commands()
+    assert bridge.suggestion is not before_notes
