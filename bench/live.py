@@ -3,14 +3,18 @@
 - note -> state advanced: from the moment the test keyboard sends a note's note-off (the note is
   complete) until the Session's state holds its tokens; and, within that, from the commit (LiveScore
   found the tokens final) to the state advanced. Eighth notes at 120 bpm, 60 ms long.
-- suggest -> first note scheduled: from the Suggest request until the Player holds candidate 1,
-  K candidates of N bars (the settings' defaults), after a phrase.
+- suggest -> first note scheduled: from the Suggest request until the Player holds candidate 1 (its
+  first bar, streamed), K candidates of N bars (the settings' defaults), after a phrase; and the share
+  of suggestions that start on the first bar line after the request (requests at least --lead seconds
+  before it). At 120 and 180 bpm; with the PyTorch step, the fast step, and the fast step with
+  candidates made in pauses, side by side in one run.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import random
 import threading
 import time
 
@@ -18,6 +22,7 @@ import mido
 
 from bench.results import write
 from engine.checkpoint import load_checkpoint
+from engine.fast_step import FastStep
 from muse_bridge.bridge import LiveBridge
 from muse_bridge.jackd import start_jackd, stop_jackd
 from muse_bridge.ports import close_output
@@ -78,53 +83,74 @@ def measure_notes(bridge: LiveBridge, keys, notes: int) -> dict:
             "commit_to_state_advanced": percentiles([fed.times[i] - committed.times[i] for i in range(n)])}
 
 
-def measure_suggest(bridge: LiveBridge, repeats: int) -> dict:
-    to_first_note, to_candidates = [], []
-    for seed in range(repeats):
-        bridge.suggest(seed=seed)
+def measure_suggest(bridge: LiveBridge, repeats: int, lead: float, rng: random.Random) -> dict:
+    """Suggest at a random moment that lies at least `lead` seconds before a bar line, after a pause of
+    about a bar (time for candidates made ahead, when that is on): request -> first note scheduled, and
+    whether candidate 1 starts on the first bar line after the request."""
+    to_first_note, to_candidates, on_time = [], [], []
+    bar_seconds = bridge.clock.bar_ticks / (bridge.clock.bpm * bridge.clock.settings.ticks_per_beat / 60)
+    for _ in range(repeats):
+        time.sleep(bar_seconds * (1 + rng.random()))
+        ahead = bridge.clock.seconds_until(bridge.clock.next_bar_line())
+        if ahead < lead:
+            time.sleep(ahead + lead * 0.2 + rng.random() * (bar_seconds - 1.2 * lead))   # into the next bar
+        expected = bridge.clock.next_bar_line()
+        bridge.suggest()
         if not bridge.suggestions_done.wait(120):
             raise RuntimeError("a suggestion took more than 2 minutes")
         to_first_note.append(bridge.last_first_note_seconds)
         to_candidates.append(bridge.last_suggest_seconds)
+        playback = bridge.player.playback
+        on_time.append(playback is not None and playback.start_tick == expected and playback.waits == 0)
         bridge.panic()
     return {"suggest_to_first_note_scheduled": percentiles(to_first_note),
-            "suggest_to_candidates_ready": percentiles(to_candidates)}
+            "suggest_to_candidates_ready": percentiles(to_candidates),
+            "started_on_the_first_bar_line": round(sum(on_time) / len(on_time), 3)}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checkpoint", default=None, help="default: the bundled model")
     parser.add_argument("--notes", type=int, default=48)
-    parser.add_argument("--suggests", type=int, default=6)
+    parser.add_argument("--suggests", type=int, default=10)
+    parser.add_argument("--lead", type=float, default=0.25, help="least seconds between a request and its bar line")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     load_before = os.getloadavg()  # what else the machine was doing, recorded beside the numbers
+    ckpt = load_checkpoint(args.checkpoint)
+    fast = FastStep.for_model(ckpt.model)
+    rng = random.Random(0)
+    runs = []
     server = start_jackd()
     try:
-        ckpt = load_checkpoint(args.checkpoint)
-        settings = BridgeSettings().with_changes({"ports.api": "jack", "ports.input_name": "Bench In",
-                                                  "ports.output_name": "Bench Out"})
-        with LiveBridge(ckpt, settings, settings_path=None, client_name="muse-bench") as bridge:
-            backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK")
-            [port] = [n for n in backend.get_output_names() if n.endswith(":Bench In")]
-            keys = backend.open_output(port)
-            try:
-                notes = measure_notes(bridge, keys, args.notes)
-                log.info("%s", notes)
-                suggest = measure_suggest(bridge, args.suggests)
-                log.info("%s", suggest)
-            finally:
-                close_output(keys)
-            context = bridge.worker.session.context_length
+        for bpm in (120.0, 180.0):
+            for step, precompute in (("pytorch", False), ("fast", False), ("fast", True)):
+                settings = BridgeSettings().with_changes({
+                    "ports.api": "jack", "ports.input_name": "Bench In", "ports.output_name": "Bench Out",
+                    "clock.bpm": bpm, "precompute": precompute})
+                with LiveBridge(ckpt, settings, settings_path=None, client_name="muse-bench") as bridge:
+                    bridge.worker.session.fast_step = fast if step == "fast" else None
+                    backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK")
+                    [port] = [n for n in backend.get_output_names() if n.endswith(":Bench In")]
+                    keys = backend.open_output(port)
+                    try:
+                        notes = measure_notes(bridge, keys, args.notes)
+                        suggest = measure_suggest(bridge, args.suggests, args.lead, rng)
+                    finally:
+                        close_output(keys)
+                    row = {"bpm": bpm, "step": step, "candidates_made_in_pauses": precompute,
+                           "context_tokens_at_end": bridge.worker.session.context_length, **notes, **suggest}
+                log.info("%s", row)
+                runs.append(row)
     finally:
         stop_jackd(server)
     path = write("live", {
         "checkpoint": ckpt.path, "model": ckpt.model.cfg.to_dict(), "device": str(next(ckpt.model.parameters()).device),
-        "transport": "JACK dummy driver, 48 kHz, 256-frame periods",
-        "candidates": settings.candidates, "bars": settings.bars, "max_tokens_per_bar": settings.sampling.max_tokens_per_bar,
-        "context_tokens_at_end": context, **notes, **suggest,
-        "load_average_1_5_15_min_before": [round(x, 2) for x in load_before],
+        "transport": "JACK dummy driver, 48 kHz, 256-frame periods, internal clock (no MIDI clock)",
+        "candidates": settings.candidates, "bars": settings.bars,
+        "max_tokens_per_bar": settings.sampling.max_tokens_per_bar, "request_lead_seconds_at_least": args.lead,
+        "runs": runs, "load_average_1_5_15_min_before": [round(x, 2) for x in load_before],
     })
     log.info("wrote %s", path)
 

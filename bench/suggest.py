@@ -1,4 +1,10 @@
-"""Suggest latency with the bundled model: K = 1, 4, 8 candidates of N = 2 bars after a real POP909 prompt."""
+"""Decode step and suggest latency with the bundled model, PyTorch step and fast step side by side in one run.
+
+- step: ms per step of K streams (K = 1, 4, 8), `RWKV7.step` in eager PyTorch vs the fast step
+  (the same step exported to ONNX Runtime), interleaved so both see the same machine load.
+- suggest: K candidates of N = 2 bars after a 16-bar POP909 prompt, with each step.
+- prefill: prompt tokens per second of the chunk-parallel forward (a whole song, as `suggest` feeds it).
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,8 +13,11 @@ import statistics
 import time
 from pathlib import Path
 
+import torch
+
 from bench.results import write
 from engine.checkpoint import load_checkpoint
+from engine.fast_step import FastStep, PackedState
 from engine.sampler import SamplingConfig
 from engine.session import Session
 
@@ -16,35 +25,76 @@ log = logging.getLogger("bench.suggest")
 PROMPT = Path(__file__).parents[1] / "tests" / "data" / "pop909" / "001.mid"
 
 
+def step_ms(model, fast: FastStep, k: int, steps: int, rounds: int) -> dict:
+    """Median ms per step over `rounds` alternating runs of `steps` steps each."""
+    tokens = torch.full((k,), 5, dtype=torch.long)
+    eager, onnx = [], []
+    for _ in range(rounds):
+        state = model.initial_state(k)
+        with torch.inference_mode():
+            start = time.perf_counter()
+            for _ in range(steps):
+                _, state = model.step(tokens, state)
+            eager.append((time.perf_counter() - start) / steps)
+        packed = PackedState.of(model.initial_state(k))
+        start = time.perf_counter()
+        for _ in range(steps):
+            _, packed = fast(tokens, packed)
+        onnx.append((time.perf_counter() - start) / steps)
+    e, f = statistics.median(eager), statistics.median(onnx)
+    return {"K": k, "pytorch_ms": round(1000 * e, 3), "fast_ms": round(1000 * f, 3), "speedup": round(e / f, 2)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--bars", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--prompt-bars", type=int, default=16)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     ckpt = load_checkpoint(args.checkpoint)
+    start = time.perf_counter()
+    fast = FastStep.for_model(ckpt.model)
+    fast_ready = time.perf_counter() - start
     tokens = ckpt.tokenizer.encode_file(PROMPT)
+
+    song = Session(ckpt.model, ckpt.tokenizer)
+    start = time.perf_counter()
+    song.feed(tokens)
+    prefill = {"tokens": len(tokens), "seconds": round(time.perf_counter() - start, 3),
+               "tokens_per_s": round(len(tokens) / (time.perf_counter() - start))}
+    log.info("prefill %s", prefill)
+
+    steps = [step_ms(ckpt.model, fast, k, steps=100, rounds=5) for k in (1, 4, 8)]
+    for row in steps:
+        log.info("step %s", row)
+
     bars = [i for i, t in enumerate(tokens) if t == ckpt.tokenizer.bar_id]
     prompt = tokens[: bars[args.prompt_bars]] if len(bars) > args.prompt_bars else tokens
     session = Session(ckpt.model, ckpt.tokenizer)
-    start = time.perf_counter()
     session.feed(prompt)
-    prefill = time.perf_counter() - start
-
     rows = []
     for k in (1, 4, 8):
-        runs = [session.suggest(k, args.bars, SamplingConfig(), seed=seed) for seed in range(args.repeats)]
-        row = {"K": k, "bars": args.bars,
-               "median_seconds": statistics.median(r.seconds for r in runs),
-               "median_tokens_generated": statistics.median(r.tokens_generated for r in runs),
-               "tokens_per_s": sum(r.tokens_generated for r in runs) / sum(r.seconds for r in runs)}
-        log.info("%s", row)
+        runs = {"pytorch": [], "fast": []}
+        for seed in range(args.repeats):   # the same seeds for both, interleaved
+            for name, step in (("pytorch", None), ("fast", fast)):
+                session.fast_step = step
+                runs[name].append(session.suggest(k, args.bars, SamplingConfig(), seed=seed))
+        row = {"K": k, "bars": args.bars}
+        for name, done in runs.items():
+            row[f"{name}_median_seconds"] = round(statistics.median(r.seconds for r in done), 3)
+            row[f"{name}_max_seconds"] = round(max(r.seconds for r in done), 3)
+        row["median_tokens_generated"] = statistics.median(r.tokens_generated for r in runs["fast"])
+        row["same_candidates"] = all([c.tokens for c in a.candidates] == [c.tokens for c in b.candidates]
+                                     for a, b in zip(runs["pytorch"], runs["fast"]))
+        log.info("suggest %s", row)
         rows.append(row)
+    session.fast_step = None
     path = write("suggest", {"checkpoint": ckpt.path, "model": ckpt.model.cfg.to_dict(), "prompt": PROMPT.name,
-                             "prompt_tokens": len(prompt), "prefill_seconds": prefill, "results": rows})
+                             "prompt_tokens": len(prompt), "fast_step_ready_seconds": round(fast_ready, 2),
+                             "prefill_whole_song": prefill, "step": steps, "results": rows})
     log.info("wrote %s", path)
 
 

@@ -37,6 +37,9 @@ class Suggestion:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
 
+FAST_FEED_TOKENS = 4    # up to this many tokens (one note), stepping beats the chunk-parallel forward on a CPU
+
+
 class Session:
     """Feed tokens as they become final; ask for suggestions at any time, at a cost independent of the context length."""
 
@@ -71,6 +74,13 @@ class Session:
 
     @torch.no_grad()
     def _advance(self, state: State, tokens: list[int]) -> State:
+        """The state after `tokens`: a few (a note just played) by the fast step where there is one, more (a
+        prompt, a catch-up) by the chunk-parallel forward, `prefill_chunk` tokens at a time."""
+        if self.fast_step is not None and self.device.type == "cpu" and len(tokens) <= FAST_FEED_TOKENS:
+            packed = PackedState.of(state)
+            for token in tokens:
+                _, packed = self.fast_step(torch.tensor([token]), packed)
+            return packed.state(self.device)
         for i in range(0, len(tokens), self.prefill_chunk):
             x = torch.tensor([tokens[i:i + self.prefill_chunk]], dtype=torch.long, device=self.device)
             _, state = self.model(x, state)
