@@ -2,8 +2,10 @@
 for the next bar line (whole bars only), with every note ended."""
 import threading
 import time
+from types import SimpleNamespace
 
 import mido
+import pytest
 
 from engine.session import Candidate
 from engine.tokenizer import Note
@@ -51,12 +53,6 @@ class Recorder:
         return on
 
 
-def started_clock() -> ClockFollower:
-    clock = ClockFollower(ClockSettings(bpm=BPM))
-    clock.ensure_running()
-    return clock
-
-
 def wait_until(condition, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -64,48 +60,42 @@ def wait_until(condition, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def test_bars_streamed_in_time_play_as_one_candidate():
-    clock = started_clock()
+@pytest.fixture
+def streaming():
+    """A Player on a running internal clock, playing the first of two bars, the second still to come."""
+    clock = ClockFollower(ClockSettings(bpm=BPM))
+    clock.ensure_running()
     out = Recorder(clock)
     player = Player(out.send, clock)
-    notes = two_bars()
     start = clock.next_bar_line()
-    playback = player.play(candidate([n for n in notes if n.start < BAR], 1), start, bars_expected=2)
-    assert player.extend(playback, candidate(notes, 2))        # bar 2 arrives long before the playhead
-    wait_until(lambda: player.playback is None)
-    ons = out.note_ons()
-    assert [p for _, p in ons] == [n.pitch for n in notes]
-    assert all(abs(t - (start + n.start)) < 60 for (t, _), n in zip(ons, notes))
-    assert playback.waits == 0 and out.sounding() == set()
+    playback = player.play(candidate([n for n in two_bars() if n.start < BAR], 1), start, bars_expected=2)
+    yield SimpleNamespace(clock=clock, out=out, player=player, start=start, playback=playback)
     player.close()
 
 
-def test_a_late_bar_waits_for_the_next_bar_line_and_never_plays_broken():
-    clock = started_clock()
-    out = Recorder(clock)
-    player = Player(out.send, clock)
+def test_bars_streamed_in_time_play_as_one_candidate(streaming):
     notes = two_bars()
-    start = clock.next_bar_line()
-    playback = player.play(candidate([n for n in notes if n.start < BAR], 1), start, bars_expected=2)
-    wait_until(lambda: clock.position() > start + BAR + 200)   # the playhead is past bar 1: bar 2 is late
-    assert playback.waits == 1 and player.playback is playback
-    player.extend(playback, candidate(notes, 2))
-    wait_until(lambda: player.playback is None)
-    ons = out.note_ons()
-    late = [t for t, p in ons if p >= 64]                        # bar 2's notes
+    assert streaming.player.extend(streaming.playback, candidate(notes, 2))   # long before the playhead gets there
+    wait_until(lambda: streaming.player.playback is None)
+    ons = streaming.out.note_ons()
+    assert [p for _, p in ons] == [n.pitch for n in notes]
+    assert all(abs(t - (streaming.start + n.start)) < 60 for (t, _), n in zip(ons, notes))
+    assert streaming.playback.waits == 0 and streaming.out.sounding() == set()
+
+
+def test_a_late_bar_waits_for_the_next_bar_line_and_never_plays_broken(streaming):
+    start = streaming.start
+    wait_until(lambda: streaming.clock.position() > start + BAR + 200)   # the playhead is past bar 1: bar 2 is late
+    assert streaming.playback.waits == 1 and streaming.player.playback is streaming.playback
+    streaming.player.extend(streaming.playback, candidate(two_bars(), 2))
+    wait_until(lambda: streaming.player.playback is None)
+    late = [t for t, p in streaming.out.note_ons() if p >= 64]           # bar 2's notes
     assert len(late) == 4 and all(t >= start + 2 * BAR - 1 for t in late), "bar 2 did not wait a whole bar"
     assert abs(late[0] - (start + 2 * BAR)) < 60
-    assert out.sounding() == set()                               # the note held into bar 2 ended too
-    player.close()
+    assert streaming.out.sounding() == set()                              # the note held into bar 2 ended too
 
 
-def test_a_stream_that_ends_early_stops_at_its_bar_line():
-    clock = started_clock()
-    out = Recorder(clock)
-    player = Player(out.send, clock)
-    notes = two_bars()
-    playback = player.play(candidate([n for n in notes if n.start < BAR], 1), clock.next_bar_line(), bars_expected=2)
-    player.finish(playback)                                      # replaced: no more bars will come
-    wait_until(lambda: player.playback is None)
-    assert [p for _, p in out.note_ons()] == [60, 61, 62, 63] and out.sounding() == set()
-    player.close()
+def test_a_stream_that_ends_early_stops_at_its_bar_line(streaming):
+    streaming.player.finish(streaming.playback)                           # replaced: no more bars will come
+    wait_until(lambda: streaming.player.playback is None)
+    assert [p for _, p in streaming.out.note_ons()] == [60, 61, 62, 63] and streaming.out.sounding() == set()
