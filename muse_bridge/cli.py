@@ -109,8 +109,9 @@ def tray_unavailable(need_display: bool = True) -> str | None:
         import PyQt6.QtWidgets  # noqa: F401
     except ImportError as e:
         return f"PyQt6 is not installed ({e}); pip install -e '.[ui]'"
-    if need_display and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-                                                  or os.environ.get("QT_QPA_PLATFORM") == "offscreen"):
+    display = (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+               or os.environ.get("QT_QPA_PLATFORM") == "offscreen")
+    if need_display and sys.platform.startswith("linux") and not display:
         return "no display (DISPLAY and WAYLAND_DISPLAY are unset)"
     return None
 

@@ -16,7 +16,7 @@ import threading
 from contextlib import contextmanager
 
 from engine.checkpoint import CheckpointError
-from muse_bridge.command_channel import CommandChannel
+from muse_bridge.command_channel import CommandChannel, CommandChannelError
 from muse_bridge.controller import Command
 from muse_bridge.ports import MidiApiError
 from muse_bridge.settings import SettingsError
@@ -45,7 +45,12 @@ def run_live(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
-    channel = CommandChannel(bridge.do, stop.set).start()
+    channel = CommandChannel(bridge.do, stop.set)
+    try:
+        channel.start()
+    except (CommandChannelError, OSError) as e:   # e.g. another Muse Bridge answers there: this one goes on
+        print(f"muse-bridge: no command channel: {e}", file=sys.stderr)
+        channel = None
     print(f"Muse Bridge: in {bridge.ports.input_name!r}, out {bridge.ports.output_name!r} "
           f"({bridge.ports.api}, {'virtual' if bridge.ports.virtual else 'existing'} ports), "
           f"model on {bridge.worker.device}")
@@ -53,7 +58,8 @@ def run_live(args: argparse.Namespace) -> int:
     try:
         _console(bridge, stop)
     finally:
-        channel.close()
+        if channel is not None:
+            channel.close()
         bridge.close()  # note-offs first
         for s, handler in previous.items():
             signal.signal(s, handler)

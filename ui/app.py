@@ -286,6 +286,12 @@ def run_screenshot(args: argparse.Namespace) -> int:
     if loaded is None:
         return 2
     settings = loaded[0]
+    path = Path(args.screenshot)
+    try:   # where the picture goes is checked before any model work
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"muse-bridge: cannot write {path}: {e}", file=sys.stderr)
+        return 2
     try:
         ckpt = load_model(options.checkpoint, choose_device(options.device), lambda text, done: log.info(text))
         tokenizer = ckpt.tokenizer
@@ -315,8 +321,6 @@ def run_screenshot(args: argparse.Namespace) -> int:
                              f"({phrase.n_bars} bars) in {suggestion.seconds:.2f} s"))
     panel.show()
     app.processEvents()
-    path = Path(args.screenshot)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if not panel.grab().save(str(path)):
         print(f"muse-bridge: cannot write {path}", file=sys.stderr)
         return 2
