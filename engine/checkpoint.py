@@ -63,15 +63,19 @@ def save_checkpoint(path: str | os.PathLike, model: RWKV7, tokenizer_settings: T
     }, path)
 
 
-def read_payload(path: str | os.PathLike, expected_format: str) -> dict:
+def read_payload(path: str | os.PathLike, expected_format: str, what: str = "checkpoint") -> dict:
     """Load a torch file of ours with weights_only=True, checking it exists and carries `expected_format`."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(path, "no such file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(path, "empty file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError) as e:
-        raise CheckpointError(path, f"not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from e
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError, KeyError, ValueError,
+            IndexError, TypeError, AttributeError, UnicodeDecodeError) as e:
+        # torch's own message may advise weights_only=False, which must never be taken for a file like this
+        raise CheckpointError(path, f"not a readable {what} ({type(e).__name__})") from e
     if not isinstance(payload, dict) or payload.get("format") != expected_format:
         raise CheckpointError(path, f"not a {expected_format} file")
     if payload.get("format_version") != FORMAT_VERSION:
@@ -93,6 +97,10 @@ def load_checkpoint(path: str | os.PathLike | None = None, device: str | torch.d
     model = RWKV7(cfg)
     try:
         model.load_state_dict(payload["weights"])
-    except (KeyError, RuntimeError) as e:
-        raise CheckpointError(path, f"weights do not match the model configuration ({str(e).splitlines()[0]})") from e
+    except (KeyError, RuntimeError, TypeError) as e:
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(path, f"weights do not match the model configuration ({reason})") from e
+    bad = [name for name, tensor in model.state_dict().items() if not torch.isfinite(tensor).all()]
+    if bad:
+        raise CheckpointError(path, f"weights hold NaN or infinity ({', '.join(bad[:3])}{' …' if len(bad) > 3 else ''})")
     return Checkpoint(model.to(device).eval(), tokenizer, dict(payload.get("meta", {})), str(path))

@@ -44,6 +44,8 @@ class SamplingConfig:
 
 def sample(logits: torch.Tensor, allowed: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator) -> torch.Tensor:
     """One token per row of `logits` (K, V), drawn only from `allowed` (K, V)."""
+    if torch.isnan(logits).any():
+        raise ValueError("the model produced NaN: its weights are broken")
     logits = logits.float().masked_fill(~allowed, float("-inf"))
     if cfg.temperature == 0:
         return logits.argmax(dim=-1)

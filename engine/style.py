@@ -20,12 +20,21 @@ def save_style(path: str | os.PathLike, wkv: list[torch.Tensor], ckpt: Checkpoin
 
 def load_style(path: str | os.PathLike, ckpt: Checkpoint) -> State:
     """The preset as a batch-1 initial State for `ckpt`'s model; a preset made for another model is refused."""
-    payload = read_payload(path, STYLE_FORMAT)
+    payload = read_payload(path, STYLE_FORMAT, "style preset")
     if payload.get("model_config") != ckpt.model.cfg.to_dict():
         raise CheckpointError(path, f"style preset was made for another model than {ckpt.path}")
     if payload.get("tokenizer") != ckpt.tokenizer.settings.to_dict():
         raise CheckpointError(path, f"style preset was made with another tokenizer than {ckpt.path}")
     state = ckpt.model.initial_state(1)
-    for layer, wkv in zip(state.layers, payload["wkv"]):
-        layer.wkv.copy_(wkv.unsqueeze(0))
+    wkv = payload.get("wkv")
+    shape = tuple(state.layers[0].wkv.shape[1:])
+    if not isinstance(wkv, list) or len(wkv) != len(state.layers):
+        raise CheckpointError(path, f"style preset holds {len(wkv) if isinstance(wkv, list) else 'no'} layer states, "
+                                    f"the model has {len(state.layers)}")
+    for i, (layer, w) in enumerate(zip(state.layers, wkv)):
+        if not isinstance(w, torch.Tensor) or tuple(w.shape) != shape:
+            raise CheckpointError(path, f"style preset layer {i} is not a state of shape {shape}")
+        if not torch.isfinite(w).all():
+            raise CheckpointError(path, f"style preset layer {i} holds NaN or infinity")
+        layer.wkv.copy_(w.unsqueeze(0))
     return state

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,8 @@ import mido
 import miditok
 import symusic
 
+READ_TICKS_PER_QUARTER = 480    # what files of a coarser clock are read at
+MIN_TICKS_PER_QUARTER = 96      # below this a file's clock cannot hold the grid
 SUSTAIN_CONTROLLER = 64
 PEDAL_DOWN_THRESHOLD = 64  # CC64 value from which the pedal counts as down
 
@@ -106,6 +109,21 @@ class TokenizerSettings:
     def supports_time_signature(self, time_signature: tuple[int, int]) -> bool:
         num, den = time_signature
         return any(den == d and num in nums for d, nums in self.time_signatures)
+
+    def vocabulary_meter(self, time_signature: tuple[int, int]) -> tuple[int, int] | None:
+        """The meter of the vocabulary a file's meter is read as: itself, or one with the same bar length
+        (2/2 as 4/4, 3/2 as 6/4, 6/16 as 3/8); None when there is none."""
+        num, den = time_signature
+        if self.supports_time_signature((num, den)):
+            return num, den
+        for d, nums in sorted(self.time_signatures):
+            if (num * d) % den == 0 and num * d // den in nums:
+                return num * d // den, d
+        return None
+
+    def meters(self) -> list[str]:
+        """The vocabulary's meters, as people write them."""
+        return [f"{n}/{d}" for d, nums in sorted(self.time_signatures, key=lambda x: x[0]) for n in sorted(nums)]
 
 
 @dataclass(frozen=True)
@@ -187,34 +205,52 @@ class RemiTokenizer:
             raise MidiFileError(path, "file not found")
         try:
             score = symusic.Score(str(path))
-        except (ValueError, RuntimeError, OSError) as e:
-            raise MidiFileError(path, f"not a readable MIDI file ({e})") from e
+        except (ValueError, RuntimeError, OSError, ZeroDivisionError, OverflowError) as e:
+            raise MidiFileError(path, f"not a readable MIDI file ({type(e).__name__}: {e})") from e
+        tpq = int(score.ticks_per_quarter)
+        if tpq <= 0:
+            raise MidiFileError(path, f"not a readable MIDI file (header division {tpq})")
+        # a coarse clock (a few ticks per quarter) cannot place notes on the grid: read it at 480
+        scale = READ_TICKS_PER_QUARTER / tpq if tpq < MIN_TICKS_PER_QUARTER else 1.0
+        ticks_per_quarter = READ_TICKS_PER_QUARTER if scale != 1.0 else tpq
 
-        time_signatures = sorted({(ts.numerator, ts.denominator) for ts in score.time_signatures})
+        first_onset = min((n.time for t in score.tracks if not t.is_drum for n in t.notes), default=0)
+        events = sorted((ts.time, (ts.numerator, ts.denominator)) for ts in score.time_signatures)
+        if events and events[0][0] > first_onset:
+            events.insert(0, (0, (4, 4)))   # the meter before the first time signature is 4/4 (the MIDI default)
+        time_signatures = sorted({meter for _, meter in events})
         if time_signature is not None:
             time_signatures = [tuple(time_signature)]
         if len(time_signatures) > 1:
-            raise MidiFileError(path, f"several time signatures {time_signatures}; a phrase has one meter")
-        time_signature = time_signatures[0] if time_signatures else (4, 4)
-        if not self.settings.supports_time_signature(time_signature):
-            raise MidiFileError(path, f"time signature {time_signature[0]}/{time_signature[1]} is not in the vocabulary")
-        tempos = sorted(score.tempos, key=lambda t: t.time)
-        tempo_bpm = float(tempos[-1].qpm) if tempos else 120.0
+            listed = ", ".join(f"{n}/{d}" for n, d in time_signatures)
+            raise MidiFileError(path, f"several time signatures ({listed}); a phrase has one meter")
+        meter = time_signatures[0] if time_signatures else (4, 4)
+        time_signature = self.settings.vocabulary_meter(meter)
+        if time_signature is None:
+            raise MidiFileError(path, f"time signature {meter[0]}/{meter[1]} is not supported; "
+                                      f"supported: {', '.join(self.settings.meters())} (and meters of the same bar length)")
+        tempos = [t.qpm for t in sorted(score.tempos, key=lambda t: t.time) if math.isfinite(t.qpm) and t.qpm > 0]
+        low, high = self.settings.tempo_range
+        tempo_bpm = min(max(float(tempos[-1]), low), high) if tempos else 120.0
 
-        notes = []
-        pedal_spans = []
+        lowest, highest = self.settings.pitch_range
+        notes, pedal_spans, outside = [], [], 0
         for track in score.tracks:
             if track.is_drum:
                 continue
             track_end = max([n.end for n in track.notes] + [c.time for c in track.controls], default=0)
-            spans = _pedal_spans(track.controls, track_end)
+            spans = [(round(a * scale), round(b * scale)) for a, b in _pedal_spans(track.controls, track_end)]
             for n in track.notes:
-                notes.append(Note(int(n.pitch), int(n.velocity), int(n.time), int(n.time + n.duration)))
+                if not lowest <= n.pitch < highest:
+                    outside += 1
+                    continue
+                start = round(n.time * scale)
+                notes.append(Note(int(n.pitch), int(n.velocity), start, max(start + 1, round((n.time + n.duration) * scale))))
                 pedal_spans.append(spans)
         if not notes:
-            raise MidiFileError(path, "no notes")
+            raise MidiFileError(path, f"no notes in the piano range {lowest}-{highest - 1}" if outside else "no notes")
         notes = _fold_sustain(notes, pedal_spans)
-        return Phrase(notes, int(score.ticks_per_quarter), time_signature, tempo_bpm)
+        return Phrase(notes, ticks_per_quarter, time_signature, tempo_bpm)
 
     def write_midi(
         self,

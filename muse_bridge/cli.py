@@ -15,19 +15,25 @@ from muse_bridge.command_channel import APP_COMMANDS, CommandChannelError, send_
 from muse_bridge.controller import Command
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def count(most: int):
+    """An argparse type: a whole number from 1 to `most`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if not 1 <= value <= most:
+            raise argparse.ArgumentTypeError(f"must be 1-{most}, got {value}")
+        return value
+    return parse
 
 
 def add_suggest_parser(sub) -> None:
     d = SamplingConfig()
     p = sub.add_parser("suggest", help="continue a MIDI phrase: write K candidate continuations of N bars")
     p.add_argument("midi", type=Path, help="the phrase (.mid)")
-    p.add_argument("--bars", type=positive_int, default=2)
-    p.add_argument("--candidates", type=positive_int, default=4)
+    p.add_argument("--bars", type=count(64), default=2)
+    p.add_argument("--candidates", type=count(256), default=4)
     p.add_argument("--temperature", type=float, default=d.temperature)
     p.add_argument("--top-p", type=float, default=d.top_p)
     p.add_argument("--top-k", type=int, default=d.top_k)
@@ -44,7 +50,7 @@ def run_suggest(args: argparse.Namespace) -> int:
         sampling = SamplingConfig(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k)
         result = suggest_file(SuggestRequest(args.midi, args.out, args.bars, args.candidates, sampling,
                                              args.seed, args.checkpoint, args.style))
-    except (MidiFileError, CheckpointError, ValueError) as e:
+    except (MidiFileError, CheckpointError, ValueError, OSError) as e:
         print(f"muse-bridge suggest: {e}", file=sys.stderr)
         return 2
     print(json.dumps(result))

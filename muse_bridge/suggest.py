@@ -1,15 +1,22 @@
 """`muse-bridge suggest`: a MIDI phrase in, K continuations of N bars out, one .mid file each."""
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tqdm import tqdm
 
 from engine.checkpoint import load_checkpoint
 from engine.sampler import SamplingConfig
 from engine.session import Session
 from engine.style import load_style
 from engine.tokenizer import MidiFileError
+
+
+PROGRESS_FROM_BARS = 64   # candidates x bars from which a progress bar is shown
 
 
 @dataclass(frozen=True)
@@ -24,10 +31,23 @@ class SuggestRequest:
     style: Path | None = None
 
 
+def check_out_dir(out_dir: Path) -> None:
+    """The output folder exists (made if need be) and can be written; OSError naming it otherwise."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"--out {out_dir}: is a file, not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"--out {out_dir}: cannot make the folder ({e.strerror or type(e).__name__})") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise PermissionError(f"--out {out_dir}: the folder cannot be written")
+
+
 def suggest_file(req: SuggestRequest) -> dict:
     """Write out_dir/candidate_<i>.mid for i = 1..K, each the continuation alone, placed from the first
     bar line after the prompt's last bar; returns what the command prints."""
     start = time.perf_counter()
+    check_out_dir(req.out_dir)   # before any model work
     ckpt = load_checkpoint(req.checkpoint)
     tokenizer = ckpt.tokenizer
     phrase = tokenizer.read_midi(req.midi)
@@ -37,8 +57,11 @@ def suggest_file(req: SuggestRequest) -> dict:
     initial = load_style(req.style, ckpt) if req.style else None
     session = Session(ckpt.model, tokenizer, initial_state=initial)
     session.feed(prompt)
-    suggestion = session.suggest(req.candidates, req.bars, req.sampling, req.seed,
-                                 ticks_per_beat=phrase.ticks_per_beat)
+    total = req.candidates * req.bars
+    with tqdm(total=total, desc="bars", unit="bar", disable=None if total >= PROGRESS_FROM_BARS else True,
+              file=sys.stderr) as progress:
+        suggestion = session.suggest(req.candidates, req.bars, req.sampling, req.seed,
+                                     ticks_per_beat=phrase.ticks_per_beat, on_bars=lambda i, c: progress.update())
 
     offset = phrase.n_bars * phrase.ticks_per_bar
     end = offset + req.bars * phrase.ticks_per_bar
