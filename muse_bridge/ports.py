@@ -102,14 +102,17 @@ def find_port(direction: str, name: str, available: list[str]) -> str:
 
 
 OUTPUT_CLOSE_GRACE_SECONDS = 0.05
+OUTPUT_FLUSH_SECONDS = 0.03   # several JACK cycles: what was just sent (the last note-offs) goes out first
 
 
 def close_output(port: mido.ports.BaseOutput) -> None:
-    """Close an rtmidi output port. RtMidi's JACK output frees its ring buffer while JACK's process
-    thread may still be inside the port's callback (a segfault seen under CPU load), so the port is
-    unregistered first and a few JACK cycles pass before the rest is freed."""
+    """Close an rtmidi output port. Messages sent last (note-offs at exit) are still in RtMidi's ring
+    buffer until JACK's next cycles carry them, so those cycles pass first. RtMidi's JACK output frees its
+    ring buffer while JACK's process thread may still be inside the port's callback (a segfault seen
+    under CPU load), so the port is unregistered next and a few more cycles pass before the rest is freed."""
     rt = getattr(port, "_rt", None)
     if rt is not None and not port.closed:
+        time.sleep(OUTPUT_FLUSH_SECONDS)
         rt.close_port()
         time.sleep(OUTPUT_CLOSE_GRACE_SECONDS)
     port.close()

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import torch
 
-from engine.tokenizer import parse_time_signature
+from engine.checkpoint import CheckpointError
+from engine.model import SIZES
+from engine.tokenizer import MidiFileError, parse_time_signature
+from trainer.data import DataError
 from trainer.train import TrainConfig
 
 
@@ -63,7 +66,7 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
 def eval_config(args: argparse.Namespace):
     from trainer.evaluate import EvalConfig
     if args.split is not None and args.data is None:
-        raise SystemExit("--split needs --data (the prepared dataset that defines the splits)")
+        raise ValueError("--split needs --data (the prepared dataset that defines the splits)")
     return EvalConfig(args.checkpoint, args.midi, windows=args.windows, seed=args.seed, temperature=args.temperature,
                       top_p=args.top_p, ngram_order=args.ngram_order, train_data=args.train_data, data=args.data,
                       split=args.split, batch_size=args.batch_size)
@@ -71,6 +74,7 @@ def eval_config(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the traceback of a failure")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="tokenize a folder of MIDI files")
@@ -82,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("train", help="train a model from scratch")
     add_training_args(p)
-    p.add_argument("--size", default="tiny", help="micro | tiny | small | base")
+    p.add_argument("--size", default="tiny", choices=list(SIZES), help="the model size")
 
     p = sub.add_parser("finetune", help="adapt a checkpoint to your own MIDI: all weights, or only the initial state")
     add_training_args(p)
@@ -104,6 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if getattr(args, "threads", 0):
         torch.set_num_threads(args.threads)
+    try:
+        return run(args)
+    except (CheckpointError, MidiFileError, DataError, ValueError, OSError, KeyError) as e:
+        if args.verbose:
+            raise
+        reason = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"python -m trainer {args.command}: {reason}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
 
     if args.command == "prepare":
         from trainer.prepare import PrepareConfig, prepare

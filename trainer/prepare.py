@@ -33,6 +33,8 @@ class PrepareConfig:
     validation_fraction: float = 0.1
     time_signature: tuple[int, int] | None = None   # override the files' meters
     workers: int = max(1, (os.cpu_count() or 1))
+    max_bars: int = 2000              # a longer file is an outlier (a 10-minute song at 120 bpm has 300 bars)
+    max_silent_bars: int = 64         # so is one with a longer run of empty bars
 
 
 def find_midi_files(root: Path) -> list[Path]:
@@ -50,8 +52,21 @@ def bar_offsets(tokens: list[int], bar_id: int) -> list[int]:
     return [i for i, t in enumerate(tokens) if t == bar_id]
 
 
-def _tokenize(args: tuple[Path, dict, tuple[int, int] | None]) -> tuple[Path, list[int] | None, str, tuple[int, int] | None]:
-    path, settings, meter = args
+def longest_silence(tokens: list[int], bar_id: int, is_note: set[int]) -> int:
+    """The longest run of bars without a note."""
+    longest = run = 0
+    for t in tokens:
+        if t == bar_id:
+            run += 1
+            longest = max(longest, run - 1)
+        elif t in is_note:
+            run = 0
+    return max(longest, run)
+
+
+def _tokenize(args: tuple[Path, dict, tuple[int, int] | None, int, int]
+              ) -> tuple[Path, list[int] | None, str, tuple[int, int] | None]:
+    path, settings, meter, max_bars, max_silent_bars = args
     tokenizer = _worker_tokenizer(settings)
     try:
         phrase = tokenizer.read_midi(path, time_signature=meter)
@@ -60,9 +75,19 @@ def _tokenize(args: tuple[Path, dict, tuple[int, int] | None]) -> tuple[Path, li
         return path, None, e.problem, None
     except Exception as e:  # a file that breaks the parser is skipped, never the run
         return path, None, f"unreadable ({type(e).__name__}: {e})", None
-    if tokenizer.count_bars(tokens) == 0 or len(tokens) < 2:
+    bars = tokenizer.count_bars(tokens)
+    if bars == 0 or len(tokens) < 2:
         return path, None, "no bars", None
+    if bars > max_bars:
+        return path, None, f"{bars} bars, an outlier (the limit is {max_bars})", None
+    silence = longest_silence(tokens, tokenizer.bar_id, _pitch_ids(tokenizer))
+    if silence > max_silent_bars:
+        return path, None, f"{silence} empty bars in a row, an outlier (the limit is {max_silent_bars})", None
     return path, tokens, "", phrase.time_signature
+
+
+def _pitch_ids(tokenizer: RemiTokenizer) -> set[int]:
+    return {i for i, s in enumerate(tokenizer.vocab()) if s.startswith("Pitch_")}
 
 
 _TOKENIZERS: dict[str, RemiTokenizer] = {}
@@ -77,6 +102,8 @@ def _worker_tokenizer(settings: dict) -> RemiTokenizer:
 
 def prepare(cfg: PrepareConfig, settings: TokenizerSettings = TokenizerSettings()) -> dict:
     """Tokenize every MIDI file under cfg.midi_dir into cfg.out_dir; returns a summary."""
+    if not cfg.midi_dir.is_dir():
+        raise FileNotFoundError(f"--midi {cfg.midi_dir}: no such folder")
     files = find_midi_files(cfg.midi_dir)
     if not files:
         raise FileNotFoundError(f"{cfg.midi_dir}: no .mid or .midi files found")
@@ -84,7 +111,7 @@ def prepare(cfg: PrepareConfig, settings: TokenizerSettings = TokenizerSettings(
     if tokenizer.vocab_size > np.iinfo(np.uint16).max:
         raise ValueError(f"vocabulary of {tokenizer.vocab_size} tokens does not fit uint16")
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(p, settings.to_dict(), cfg.time_signature) for p in files]
+    jobs = [(p, settings.to_dict(), cfg.time_signature, cfg.max_bars, cfg.max_silent_bars) for p in files]
     entries, skipped, chunks, offset = [], [], [], 0
     with ProcessPoolExecutor(max_workers=cfg.workers) as pool:
         results = pool.map(_tokenize, jobs, chunksize=4)
@@ -102,12 +129,13 @@ def prepare(cfg: PrepareConfig, settings: TokenizerSettings = TokenizerSettings(
                             "time_signature": list(meter)})
             chunks.append(np.asarray(tokens, dtype=np.uint16))
             offset += len(tokens)
+    (cfg.out_dir / "skipped.json").write_text(json.dumps(skipped, indent=1))
     if not entries:
-        raise ValueError(f"{cfg.midi_dir}: none of the {len(files)} MIDI files could be used")
+        raise ValueError(f"{cfg.midi_dir}: none of the {len(files)} MIDI files could be used; "
+                         f"the reasons are in {cfg.out_dir / 'skipped.json'}")
     np.save(cfg.out_dir / "tokens.npy", np.concatenate(chunks))
     index = {"tokenizer": settings.to_dict(), "vocab_size": tokenizer.vocab_size, "files": entries}
     (cfg.out_dir / "index.json").write_text(json.dumps(index))
-    (cfg.out_dir / "skipped.json").write_text(json.dumps(skipped, indent=1))
     summary = {
         "files": len(entries), "skipped": len(skipped), "tokens": offset,
         "train_files": sum(e["split"] == "train" for e in entries),

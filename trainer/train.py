@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from engine.atomic import atomic_write
-from engine.checkpoint import atomic_save, load_checkpoint, read_payload, save_checkpoint
+from engine.checkpoint import CheckpointError, atomic_save, load_checkpoint, read_payload, save_checkpoint
 from engine.model import RWKV7, config_for_size
 from engine.state import State
 from trainer.data import IGNORE, TokenWindows
@@ -140,11 +140,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     step, best, history = 0, float("inf"), []
     state_path = out / "train_state.pt"
     if resume and state_path.is_file():
-        saved = read_payload(state_path, TRAIN_STATE)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        torch.set_rng_state(saved["rng"])
-        step, best, history = saved["step"], saved["best"], saved["history"]
+        saved = read_payload(state_path, TRAIN_STATE, "training state")
+        try:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            torch.set_rng_state(saved["rng"])
+            step, best, history = saved["step"], saved["best"], saved["history"]
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            raise CheckpointError(state_path, "a training state of another run (other model size or settings): "
+                                              "resume with the run's own options, or use a new --out") from e
         log.info("resumed %s at step %d", out, step)
     elif resume:
         log.warning("%s has no train_state.pt; starting from step 0", out)
