@@ -35,7 +35,7 @@ from muse_bridge.controller import Command, MidiTriggers
 from muse_bridge.events import (GENERATING, IDLE, LISTENING, PLAYING, BridgeEvent, BridgeStatus, CandidatesReady,
                                 Listener, Notice, PlayingCandidate, PortsChanged, SettingsChanged, StatusChanged)
 from muse_bridge.live_score import LiveScore, LiveScoreConfig
-from muse_bridge.player import Playback, Player, export_candidate
+from muse_bridge.player import Playback, Player
 from muse_bridge.ports import BridgePorts, PortSettings
 from muse_bridge.settings import BridgeSettings, SettingsError, read_settings, save_settings
 from muse_bridge.worker import SessionWorker, SuggestJob
@@ -490,7 +490,7 @@ class LiveBridge:
         if self.suggestion is None or not 0 <= index < len(self.suggestion.candidates):
             raise ValueError(f"no candidate {index + 1} to export: suggest first")
         path = Path(path) if path is not None else Path.cwd() / f"muse_candidate_{index + 1}.mid"
-        export_candidate(self.tokenizer, self.suggestion.candidates[index], path, self.clock.bpm)
+        self.suggestion.candidates[index].write_midi(self.tokenizer, path, self.clock.bpm)
         self._tell(f"exported {path}")
         return path
 

@@ -16,7 +16,7 @@ from typing import Callable
 import mido
 
 from engine.session import Candidate
-from engine.tokenizer import RemiTokenizer, ticks_per_bar
+from engine.tokenizer import ticks_per_bar
 from muse_bridge.clock import ClockFollower
 
 log = logging.getLogger(__name__)
@@ -205,10 +205,3 @@ class Player:
                     due = min(due, ready_until)
                 wait = self.clock.seconds_until(due)
                 self._cv.wait(min(max(wait - 0.001, 0.0005), 0.005))
-
-
-def export_candidate(tokenizer: RemiTokenizer, candidate: Candidate, path, tempo_bpm: float) -> None:
-    """Write the candidate alone as a .mid file, from its first bar line, `candidate.bars` bars long."""
-    end = candidate.bars * ticks_per_bar(candidate.time_signature, candidate.ticks_per_beat)
-    tokenizer.write_midi(candidate.notes, path, ticks_per_beat=candidate.ticks_per_beat, tempo_bpm=tempo_bpm,
-                         time_signature=candidate.time_signature, end_tick=end)

@@ -64,14 +64,10 @@ def suggest_file(req: SuggestRequest) -> dict:
                                      ticks_per_beat=phrase.ticks_per_beat, on_bars=lambda i, c: progress.update())
 
     offset = phrase.n_bars * phrase.ticks_per_bar
-    end = offset + req.bars * phrase.ticks_per_bar
-    req.out_dir.mkdir(parents=True, exist_ok=True)
     files = []
     for i, cand in enumerate(suggestion.candidates, start=1):
         path = req.out_dir / f"candidate_{i}.mid"
-        notes = [type(n)(n.pitch, n.velocity, n.start + offset, n.end + offset) for n in cand.notes]
-        tokenizer.write_midi(notes, path, ticks_per_beat=phrase.ticks_per_beat, tempo_bpm=phrase.tempo_bpm,
-                             time_signature=phrase.time_signature, end_tick=end)
+        cand.write_midi(tokenizer, path, phrase.tempo_bpm, first_bar_tick=offset)
         files.append(str(path))
     return {
         "files": files,

@@ -16,7 +16,6 @@ from PyQt6.QtWidgets import QAbstractItemView, QHBoxLayout, QLabel, QListWidget,
 from engine.session import Candidate
 from engine.tokenizer import RemiTokenizer, ticks_per_bar
 from muse_bridge.events import CandidatesReady
-from muse_bridge.player import export_candidate
 from ui.pianoroll import PianoRoll, Roll
 
 EMPTY_HINT = ("Play a phrase into “Muse In”, then Suggest: the button, Ctrl+Space here, the global hotkey, "
@@ -102,7 +101,7 @@ class CandidateList(QListWidget):
         """Write candidate `index` as a .mid file of exactly its bars."""
         if self.tokenizer is None or not 0 <= index < len(self.candidates):
             raise ValueError(f"no candidate {index + 1} to export: suggest first")
-        export_candidate(self.tokenizer, self.candidates[index], path, self.bpm)
+        self.candidates[index].write_midi(self.tokenizer, path, self.bpm)
         return path
 
     def mime_for(self, index: int) -> QMimeData:
