@@ -65,6 +65,19 @@ def test_windows_start_on_a_bar_line_and_transpose_stays_in_range(data_dir):
     x, y = windows.batch(seed=0, step=3, batch_size=4, seq_len=64, max_transpose=6)
     assert (x[:, 0] == windows.tokenizer.bar_id).all()
     assert ((y == IGNORE) | (y >= 0)).all()
+    shifts = set()
+    for step in range(24):   # one window per step: the same window with and without transposition
+        plain, _ = windows.batch(seed=0, step=step, batch_size=1, seq_len=256, max_transpose=0)
+        moved, _ = windows.batch(seed=0, step=step, batch_size=1, seq_len=256, max_transpose=6)
+        before, after = windows.pitch_of[plain[0].numpy()], windows.pitch_of[moved[0].numpy()]
+        is_pitch = before >= 0
+        assert ((after >= 0) == is_pitch).all()
+        assert (moved[0][~torch.from_numpy(is_pitch)] == plain[0][~torch.from_numpy(is_pitch)]).all()
+        [shift] = set((after - before)[is_pitch].tolist()) or {0}   # every pitch moves by the same interval
+        assert abs(shift) <= 6
+        assert windows.pitch_lo <= after[is_pitch].min() and after[is_pitch].max() <= windows.pitch_hi
+        shifts.add(shift)
+    assert len(shifts) > 3   # it does transpose, by several intervals
 
 
 def test_completion_loss_masks_the_context_bars(data_dir):
