@@ -24,7 +24,6 @@ class ModelConfig:
     n_layer: int = 6
     n_embd: int = 256
     head_size: int = 64
-    chunk_len: int = 16
 
     @property
     def n_head(self) -> int:
@@ -39,7 +38,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        return cls(**d)
+        # files of version 0.1 stored the kernel's chunk length here; it never changed the model
+        return cls(**{k: v for k, v in d.items() if k != "chunk_len"})
 
 
 SIZES = {  # (n_layer, n_embd); `tiny` is the CPU-trainable default of DESIGN §5
@@ -80,7 +80,7 @@ class TimeMix(nn.Module):
     def __init__(self, cfg: ModelConfig, layer_id: int):
         super().__init__()
         c, n, h = cfg.n_embd, cfg.head_size, cfg.n_head
-        self.layer_id, self.n_head, self.head_size, self.chunk_len = layer_id, h, n, cfg.chunk_len
+        self.layer_id, self.n_head, self.head_size = layer_id, h, n
         ratio_0_to_1 = layer_id / max(cfg.n_layer - 1, 1)
         ratio_1_to_0 = 1.0 - layer_id / cfg.n_layer
         ddd = torch.arange(c, dtype=torch.float32) / c
@@ -125,7 +125,8 @@ class TimeMix(nn.Module):
         nn.init.uniform_(self.value.weight, -0.5 * bound, 0.5 * bound)
         nn.init.zeros_(self.output.weight)
 
-    def forward(self, x: torch.Tensor, v_first: torch.Tensor | None, last_x: torch.Tensor, wkv_state: torch.Tensor):
+    def forward(self, x: torch.Tensor, v_first: torch.Tensor | None, last_x: torch.Tensor, wkv_state: torch.Tensor,
+                chunk_len: int = 16):
         bsz, t, c = x.shape
         h, n = self.n_head, self.head_size
         dx = _shift(x, last_x) - x
@@ -147,7 +148,7 @@ class TimeMix(nn.Module):
 
         heads = lambda z: z.view(bsz, t, h, n)  # noqa: E731
         y, wkv_state = wkv7(heads(r), heads(w), heads(k), heads(v), -kk, kk * heads(iclr), wkv_state,
-                            chunk_len=self.chunk_len)
+                            chunk_len=chunk_len)
         y = self.ln_x(y.reshape(bsz * t, c)).view(bsz, t, c)
         bonus = (heads(r) * heads(k) * self.r_k).sum(dim=-1, keepdim=True) * heads(v)
         out = self.output((y + bonus.view(bsz, t, c)) * g)
@@ -183,9 +184,9 @@ class Block(nn.Module):
         self.att = TimeMix(cfg, layer_id)
         self.ffn = ChannelMix(cfg, layer_id)
 
-    def forward(self, x: torch.Tensor, v_first: torch.Tensor | None, s: LayerState):
+    def forward(self, x: torch.Tensor, v_first: torch.Tensor | None, s: LayerState, chunk_len: int = 16):
         x = self.ln0(x)
-        dx, v_first, att_x, wkv = self.att(self.ln1(x), v_first, s.att_x, s.wkv)
+        dx, v_first, att_x, wkv = self.att(self.ln1(x), v_first, s.att_x, s.wkv, chunk_len)
         x = x + dx
         dx, ffn_x = self.ffn(self.ln2(x), s.ffn_x)
         return x + dx, v_first, LayerState(att_x.float(), wkv, ffn_x.float())
@@ -205,6 +206,7 @@ class RWKV7(nn.Module):
         scale = 0.5 * math.sqrt(cfg.vocab_size / cfg.n_embd) if cfg.vocab_size > cfg.n_embd else 0.5
         nn.init.orthogonal_(self.head.weight, gain=scale)
         self.gradient_checkpointing = False
+        self.chunk_len = 16   # the WKV kernel's chunk length: speed only, never the result (not part of cfg)
 
     def initial_state(self, batch: int = 1) -> State:
         cfg = self.cfg
@@ -219,9 +221,9 @@ class RWKV7(nn.Module):
         layers = []
         for block, s in zip(self.blocks, state.layers):
             if self.gradient_checkpointing and self.training:
-                x, v_first, s = checkpoint(block, x, v_first, s, use_reentrant=False)
+                x, v_first, s = checkpoint(block, x, v_first, s, self.chunk_len, use_reentrant=False)
             else:
-                x, v_first, s = block(x, v_first, s)
+                x, v_first, s = block(x, v_first, s, self.chunk_len)
             layers.append(s)
         return self.ln_out(x), State(layers)
 

@@ -6,6 +6,7 @@ import os
 import torch
 
 from engine.checkpoint import Checkpoint, CheckpointError, atomic_save, read_payload
+from engine.model import ModelConfig
 from engine.state import State
 
 STYLE_FORMAT = "muse-bridge-style"
@@ -21,7 +22,11 @@ def save_style(path: str | os.PathLike, wkv: list[torch.Tensor], ckpt: Checkpoin
 def load_style(path: str | os.PathLike, ckpt: Checkpoint) -> State:
     """The preset as a batch-1 initial State for `ckpt`'s model; a preset made for another model is refused."""
     payload = read_payload(path, STYLE_FORMAT, "style preset")
-    if payload.get("model_config") != ckpt.model.cfg.to_dict():
+    try:
+        made_for = ModelConfig.from_dict(payload.get("model_config") or {})
+    except TypeError:
+        made_for = None
+    if made_for != ckpt.model.cfg:
         raise CheckpointError(path, f"style preset was made for another model than {ckpt.path}")
     if payload.get("tokenizer") != ckpt.tokenizer.settings.to_dict():
         raise CheckpointError(path, f"style preset was made with another tokenizer than {ckpt.path}")

@@ -98,3 +98,25 @@ def test_gradient_checkpointing_gives_the_same_gradients(model, tokens):
     model.zero_grad()
     model.eval()
     assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])
+
+
+def test_the_chunk_length_is_the_kernel_s_not_the_model_s(micro_checkpoint, tmp_path):
+    import torch as t
+
+    from engine.checkpoint import load_checkpoint
+    from engine.style import load_style, save_style
+
+    ckpt = load_checkpoint(micro_checkpoint)
+    tokens = t.randint(0, ckpt.model.cfg.vocab_size, (1, 37))
+    with t.no_grad():
+        ckpt.model.chunk_len = 16
+        ref, _ = ckpt.model(tokens)
+        ckpt.model.chunk_len = 5
+        other, _ = ckpt.model(tokens)
+    assert (ref - other).abs().max() < 1e-4
+    style = tmp_path / "style.pt"
+    save_style(style, [s.wkv[0] for s in ckpt.model.initial_state(1).layers], ckpt)
+    payload = t.load(style, weights_only=True)
+    payload["model_config"]["chunk_len"] = 8          # as files of version 0.1 stored it
+    t.save(payload, style)
+    assert load_style(style, ckpt).layers[0].wkv.shape[0] == 1
