@@ -227,10 +227,12 @@ class RWKV7(nn.Module):
             layers.append(s)
         return self.ln_out(x), State(layers)
 
-    def forward(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """Logits (B, T, V) for every position, and the new state."""
+    def forward(self, tokens: torch.Tensor, state: State | None = None,
+                keep: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
+        """Logits (B, T, V) for every position, or (n, V) for the n positions where the mask `keep` (B, T) is
+        True (training computes the head only where the loss is taken), and the new state."""
         h, state = self.hidden(tokens, state)
-        return self.head(h), state
+        return self.head(h if keep is None else h[keep]), state
 
     def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """One token per stream, tokens (B,): logits (B, V) and the new state."""

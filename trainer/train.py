@@ -62,11 +62,11 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def loss_on(model: RWKV7, x: torch.Tensor, y: torch.Tensor, state: State | None = None) -> torch.Tensor:
-    """Mean cross-entropy over the non-ignored targets; logits are computed only there."""
-    hidden, _ = model.hidden(x, state)
+def loss_on(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, state: State | None = None) -> torch.Tensor:
+    """Mean cross-entropy over the non-ignored targets; logits are computed only there. `model` is the
+    RWKV7 or its DistributedDataParallel wrapper (whose forward is what synchronises the gradients)."""
     keep = y != IGNORE
-    logits = model.head(hidden[keep])
+    logits, _ = model(x, state, keep)
     return F.cross_entropy(logits.float(), y[keep])
 
 
@@ -178,7 +178,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                                 cfg.completion_bars, env.rank)
         x, y = x.to(env.device), y.to(env.device)
         with autocast():
-            loss = loss_on(ddp, x, y) if env.world == 1 else _ddp_loss(ddp, x, y)
+            loss = loss_on(ddp, x, y)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
@@ -208,13 +208,6 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     bar.close()
     env.close()
     return {"step": step, "best_val_loss": best, "last_val_loss": history[-1]["val_loss"] if history else None}
-
-
-def _ddp_loss(ddp, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    # DDP synchronises gradients only through its own forward, which computes logits everywhere.
-    logits, _ = ddp(x)
-    keep = y != IGNORE
-    return F.cross_entropy(logits[keep].float(), y[keep])
 
 
 def write_log(path: Path, history: list[dict]) -> None:
