@@ -42,7 +42,7 @@ class PitchTimes:
     """Times at which the k-th Pitch token passed a point (tokens of notes played in order)."""
 
     def __init__(self, tokenizer):
-        self.is_pitch = {i for i, s in enumerate(tokenizer.vocab()) if s.startswith("Pitch_")}
+        self.is_pitch = set(tokenizer.vocabulary.pitch)
         self.times: list[float] = []
         self.lock = threading.Lock()
 

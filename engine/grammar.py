@@ -33,23 +33,24 @@ class RemiGrammar:
     """Token classes of a tokenizer's vocabulary, turned into per-stream masks."""
 
     def __init__(self, tokenizer: RemiTokenizer):
-        vocab = tokenizer.vocab()
-        self.vocab_size = len(vocab)
+        vocabulary = tokenizer.vocabulary
+        self.vocab_size = tokenizer.vocab_size
         self.positions_per_bar = tokenizer.positions_per_bar
-        kind = [s.split("_", 1)[0] for s in vocab]
+        kind = list(vocabulary.kind)
         self.bar_id = tokenizer.bar_id
 
         def mask_of(name: str) -> torch.Tensor:
             return torch.tensor([k == name for k in kind])
 
+        def values(table: dict[int, int]) -> torch.Tensor:
+            return torch.tensor([table.get(i, -1) for i in range(self.vocab_size)])
+
         self.is_pitch, self.is_velocity, self.is_duration = mask_of("Pitch"), mask_of("Velocity"), mask_of("Duration")
         self.is_position = mask_of("Position")
-        self.position_of = torch.tensor([int(s.split("_")[1]) if k == "Position" else -1 for s, k in zip(vocab, kind)])
-        self.pitch_of = torch.tensor([int(s.split("_")[1]) if k == "Pitch" else -1 for s, k in zip(vocab, kind)])
-        self.timesig_id = {tuple(int(x) for x in s.split("_")[1].split("/")): i
-                           for i, (s, k) in enumerate(zip(vocab, kind)) if k == "TimeSig"}
+        self.position_of, self.pitch_of = values(vocabulary.position), values(vocabulary.pitch)
+        self.timesig_id = {meter: i for i, meter in vocabulary.meter.items()}
         self.kind_of = kind
-        self._meter_of_id = {i: ts for ts, i in self.timesig_id.items()}
+        self._meter_of_id = dict(vocabulary.meter)
 
     def meter_after(self, tokens: list[int], meter: tuple[int, int] = (4, 4)) -> tuple[int, int]:
         """The time signature in force after `tokens`, starting from `meter`."""

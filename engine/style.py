@@ -7,6 +7,7 @@ import torch
 
 from engine.checkpoint import Checkpoint, CheckpointError, atomic_save, read_payload
 from engine.model import ModelConfig
+from engine.tokenizer import TokenizerSettings
 from engine.state import State
 
 STYLE_FORMAT = "muse-bridge-style"
@@ -28,7 +29,11 @@ def load_style(path: str | os.PathLike, ckpt: Checkpoint) -> State:
         made_for = None
     if made_for != ckpt.model.cfg:
         raise CheckpointError(path, f"style preset was made for another model than {ckpt.path}")
-    if payload.get("tokenizer") != ckpt.tokenizer.settings.to_dict():
+    try:
+        tokenized_with = TokenizerSettings.from_dict(payload.get("tokenizer") or {})
+    except (KeyError, TypeError, ValueError):
+        tokenized_with = None
+    if tokenized_with != ckpt.tokenizer.settings:
         raise CheckpointError(path, f"style preset was made with another tokenizer than {ckpt.path}")
     state = ckpt.model.initial_state(1)
     wkv = payload.get("wkv")

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import importlib.metadata
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +35,8 @@ from pathlib import Path
 import mido
 import miditok
 import symusic
+
+log = logging.getLogger(__name__)
 
 READ_TICKS_PER_QUARTER = 480    # what files of a coarser clock are read at
 MIN_TICKS_PER_QUARTER = 96      # below this a file's clock cannot hold the grid
@@ -83,6 +87,14 @@ class TokenizerSettings:
     time_signatures: tuple[tuple[int, tuple[int, ...]], ...] = field(
         default=((8, (3, 12, 6)), (4, (5, 6, 3, 2, 1, 4)))
     )
+    # miditok's switches, recorded with the version that made the vocabulary; this engine reads only these
+    use_tempos: bool = True
+    use_time_signatures: bool = True
+    use_rests: bool = False           # rests swallow Bar tokens (DESIGN §4)
+    use_chords: bool = False
+    use_programs: bool = False        # one piano stream
+    use_sustain_pedals: bool = False  # the pedal is folded into durations
+    miditok_version: str = "3.1.0"
 
     def to_dict(self) -> dict:
         """Plain lists and numbers only, loadable with torch.load(weights_only=True)."""
@@ -95,7 +107,11 @@ class TokenizerSettings:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TokenizerSettings":
+        """Settings stored by any version (the switches and miditok's version are absent from 0.1's files)."""
+        recorded = {k: d[k] for k in ("use_tempos", "use_time_signatures", "use_rests", "use_chords", "use_programs",
+                                      "use_sustain_pedals", "miditok_version") if k in d}
         return cls(
+            **recorded,
             num_velocities=int(d["num_velocities"]),
             beat_res=tuple(tuple(int(v) for v in r) for r in d["beat_res"]),
             num_tempos=int(d["num_tempos"]),
@@ -153,32 +169,79 @@ class Phrase:
         return max(n.start for n in self.notes) // self.ticks_per_bar + 1
 
 
+@dataclass(frozen=True)
+class Vocabulary:
+    """Every token id's kind and value, read once from miditok's typed queries. The rest of the program asks
+    here (`kind[i] == "Pitch"`, `pitch[i]`) and never takes token strings apart."""
+
+    kind: tuple[str, ...]                       # per id: "Bar", "TimeSig", "Position", "Pitch", "Velocity", ...
+    pitch: dict[int, int]                       # Pitch id -> MIDI pitch
+    velocity: dict[int, int]
+    position: dict[int, int]                    # Position id -> grid step in the bar
+    duration_beats: dict[int, float]            # Duration id -> length in beats of the meter
+    meter: dict[int, tuple[int, int]]           # TimeSig id -> (numerator, denominator)
+
+    @classmethod
+    def of(cls, tokenizer: "miditok.MusicTokenizer") -> "Vocabulary":
+        size = len(tokenizer.vocab)
+        kind = [""] * size
+        values: dict[str, dict[int, str]] = {}
+        for name in {token.split("_", 1)[0] for token in tokenizer.vocab}:
+            for i in tokenizer.token_ids_of_type(name):
+                kind[i] = name
+                values.setdefault(name, {})[i] = tokenizer[i].split("_", 1)[1]
+
+        def numbers(name: str, read) -> dict:
+            return {i: read(v) for i, v in values.get(name, {}).items()}
+
+        def beats(value: str) -> float:
+            whole, steps, resolution = (int(x) for x in value.split("."))
+            return whole + steps / resolution
+
+        return cls(tuple(kind), numbers("Pitch", int), numbers("Velocity", int), numbers("Position", int),
+                   numbers("Duration", beats), numbers("TimeSig", lambda v: tuple(int(x) for x in v.split("/"))))
+
+    def ids(self, kind: str) -> list[int]:
+        return [i for i, k in enumerate(self.kind) if k == kind]
+
+
 class RemiTokenizer:
     """REMI token ids for a Phrase, built by miditok from the settings."""
 
     def __init__(self, settings: TokenizerSettings = TokenizerSettings()):
+        switches = (settings.use_tempos, settings.use_time_signatures, settings.use_rests, settings.use_chords,
+                    settings.use_programs, settings.use_sustain_pedals)
+        if switches != (True, True, False, False, False, False):
+            raise ValueError("this engine reads REMI with tempos and time signatures, without rests, chords, "
+                             f"programs or pedal tokens; these settings ask for {settings}")
+        installed = importlib.metadata.version("miditok")
+        if settings.miditok_version != installed:
+            log.warning("the vocabulary was made with miditok %s, this is %s: token ids may differ",
+                        settings.miditok_version, installed)
         self.settings = settings
         config = miditok.TokenizerConfig(
             pitch_range=tuple(settings.pitch_range),
             beat_res={(s, e): r for s, e, r in settings.beat_res},
             num_velocities=settings.num_velocities,
-            use_tempos=True,
+            use_tempos=settings.use_tempos,
             num_tempos=settings.num_tempos,
             tempo_range=tuple(settings.tempo_range),
-            use_time_signatures=True,
+            use_time_signatures=settings.use_time_signatures,
             time_signature_range={den: list(nums) for den, nums in settings.time_signatures},
-            use_rests=False,
-            use_chords=False,
-            use_programs=False,
-            use_sustain_pedals=False,
+            use_rests=settings.use_rests,
+            use_chords=settings.use_chords,
+            use_programs=settings.use_programs,
+            use_sustain_pedals=settings.use_sustain_pedals,
         )
         self._miditok = miditok.REMI(config)
         self._id_to_str = [""] * len(self._miditok.vocab)
         for token, token_id in self._miditok.vocab.items():
             self._id_to_str[token_id] = token
         self.vocab_size = len(self._id_to_str)
+        self.vocabulary = Vocabulary.of(self._miditok)
         self.grid_per_beat = self._miditok.config.max_num_pos_per_beat
         self.bar_id = self._miditok.vocab["Bar_None"]
+        self.pad_id = self._miditok.pad_token_id
         # miditok's ticks per quarter: grid_per_beat, times 2 when x/8 meters are in the vocabulary
         self._score_tpq = self._miditok.time_division
 
@@ -341,8 +404,9 @@ class RemiTokenizer:
         def beat_ticks() -> float:
             return ticks_per_beat * 4 / time_signature[1]
 
+        vocabulary = self.vocabulary
         for token_id in tokens:
-            kind, _, value = self._id_to_str[token_id].partition("_")
+            kind = vocabulary.kind[token_id]
             if kind == "Bar":
                 if bar_start is None:
                     bar_start = 0
@@ -351,20 +415,18 @@ class RemiTokenizer:
                 position = bar_start
                 pitch = velocity = None
             elif kind == "TimeSig":
-                num, den = value.split("/")
-                time_signature = (int(num), int(den))
+                time_signature = vocabulary.meter[token_id]
             elif bar_start is None:
                 continue
             elif kind == "Position":
-                position = bar_start + round(int(value) * beat_ticks() / self.grid_per_beat)
+                position = bar_start + round(vocabulary.position[token_id] * beat_ticks() / self.grid_per_beat)
                 pitch = velocity = None
             elif kind == "Pitch":
-                pitch, velocity = int(value), None
+                pitch, velocity = vocabulary.pitch[token_id], None
             elif kind == "Velocity" and pitch is not None:
-                velocity = int(value)
+                velocity = vocabulary.velocity[token_id]
             elif kind == "Duration" and pitch is not None and velocity is not None:
-                beats, steps, res = (int(v) for v in value.split("."))
-                duration = round((beats + steps / res) * beat_ticks())
+                duration = round(vocabulary.duration_beats[token_id] * beat_ticks())
                 notes.append(Note(pitch, velocity, position, position + duration))
                 pitch = velocity = None
             else:
@@ -382,9 +444,7 @@ class RemiTokenizer:
             return [], 0
         meter = tuple(time_signature)
         for t in tokens[bar_at[0]:bar_at[0] + 2]:   # miditok writes the TimeSig right after each Bar
-            kind, _, value = self._id_to_str[t].partition("_")
-            if kind == "TimeSig":
-                meter = tuple(int(v) for v in value.split("/"))
+            meter = self.vocabulary.meter.get(t, meter)
         notes = self.decode(tokens[bar_at[0]:], ticks_per_beat, meter)
         end = len(bar_at) * ticks_per_bar(meter, ticks_per_beat)
         return [Note(n.pitch, n.velocity, n.start - end, min(n.end, end) - end) for n in notes], len(bar_at)

@@ -66,12 +66,13 @@ class LiveScore:
         tpb, den = config.ticks_per_beat, config.time_signature[1]
         self.bar_ticks = ticks_per_bar(config.time_signature, tpb)
         self.steps_per_bar = tokenizer.positions_per_bar(config.time_signature)
-        max_beats = max(_duration_beats(s) for s in tokenizer.vocab() if s.startswith("Duration_"))
+        max_beats = max(tokenizer.vocabulary.duration_beats.values())
         beat_ticks = tpb * 4 / den
         # one beat of margin: past this, any duration bins to the longest Duration token
         self.long_ticks = math.ceil((max_beats + 1) * beat_ticks)
         num, _ = config.time_signature
-        self._bar_tokens = [tokenizer.bar_id, tokenizer.vocab().index(f"TimeSig_{num}/{den}")]
+        self._bar_tokens = [tokenizer.bar_id, next(i for i, meter in tokenizer.vocabulary.meter.items()
+                                                   if meter == (num, den))]
         self.reset()
 
     # ---- state ---------------------------------------------------------------------------
@@ -267,7 +268,7 @@ class LiveScore:
         if first_bar > 0 and tokens:
             # The one Tempo token belongs to bar 0: drop it, and the Position_0 opened only for it.
             del tokens[3]
-            if len(tokens) == 3 or not self.tokenizer.token_str(tokens[3]).startswith("Pitch_"):
+            if len(tokens) == 3 or self.tokenizer.vocabulary.kind[tokens[3]] != "Pitch":
                 del tokens[2]
         n_bars = last_bar - first_bar + 1
         for _ in range(n_bars - self.tokenizer.count_bars(tokens)):
@@ -292,8 +293,3 @@ class LiveScore:
         out = new[:at] + self._insertion + new[at:]
         self._insertion = []
         return out
-
-
-def _duration_beats(token: str) -> float:
-    beats, steps, res = (int(v) for v in token.split("_", 1)[1].split("."))
-    return beats + steps / res

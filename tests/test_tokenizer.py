@@ -187,3 +187,28 @@ def test_written_midi_reads_back_the_same_notes_tempo_and_meter(tokenizer, tmp_p
     assert phrase.time_signature == (6, 4)
     assert mido.MidiFile(path).tracks[0][-1].type == "end_of_track"
     assert mido.MidiFile(path).length == pytest.approx(12 * 60 / 96.0, abs=1e-3)
+
+
+def test_the_vocabulary_names_every_token_s_kind_and_value(tokenizer):
+    v = tokenizer.vocabulary
+    assert len(v.kind) == tokenizer.vocab_size and all(v.kind)
+    for i, text in enumerate(tokenizer.vocab()):
+        kind, _, value = text.partition("_")
+        assert v.kind[i] == kind
+        expected = {"Pitch": v.pitch, "Velocity": v.velocity, "Position": v.position}.get(kind)
+        if expected is not None:
+            assert expected[i] == int(value)
+    assert v.meter[tokenizer.vocab().index("TimeSig_6/8")] == (6, 8)
+    assert v.duration_beats[tokenizer.vocab().index("Duration_3.1.8")] == 3.125
+
+
+def test_settings_record_miditok_s_switches_and_version_and_read_older_files():
+    from engine.tokenizer import RemiTokenizer, TokenizerSettings
+
+    settings = TokenizerSettings()
+    stored = settings.to_dict()
+    assert stored["use_rests"] is False and stored["miditok_version"] == "3.1.0"
+    older = {k: v for k, v in stored.items() if not k.startswith("use_") and k != "miditok_version"}
+    assert TokenizerSettings.from_dict(older) == settings
+    with pytest.raises(ValueError, match="without rests"):
+        RemiTokenizer(TokenizerSettings(use_rests=True))

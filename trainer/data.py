@@ -36,7 +36,7 @@ class TokenWindows:
         if not self.files:
             raise DataError(f"{data_dir}: the {split!r} split has no files")
         self.lengths = np.array([f["length"] for f in self.files], dtype=np.float64)
-        self.pad_id = self.tokenizer.vocab().index("PAD_None")
+        self.pad_id = self.tokenizer.pad_id
         self._pitch_shift_tables()
 
     @property
@@ -44,13 +44,11 @@ class TokenWindows:
         return int(self.lengths.sum())
 
     def _pitch_shift_tables(self) -> None:
-        vocab = self.tokenizer.vocab()
-        self.pitch_of = np.full(len(vocab), -1, dtype=np.int64)
+        self.pitch_of = np.full(self.tokenizer.vocab_size, -1, dtype=np.int64)
         id_of_pitch = {}
-        for i, s in enumerate(vocab):
-            if s.startswith("Pitch_"):
-                self.pitch_of[i] = int(s.split("_")[1])
-                id_of_pitch[self.pitch_of[i]] = i
+        for i, pitch in self.tokenizer.vocabulary.pitch.items():
+            self.pitch_of[i] = pitch
+            id_of_pitch[pitch] = i
         self.id_of_pitch = id_of_pitch
         self.pitch_lo, self.pitch_hi = min(id_of_pitch), max(id_of_pitch)
 

@@ -168,7 +168,7 @@ def ngram_scores(ngram: NGramModel, windows: list[Window]) -> tuple[np.ndarray, 
 
 
 def nll_metrics(logp: np.ndarray, correct: np.ndarray, targets: np.ndarray, tokenizer: RemiTokenizer) -> dict:
-    kinds = np.array([s.split("_")[0] for s in tokenizer.vocab()])[targets]
+    kinds = np.array(tokenizer.vocabulary.kind)[targets]
     return {"nll": float(-logp.mean()), "accuracy": float(correct.mean()),
             "nll_by_kind": {k: float(-logp[kinds == k].mean()) for k in sorted(set(kinds))}}
 
@@ -294,7 +294,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     fit_seconds = time.perf_counter() - fit_start
 
     targets = np.concatenate([w.completion for w in windows])
-    pad_id = tokenizer.vocab().index("PAD_None")
+    pad_id = tokenizer.pad_id
     model_metrics = nll_metrics(*model_scores(ckpt.model, windows, cfg.batch_size, pad_id), targets, tokenizer)
     ngram_metrics = nll_metrics(*ngram_scores(ngram, windows), targets, tokenizer)
     model_metrics.update(continuation_metrics(

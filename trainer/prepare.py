@@ -87,7 +87,7 @@ def _tokenize(args: tuple[Path, dict, tuple[int, int] | None, int, int]
 
 
 def _pitch_ids(tokenizer: RemiTokenizer) -> set[int]:
-    return {i for i, s in enumerate(tokenizer.vocab()) if s.startswith("Pitch_")}
+    return set(tokenizer.vocabulary.pitch)
 
 
 _TOKENIZERS: dict[str, RemiTokenizer] = {}
