@@ -18,6 +18,7 @@ import torch
 from bench.results import write
 from engine.checkpoint import load_checkpoint
 from engine.fast_step import FastStep, PackedState
+from engine.midi_file import read_phrase
 from engine.sampler import SamplingConfig
 from engine.session import Session
 
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     fast = FastStep.for_model(ckpt.model)
     fast_ready = time.perf_counter() - start
-    tokens = ckpt.tokenizer.encode_file(PROMPT)
+    tokens = ckpt.tokenizer.encode(read_phrase(PROMPT, ckpt.tokenizer.settings))
 
     song = Session(ckpt.model, ckpt.tokenizer)
     start = time.perf_counter()

@@ -11,6 +11,7 @@ import torch
 from engine.fast_step import FastStep, PackedState
 from engine.generate import sample_bars
 from engine.grammar import RemiGrammar
+from engine.midi_file import write_notes
 from engine.model import RWKV7
 from engine.sampler import SamplingConfig
 from engine.state import State
@@ -32,7 +33,7 @@ class Candidate:
         every note ended inside them (the one writer of candidates: `suggest`, export and drag)."""
         bar = ticks_per_bar(self.time_signature, self.ticks_per_beat)
         notes = [Note(n.pitch, n.velocity, n.start + first_bar_tick, n.end + first_bar_tick) for n in self.notes]
-        tokenizer.write_midi(notes, path, ticks_per_beat=self.ticks_per_beat, tempo_bpm=tempo_bpm,
+        write_notes(notes, path, ticks_per_beat=self.ticks_per_beat, tempo_bpm=tempo_bpm,
                              time_signature=self.time_signature, end_tick=first_bar_tick + self.bars * bar)
 
 

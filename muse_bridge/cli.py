@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from engine.checkpoint import CheckpointError
+from engine.midi_file import MidiFileError
 from engine.sampler import SamplingConfig
-from engine.tokenizer import MidiFileError
 from muse_bridge.command_channel import APP_COMMANDS, CommandChannelError, send_command
 from muse_bridge.controller import Command
 

@@ -29,8 +29,8 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from engine.tokenizer import (PEDAL_DOWN_THRESHOLD, SUSTAIN_CONTROLLER, Note, Phrase, RemiTokenizer, quantize_onset,
-                              ticks_per_bar)
+from engine.midi_file import PEDAL_DOWN_THRESHOLD, SUSTAIN_CONTROLLER
+from engine.tokenizer import Note, Phrase, RemiTokenizer, quantize_onset, ticks_per_bar
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from engine.checkpoint import load_checkpoint
+from engine.midi_file import MidiFileError, read_phrase
 from engine.sampler import SamplingConfig
 from engine.session import Session
 from engine.style import load_style
-from engine.tokenizer import MidiFileError
 
 
 PROGRESS_FROM_BARS = 64   # candidates x bars from which a progress bar is shown
@@ -50,7 +50,7 @@ def suggest_file(req: SuggestRequest) -> dict:
     check_out_dir(req.out_dir)   # before any model work
     ckpt = load_checkpoint(req.checkpoint)
     tokenizer = ckpt.tokenizer
-    phrase = tokenizer.read_midi(req.midi)
+    phrase = read_phrase(req.midi, tokenizer.settings)
     prompt = tokenizer.encode(phrase)
     if not prompt:
         raise MidiFileError(req.midi, "no notes in the piano range")

@@ -6,6 +6,7 @@ import pytest
 from engine.checkpoint import load_checkpoint
 from engine.grammar import RemiGrammar
 from engine.keys import Key, detect_key, parse_key_lock
+from engine.midi_file import read_phrase
 from engine.sampler import SamplingConfig
 from engine.session import Session
 
@@ -18,7 +19,7 @@ def micro(micro_checkpoint):
 
 
 def excerpt(tokenizer, path: Path, bars: int = 16):
-    phrase = tokenizer.read_midi(path)
+    phrase = read_phrase(path, tokenizer.settings)
     return [n for n in phrase.notes if n.start < bars * phrase.ticks_per_bar]
 
 
@@ -27,7 +28,7 @@ def excerpt(tokenizer, path: Path, bars: int = 16):
 def test_every_sampled_pitch_obeys_the_key_lock_and_the_range(micro, tokenizer, lock, pitch_range):
     # an untrained model draws pitches almost uniformly: only the mask keeps them in key
     session = Session(micro.model, micro.tokenizer)
-    session.feed(tokenizer.encode(tokenizer.read_midi(KEYS_DATA / "171_c_major.mid"))[:300])
+    session.feed(tokenizer.encode(read_phrase(KEYS_DATA / "171_c_major.mid", tokenizer.settings))[:300])
     sampling = SamplingConfig(temperature=1.5, top_p=1.0, max_tokens_per_bar=48, key_lock=lock, pitch_range=pitch_range)
     notes = [n for c in session.suggest(4, 2, sampling, seed=11).candidates for n in c.notes]
     assert len(notes) > 20

@@ -6,6 +6,7 @@ from pathlib import Path
 import mido
 import pytest
 
+from engine.midi_file import read_phrase
 from engine.tokenizer import RemiTokenizer
 from muse_bridge.live_score import LiveScore, LiveScoreConfig
 
@@ -24,7 +25,7 @@ def replay(tok, path, check_every_step=True):
 
     Tracks go on channels of their own (the pedal is per track offline, per channel live); a pedal
     still down at a track's end is lifted there, as the offline reader does."""
-    phrase = tok.read_midi(path)
+    phrase = read_phrase(path, tok.settings)
     offline = tok.encode(phrase)
     midi = mido.MidiFile(path)
     events = []
@@ -82,7 +83,7 @@ def perform(tok, events, end_tick, time_signature=(4, 4), tempo=100.0, tmp_path=
         live.advance(tick)
         live.handle(message, tick)
     live.advance(end_tick)
-    return live, tok.encode(tok.read_midi(path))
+    return live, tok.encode(read_phrase(path, tok.settings))
 
 
 def on(tick, pitch, velocity=80):

@@ -10,6 +10,7 @@ import torch
 
 from conftest import POP909_FILES
 from engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from engine.midi_file import read_phrase
 from engine.model import RWKV7, config_for_size
 from engine.sampler import SamplingConfig
 from engine.session import Session
@@ -36,10 +37,10 @@ def test_suggest_writes_k_candidates_each_exactly_n_bars_after_the_prompt(capsys
     assert code == 0
     result = json.loads(out)
     assert result["files"] == [str(tmp_path / f"candidate_{i}.mid") for i in range(1, 5)]
-    prompt = tokenizer.read_midi(PROMPT)
+    prompt = read_phrase(PROMPT, tokenizer.settings)
     first = prompt.n_bars * prompt.ticks_per_bar
     for f in result["files"]:
-        notes = tokenizer.read_midi(f).notes
+        notes = read_phrase(f, tokenizer.settings).notes
         assert notes, f"{f} is empty"
         assert min(n.start for n in notes) >= first
         assert max(n.end for n in notes) <= first + 2 * prompt.ticks_per_bar
@@ -49,7 +50,7 @@ def test_suggest_writes_k_candidates_each_exactly_n_bars_after_the_prompt(capsys
 
 def test_candidates_keep_the_prompts_tempo_and_meter(capsys, micro_checkpoint, tokenizer, tmp_path):
     suggest(capsys, PROMPT, "--candidates", 1, "--seed", 3, "--checkpoint", micro_checkpoint, "--out", tmp_path)
-    prompt, cand = tokenizer.read_midi(PROMPT), tokenizer.read_midi(tmp_path / "candidate_1.mid")
+    prompt, cand = read_phrase(PROMPT, tokenizer.settings), read_phrase(tmp_path / "candidate_1.mid", tokenizer.settings)
     assert cand.time_signature == prompt.time_signature
     assert cand.tempo_bpm == pytest.approx(prompt.tempo_bpm, rel=1e-3)
     assert cand.ticks_per_beat == prompt.ticks_per_beat
@@ -67,7 +68,7 @@ def test_same_seed_gives_the_same_candidates(capsys, micro_checkpoint, tmp_path)
 @pytest.mark.parametrize("bars", [1, 3])
 def test_session_stops_after_exactly_n_complete_bars(micro, tokenizer, bars):
     session = Session(micro.model, micro.tokenizer)
-    session.feed(tokenizer.encode_file(PROMPT))
+    session.feed(tokenizer.encode(read_phrase(PROMPT, tokenizer.settings)))
     suggestion = session.suggest(3, bars, SamplingConfig(max_tokens_per_bar=48), seed=0)
     for cand in suggestion.candidates:
         assert tokenizer.count_bars(cand.tokens) == bars
@@ -79,14 +80,14 @@ def test_session_stops_after_exactly_n_complete_bars(micro, tokenizer, bars):
 
 def test_suggest_does_not_change_the_live_context(micro, tokenizer):
     session = Session(micro.model, micro.tokenizer)
-    session.feed(tokenizer.encode_file(PROMPT)[:300])
+    session.feed(tokenizer.encode(read_phrase(PROMPT, tokenizer.settings))[:300])
     before = session.state.clone()
     session.suggest(2, 1, SamplingConfig(max_tokens_per_bar=32), seed=0, tail=[tokenizer.bar_id])
     assert session.state.max_abs_diff(before) == 0
 
 
 def test_a_prompt_longer_than_any_training_window_is_carried_by_the_state(micro, tokenizer):
-    long_prompt = tokenizer.encode_file(PROMPT) * 2
+    long_prompt = tokenizer.encode(read_phrase(PROMPT, tokenizer.settings)) * 2
     assert len(long_prompt) > 8 * 512
     session = Session(micro.model, micro.tokenizer, prefill_chunk=1000)
     session.feed(long_prompt)
@@ -96,7 +97,7 @@ def test_a_prompt_longer_than_any_training_window_is_carried_by_the_state(micro,
 
 def test_pitch_range_constraint_is_respected(micro, tokenizer):
     session = Session(micro.model, micro.tokenizer)
-    session.feed(tokenizer.encode_file(PROMPT)[:200])
+    session.feed(tokenizer.encode(read_phrase(PROMPT, tokenizer.settings))[:200])
     cands = session.suggest(2, 1, SamplingConfig(max_tokens_per_bar=40, pitch_range=(60, 72)), seed=5).candidates
     assert all(60 <= n.pitch <= 72 for c in cands for n in c.notes)
 

@@ -5,7 +5,8 @@ import mido
 import pytest
 import torch
 
-from engine.tokenizer import MidiFileError, Note, Phrase, RemiTokenizer, TokenizerSettings
+from engine.midi_file import MidiFileError, read_phrase, write_notes
+from engine.tokenizer import Note, Phrase, RemiTokenizer, TokenizerSettings
 
 POP909 = sorted((Path(__file__).parent / "data" / "pop909").glob("*.mid"))
 TPB = 480
@@ -57,7 +58,7 @@ def durations_of(tokenizer, tokens, pitch):
 
 @pytest.mark.parametrize("path", POP909, ids=lambda p: p.name)
 def test_bar_tokens_match_the_bars_of_a_pop909_file(tokenizer, path):
-    assert tokenizer.count_bars(tokenizer.encode_file(path)) == tokenizer.read_midi(path).n_bars
+    assert tokenizer.count_bars(tokenizer.encode(read_phrase(path, tokenizer.settings))) == read_phrase(path, tokenizer.settings).n_bars
 
 
 def test_staccato_file_with_rests_up_to_bar_lines_keeps_every_bar(tokenizer, tmp_path):
@@ -66,7 +67,7 @@ def test_staccato_file_with_rests_up_to_bar_lines_keeps_every_bar(tokenizer, tmp
     events = [e for i, t in enumerate(onsets) for e in note_events(60 + i, t, t + TPB // 8)]
     path = write_tracks(tmp_path / "staccato.mid", [events])
 
-    phrase = tokenizer.read_midi(path)
+    phrase = read_phrase(path, tokenizer.settings)
     tokens = tokenizer.encode(phrase)
     decoded = tokenizer.decode(tokens, TPB, (4, 4))
 
@@ -92,7 +93,7 @@ def test_decode_gives_back_grid_notes_with_their_velocity_bin(tokenizer):
 
 
 def test_encoding_decoded_tokens_gives_the_same_tokens_on_a_pop909_file(tokenizer):
-    phrase = tokenizer.read_midi(POP909[0])
+    phrase = read_phrase(POP909[0], tokenizer.settings)
     tokens = tokenizer.encode(phrase)
     decoded = tokenizer.decode(tokens, phrase.ticks_per_beat, phrase.time_signature)
 
@@ -116,7 +117,7 @@ def test_tracks_merge_into_one_stream_without_drums(tokenizer, tmp_path):
     drums = note_events(36, 0, TPB, channel=9)
     path = write_tracks(tmp_path / "three_tracks.mid", [melody, bass, drums])
 
-    phrase = tokenizer.read_midi(path)
+    phrase = read_phrase(path, tokenizer.settings)
     strings = [tokenizer.token_str(t) for t in tokenizer.encode(phrase)]
 
     assert [(n.pitch, n.start) for n in phrase.notes] == [(72, 0), (40, TPB)]
@@ -127,15 +128,15 @@ def test_sustain_pedal_extends_a_note_until_the_pedal_lifts(tokenizer, tmp_path)
     dry = write_tracks(tmp_path / "dry.mid", [note_events(60, 0, TPB // 2)])
     pedalled = write_tracks(tmp_path / "pedal.mid", [note_events(60, 0, TPB // 2) + pedal_events(TPB // 4, BAR)])
 
-    assert durations_of(tokenizer, tokenizer.encode_file(dry), 60) == ["Duration_0.4.8"]
-    assert durations_of(tokenizer, tokenizer.encode_file(pedalled), 60) == ["Duration_4.0.4"]
+    assert durations_of(tokenizer, tokenizer.encode(read_phrase(dry, tokenizer.settings)), 60) == ["Duration_0.4.8"]
+    assert durations_of(tokenizer, tokenizer.encode(read_phrase(pedalled, tokenizer.settings)), 60) == ["Duration_4.0.4"]
 
 
 def test_sustained_note_stops_when_its_pitch_is_struck_again(tokenizer, tmp_path):
     events = note_events(60, 0, TPB // 2) + note_events(60, 2 * TPB, 2 * TPB + TPB // 2) + pedal_events(TPB // 4, BAR)
     path = write_tracks(tmp_path / "restrike.mid", [events])
 
-    assert [(n.start, n.end) for n in tokenizer.read_midi(path).notes] == [(0, 2 * TPB), (2 * TPB, BAR)]
+    assert [(n.start, n.end) for n in read_phrase(path, tokenizer.settings).notes] == [(0, 2 * TPB), (2 * TPB, BAR)]
 
 
 def test_settings_survive_a_weights_only_checkpoint(tmp_path):
@@ -158,7 +159,7 @@ def test_equal_settings_give_the_same_vocabulary(tokenizer):
 def test_missing_file_raises_midi_file_error_naming_it(tokenizer, tmp_path):
     path = tmp_path / "absent.mid"
     with pytest.raises(MidiFileError, match="absent.mid") as error:
-        tokenizer.read_midi(path)
+        read_phrase(path, tokenizer.settings)
     assert error.value.path == path
 
 
@@ -166,21 +167,21 @@ def test_corrupt_file_raises_midi_file_error_naming_it(tokenizer, tmp_path):
     path = tmp_path / "noise.mid"
     path.write_bytes(bytes(range(256)) * 4)
     with pytest.raises(MidiFileError, match="noise.mid"):
-        tokenizer.read_midi(path)
+        read_phrase(path, tokenizer.settings)
 
 
 def test_file_without_notes_raises_midi_file_error_naming_it(tokenizer, tmp_path):
     path = write_tracks(tmp_path / "silent.mid", [pedal_events(0, TPB)])
     with pytest.raises(MidiFileError, match="silent.mid.*no notes"):
-        tokenizer.read_midi(path)
+        read_phrase(path, tokenizer.settings)
 
 
 def test_written_midi_reads_back_the_same_notes_tempo_and_meter(tokenizer, tmp_path):
     notes = [Note(60, 90, 0, TPB), Note(64, 70, 0, 2 * TPB), Note(60, 50, TPB, 3 * TPB), Note(67, 110, 7 * TPB, 9 * TPB)]
     path = tmp_path / "out.mid"
 
-    tokenizer.write_midi(notes, path, ticks_per_beat=TPB, tempo_bpm=96.0, time_signature=(6, 4), end_tick=12 * TPB)
-    phrase = tokenizer.read_midi(path)
+    write_notes(notes, path, ticks_per_beat=TPB, tempo_bpm=96.0, time_signature=(6, 4), end_tick=12 * TPB)
+    phrase = read_phrase(path, tokenizer.settings)
 
     assert phrase.notes == sorted(notes, key=lambda n: (n.start, n.pitch))
     assert phrase.tempo_bpm == pytest.approx(96.0, abs=1e-3)

@@ -10,8 +10,9 @@ from pathlib import Path
 import torch
 
 from engine.checkpoint import CheckpointError
+from engine.midi_file import MidiFileError
 from engine.model import SIZES
-from engine.tokenizer import MidiFileError, parse_time_signature
+from engine.tokenizer import parse_time_signature
 from trainer.data import DataError
 from trainer.train import TrainConfig
 

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from engine.checkpoint import load_checkpoint
 from engine.generate import sample_bars
 from engine.grammar import RemiGrammar
+from engine.midi_file import read_phrase
 from engine.model import RWKV7
 from engine.sampler import SamplingConfig
 from engine.state import State
@@ -90,7 +91,7 @@ def read_songs(files, tokenizer: RemiTokenizer) -> tuple[list[tuple[str, list[in
     need = CONTEXT_BARS + COMPLETION_BARS + 1  # the Bar closing the completion must exist
     for rel, path, meter in tqdm(files, desc="reading", unit="file"):
         try:
-            tokens = tokenizer.encode(tokenizer.read_midi(path, time_signature=meter))
+            tokens = tokenizer.encode(read_phrase(path, tokenizer.settings, time_signature=meter))
         except Exception as e:  # a file that breaks the parser is skipped and reported, never the run
             problem = getattr(e, "problem", f"unreadable ({type(e).__name__}: {e})")
             skipped.append({"path": rel, "reason": problem})

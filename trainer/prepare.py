@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from engine.tokenizer import MidiFileError, RemiTokenizer, TokenizerSettings
+from engine.midi_file import MidiFileError, read_phrase
+from engine.tokenizer import RemiTokenizer, TokenizerSettings
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def _tokenize(args: tuple[Path, dict, tuple[int, int] | None, int, int]
     path, settings, meter, max_bars, max_silent_bars = args
     tokenizer = _worker_tokenizer(settings)
     try:
-        phrase = tokenizer.read_midi(path, time_signature=meter)
+        phrase = read_phrase(path, tokenizer.settings, time_signature=meter)
         tokens = tokenizer.encode(phrase)
     except MidiFileError as e:
         return path, None, e.problem, None

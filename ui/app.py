@@ -19,6 +19,7 @@ from PyQt6.QtGui import QKeySequence, QShortcut
 from PyQt6.QtWidgets import QApplication, QSystemTrayIcon
 
 from engine.checkpoint import CheckpointError
+from engine.midi_file import read_phrase
 from muse_bridge.command_channel import CommandChannel, CommandChannelError, send_command
 from muse_bridge.controller import Command
 from muse_bridge.events import (PLAYING, BridgeStatus, CandidatesReady, Notice, PlayingCandidate, PortsChanged,
@@ -295,7 +296,7 @@ def run_screenshot(args: argparse.Namespace) -> int:
     try:
         ckpt = load_model(options.checkpoint, choose_device(options.device), lambda text, done: log.info(text))
         tokenizer = ckpt.tokenizer
-        phrase = tokenizer.read_midi(SCREENSHOT_PHRASE)
+        phrase = read_phrase(SCREENSHOT_PHRASE, tokenizer.settings)
     except (CheckpointError, ValueError, OSError) as e:
         print(f"muse-bridge: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,174 @@
+"""MIDI files in and out: a file -> Phrase (every track merged into one piano stream, the sustain pedal
+folded into durations), and notes -> a one-track file that a DAW plays as written.
+
+- The sustain pedal: a note whose key is released while CC64 is down lasts until the pedal is released
+  or the same pitch is struck again. Pedal spans are computed here from CC64 (value >= 64 is down)
+  because symusic 0.6 mis-reports the first pedal of a track (it starts it at tick 0).
+- Real-world files: a coarse clock is read at 480 ticks per quarter, a meter of the vocabulary's bar
+  length stands for one outside it (2/2 as 4/4), the 4/4 before a file's first time signature counts,
+  impossible tempos are ignored, notes outside the piano range are dropped; what cannot be read is a
+  MidiFileError naming the file.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from pathlib import Path
+
+import mido
+import symusic
+
+from engine.tokenizer import Note, Phrase, TokenizerSettings
+
+READ_TICKS_PER_QUARTER = 480    # what files of a coarser clock are read at
+MIN_TICKS_PER_QUARTER = 96      # below this a file's clock cannot hold the grid
+SUSTAIN_CONTROLLER = 64
+PEDAL_DOWN_THRESHOLD = 64  # CC64 value from which the pedal counts as down
+
+
+class MidiFileError(ValueError):
+    """A MIDI file that cannot be used; message names the file and the problem."""
+
+    def __init__(self, path, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, int] | None = None) -> Phrase:
+    """All non-drum tracks merged, sustain pedal folded into durations; `time_signature` overrides the file's meter."""
+    path = Path(path)
+    if not path.is_file():
+        raise MidiFileError(path, "file not found")
+    try:
+        score = symusic.Score(str(path))
+    except (ValueError, RuntimeError, OSError, ZeroDivisionError, OverflowError) as e:
+        raise MidiFileError(path, f"not a readable MIDI file ({type(e).__name__}: {e})") from e
+    tpq = int(score.ticks_per_quarter)
+    if tpq <= 0:
+        raise MidiFileError(path, f"not a readable MIDI file (header division {tpq})")
+    # a coarse clock (a few ticks per quarter) cannot place notes on the grid: read it at 480
+    scale = READ_TICKS_PER_QUARTER / tpq if tpq < MIN_TICKS_PER_QUARTER else 1.0
+    ticks_per_quarter = READ_TICKS_PER_QUARTER if scale != 1.0 else tpq
+
+    first_onset = min((n.time for t in score.tracks if not t.is_drum for n in t.notes), default=0)
+    events = sorted((ts.time, (ts.numerator, ts.denominator)) for ts in score.time_signatures)
+    if events and events[0][0] > first_onset:
+        events.insert(0, (0, (4, 4)))   # the meter before the first time signature is 4/4 (the MIDI default)
+    time_signatures = sorted({meter for _, meter in events})
+    if time_signature is not None:
+        time_signatures = [tuple(time_signature)]
+    if len(time_signatures) > 1:
+        listed = ", ".join(f"{n}/{d}" for n, d in time_signatures)
+        raise MidiFileError(path, f"several time signatures ({listed}); a phrase has one meter")
+    meter = time_signatures[0] if time_signatures else (4, 4)
+    time_signature = settings.vocabulary_meter(meter)
+    if time_signature is None:
+        raise MidiFileError(path, f"time signature {meter[0]}/{meter[1]} is not supported; "
+                                  f"supported: {', '.join(settings.meters())} (and meters of the same bar length)")
+    tempos = [t.qpm for t in sorted(score.tempos, key=lambda t: t.time) if math.isfinite(t.qpm) and t.qpm > 0]
+    low, high = settings.tempo_range
+    tempo_bpm = min(max(float(tempos[-1]), low), high) if tempos else 120.0
+
+    lowest, highest = settings.pitch_range
+    notes, pedal_spans, outside = [], [], 0
+    for track in score.tracks:
+        if track.is_drum:
+            continue
+        track_end = max([n.end for n in track.notes] + [c.time for c in track.controls], default=0)
+        spans = [(round(a * scale), round(b * scale)) for a, b in _pedal_spans(track.controls, track_end)]
+        for n in track.notes:
+            if not lowest <= n.pitch < highest:
+                outside += 1
+                continue
+            start = round(n.time * scale)
+            notes.append(Note(int(n.pitch), int(n.velocity), start, max(start + 1, round((n.time + n.duration) * scale))))
+            pedal_spans.append(spans)
+    if not notes:
+        raise MidiFileError(path, f"no notes in the piano range {lowest}-{highest - 1}" if outside else "no notes")
+    notes = _fold_sustain(notes, pedal_spans)
+    return Phrase(notes, ticks_per_quarter, time_signature, tempo_bpm)
+
+
+def write_notes(
+    notes: list[Note],
+    path,
+    *,
+    ticks_per_beat: int,
+    tempo_bpm: float,
+    time_signature: tuple[int, int],
+    end_tick: int | None = None,
+) -> None:
+    """One track, piano (program 0), tempo and time signature at tick 0, notes at absolute ticks.
+    Notes are made playable first (see `playable_notes`): every note-on has its own later note-off."""
+    events = []  # (tick, order, message); note-offs before note-ons at the same tick
+    for n in playable_notes(notes):
+        events.append((n.end, 0, mido.Message("note_off", note=n.pitch, velocity=0)))
+        events.append((n.start, 1, mido.Message("note_on", note=n.pitch, velocity=max(1, min(127, n.velocity)))))
+    events.sort(key=lambda e: (e[0], e[1], e[2].note))
+    track = mido.MidiTrack()
+    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm), time=0))
+    track.append(mido.MetaMessage("time_signature", numerator=time_signature[0], denominator=time_signature[1], time=0))
+    track.append(mido.Message("program_change", program=0, time=0))
+    now = 0
+    for tick, _, message in events:
+        track.append(message.copy(time=tick - now))
+        now = tick
+    end = now if end_tick is None else max(now, end_tick)
+    track.append(mido.MetaMessage("end_of_track", time=end - now))
+    midi = mido.MidiFile(type=0, ticks_per_beat=ticks_per_beat)
+    midi.tracks.append(track)
+    midi.save(str(path))
+
+
+def playable_notes(notes: list[Note]) -> list[Note]:
+    """Notes a DAW plays as written: a pitch struck again while it sounds ends the earlier note there
+    (as the live Player does), the same pitch twice at one tick is one note (the louder), and every
+    note lasts at least one tick, so no note-off can come before its note-on or end another's."""
+    out = []
+    by_pitch: dict[int, list[Note]] = {}
+    for n in notes:
+        by_pitch.setdefault(n.pitch, []).append(n)
+    for group in by_pitch.values():
+        group.sort(key=lambda n: (n.start, -n.velocity))
+        kept = [n for i, n in enumerate(group) if i == 0 or n.start != group[i - 1].start]
+        for n, nxt in zip(kept, kept[1:] + [None]):
+            end = max(n.end, n.start + 1)
+            out.append(Note(n.pitch, n.velocity, n.start, end if nxt is None else min(end, nxt.start)))
+    return sorted(out, key=lambda n: (n.start, n.pitch))
+
+
+def _pedal_spans(controls, track_end: int) -> list[tuple[int, int]]:
+    """(down, up) ticks of the sustain pedal from CC64 events; a pedal left down lifts at track_end."""
+    spans = []
+    down_at = None
+    for cc in sorted((c for c in controls if c.number == SUSTAIN_CONTROLLER), key=lambda c: c.time):
+        if cc.value >= PEDAL_DOWN_THRESHOLD and down_at is None:
+            down_at = int(cc.time)
+        elif cc.value < PEDAL_DOWN_THRESHOLD and down_at is not None:
+            spans.append((down_at, int(cc.time)))
+            down_at = None
+    if down_at is not None:
+        spans.append((down_at, track_end))
+    return spans
+
+
+def _fold_sustain(notes: list[Note], pedal_spans: list[list[tuple[int, int]]]) -> list[Note]:
+    """Each note released under its track's pedal lasts until the pedal lifts or its pitch is struck again."""
+    onsets_by_pitch: dict[int, list[int]] = {}
+    for n in notes:
+        onsets_by_pitch.setdefault(n.pitch, []).append(n.start)
+    for onsets in onsets_by_pitch.values():
+        onsets.sort()
+    folded = []
+    for n, spans in zip(notes, pedal_spans):
+        end = n.end
+        i = bisect.bisect_right(spans, (n.end, 2**63)) - 1  # last pedal pressed at or before the release
+        if i >= 0 and spans[i][0] <= n.end < spans[i][1]:
+            onsets = onsets_by_pitch[n.pitch]
+            j = bisect.bisect_right(onsets, n.start)
+            next_strike = onsets[j] if j < len(onsets) else spans[i][1]
+            end = max(n.end, min(spans[i][1], next_strike))
+        folded.append(Note(n.pitch, n.velocity, n.start, end))
+    folded.sort(key=lambda n: (n.start, n.pitch))
+    return folded
