@@ -409,12 +409,15 @@ class LiveBridge:
         self.last_suggest_seconds = time.perf_counter() - job.requested_at
         self.suggestion, self.index = suggestion, 0
         first = suggestion.candidates[0]
-        if stream.playback is None or not self.player.extend(stream.playback, first):
+        if stream.playback is None:
             stream.playback = self.player.play(first, self._start_at(stream.target))
             self.last_first_note_seconds = time.perf_counter() - job.requested_at
+        else:   # its bars streamed; if panic or another candidate stopped it meanwhile, it stays stopped
+            self.player.extend(stream.playback, first)
         notes, bars = self.tokenizer.decode_last_bars(context, PREVIEW_BARS, first.ticks_per_beat, first.time_signature)
         self._emit(CandidatesReady(suggestion, tuple(notes), bars))
-        self._emit(PlayingCandidate(0, stream.playback.start_tick))
+        if self.player.playback is stream.playback:
+            self._emit(PlayingCandidate(0, stream.playback.start_tick))
         self._tell(f"{len(suggestion.candidates)} candidates in {self.last_suggest_seconds:.2f} s")
         self.suggestions_done.set()
 

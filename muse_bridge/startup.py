@@ -12,12 +12,15 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from engine.checkpoint import Checkpoint, CheckpointError
 from engine.tokenizer import parse_time_signature
 from muse_bridge.ports import MIDI_APIS
 from muse_bridge.settings import BridgeSettings, SettingsError, default_settings_path, read_settings
+
+if TYPE_CHECKING:
+    from muse_bridge.bridge import LiveBridge
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +121,7 @@ def load_model(checkpoint: Path | None, device: str, progress: Progress) -> Chec
 
 
 def open_bridge(options: LaunchOptions, settings: BridgeSettings, progress: Progress = lambda text, done: None,
-                require_ports: bool = True) -> tuple["LiveBridge", list[str]]:  # noqa: F821
+                require_ports: bool = True) -> tuple[LiveBridge, list[str]]:
     """Model, style and ports, then the running bridge; and one line per thing that was skipped (a style
     preset that does not load). Raises CheckpointError for the model; for the ports too unless
     `require_ports` is False (then the bridge runs without them and says so)."""
@@ -164,7 +167,7 @@ class BridgeLoader:
     `on_failed(message)`, all called on the loader's thread."""
 
     def __init__(self, options: LaunchOptions, settings: BridgeSettings, on_progress: Progress,
-                 on_ready: Callable[[Any, list[str]], None], on_failed: Callable[[str], None]):
+                 on_ready: Callable[[LiveBridge, list[str]], None], on_failed: Callable[[str], None]):
         self.options, self.settings = options, settings
         self.on_progress, self.on_ready, self.on_failed = on_progress, on_ready, on_failed
         self.thread = threading.Thread(target=self._run, name="muse-loader", daemon=True)
