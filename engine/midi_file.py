@@ -87,7 +87,8 @@ def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, in
     if not notes:
         raise MidiFileError(path, f"no notes in the piano range {lowest}-{highest - 1}" if outside else "no notes")
     notes = _fold_sustain(notes, pedal_spans)
-    return Phrase(notes, ticks_per_quarter, time_signature, tempo_bpm)
+    return Phrase(notes, ticks_per_quarter, time_signature, tempo_bpm,
+                  file_meter=meter if meter != time_signature else None)
 
 
 def write_notes(

@@ -28,13 +28,15 @@ class Candidate:
     ticks_per_beat: int
     time_signature: tuple[int, int]
 
-    def write_midi(self, tokenizer: RemiTokenizer, path, tempo_bpm: float, first_bar_tick: int = 0) -> None:
+    def write_midi(self, path, tempo_bpm: float, first_bar_tick: int = 0,
+                   time_signature: tuple[int, int] | None = None) -> None:
         """The candidate alone as a .mid file: its first bar line at `first_bar_tick`, exactly `bars` bars long,
-        every note ended inside them (the one writer of candidates: `suggest`, export and drag)."""
+        every note ended inside them (the one writer of candidates: `suggest`, export and drag).
+        `time_signature` writes the prompt's own spelling of the meter (2/2 for a 2/2 file read as 4/4)."""
         bar = ticks_per_bar(self.time_signature, self.ticks_per_beat)
         notes = [Note(n.pitch, n.velocity, n.start + first_bar_tick, n.end + first_bar_tick) for n in self.notes]
         write_notes(notes, path, ticks_per_beat=self.ticks_per_beat, tempo_bpm=tempo_bpm,
-                             time_signature=self.time_signature, end_tick=first_bar_tick + self.bars * bar)
+                    time_signature=time_signature or self.time_signature, end_tick=first_bar_tick + self.bars * bar)
 
 
 @dataclass

@@ -138,6 +138,12 @@ class Phrase:
     ticks_per_beat: int  # ticks per quarter note
     time_signature: tuple[int, int]  # (numerator, denominator) in force at the end of the phrase
     tempo_bpm: float  # tempo in force at the end of the phrase
+    file_meter: tuple[int, int] | None = None  # the file's spelling when the vocabulary's differs (2/2 read as 4/4)
+
+    @property
+    def written_meter(self) -> tuple[int, int]:
+        """The meter to write continuations in: the file's own."""
+        return self.file_meter or self.time_signature
 
     @property
     def ticks_per_bar(self) -> int:

@@ -493,7 +493,7 @@ class LiveBridge:
         if self.suggestion is None or not 0 <= index < len(self.suggestion.candidates):
             raise ValueError(f"no candidate {index + 1} to export: suggest first")
         path = Path(path) if path is not None else Path.cwd() / f"muse_candidate_{index + 1}.mid"
-        self.suggestion.candidates[index].write_midi(self.tokenizer, path, self.clock.bpm)
+        self.suggestion.candidates[index].write_midi(path, self.clock.bpm)
         self._tell(f"exported {path}")
         return path
 

@@ -67,7 +67,7 @@ def suggest_file(req: SuggestRequest) -> dict:
     files = []
     for i, cand in enumerate(suggestion.candidates, start=1):
         path = req.out_dir / f"candidate_{i}.mid"
-        cand.write_midi(tokenizer, path, phrase.tempo_bpm, first_bar_tick=offset)
+        cand.write_midi(path, phrase.tempo_bpm, first_bar_tick=offset, time_signature=phrase.written_meter)
         files.append(str(path))
     return {
         "files": files,

@@ -165,3 +165,17 @@ def test_the_bundled_model_loads_and_suggests_from_the_command_line(tmp_path):
     result = json.loads(proc.stdout)
     assert len(result["files"]) == 2 and result["tokens_generated"] > 0
     assert result["checkpoint"].endswith("default.pt")
+
+
+def test_a_file_in_2_2_is_read_as_4_4_and_continued_in_2_2(capsys, micro_checkpoint, tmp_path):
+    mid = mido.MidiFile(ticks_per_beat=480)
+    mid.tracks.append(mido.MidiTrack([mido.MetaMessage("time_signature", numerator=2, denominator=2),
+                                      mido.Message("note_on", note=60, velocity=80), mido.Message("note_off", note=60, time=960)]))
+    mid.save(str(tmp_path / "cut_time.mid"))
+    code, out, _ = suggest(capsys, tmp_path / "cut_time.mid", "--bars", 2, "--candidates", 1, "--seed", 1,
+                           "--checkpoint", micro_checkpoint, "--out", tmp_path / "o")
+    assert code == 0
+    written = mido.MidiFile(json.loads(out)["files"][0])
+    [meter] = [m for m in written.tracks[0] if m.type == "time_signature"]
+    assert (meter.numerator, meter.denominator) == (2, 2)
+    assert sum(m.time for m in written.tracks[0]) == 3 * 1920   # the prompt's bar, then 2 bars of 2/2

@@ -214,7 +214,7 @@ class TrayApp(QObject):
                 self.tray.set_activity(s.activity, f"{s.bpm:.0f} bpm · bar {s.bar}" +
                                        (f" · candidate {s.candidate}/{s.candidates}" if s.candidate else ""))
         elif isinstance(event, CandidatesReady):
-            self.panel.show_candidates(event, self.bridge.tokenizer, self.bridge.clock.bpm)
+            self.panel.show_candidates(event, self.bridge.clock.bpm)
         elif isinstance(event, PlayingCandidate):
             self.panel.show_playing(event.index)
         elif isinstance(event, Notice):
@@ -316,7 +316,7 @@ def run_screenshot(args: argparse.Namespace) -> int:
                                    suggestion.seconds, str(session.device), 1, len(suggestion.candidates), True, 0,
                                    "", PLAYING))
     panel.show_ports(PortsChanged(settings.ports.api, settings.ports.input_name, settings.ports.output_name, True))
-    panel.show_candidates(CandidatesReady(suggestion, tuple(context), bars), tokenizer, phrase.tempo_bpm)
+    panel.show_candidates(CandidatesReady(suggestion, tuple(context), bars), phrase.tempo_bpm)
     panel.show_playing(0)
     panel.show_notice(Notice(f"{len(suggestion.candidates)} candidates after {SCREENSHOT_PHRASE.name} "
                              f"({phrase.n_bars} bars) in {suggestion.seconds:.2f} s"))

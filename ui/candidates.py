@@ -14,7 +14,7 @@ from PyQt6.QtGui import QColor, QDrag, QPainter
 from PyQt6.QtWidgets import QAbstractItemView, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QWidget
 
 from engine.session import Candidate
-from engine.tokenizer import RemiTokenizer, ticks_per_bar
+from engine.tokenizer import ticks_per_bar
 from muse_bridge.events import CandidatesReady
 from ui.pianoroll import PianoRoll, Roll
 
@@ -49,7 +49,7 @@ class CandidateRow(QWidget):
 
 
 class CandidateList(QListWidget):
-    """`show_candidates(event, tokenizer, bpm)` fills it; `auditionRequested(index)` when a row is picked."""
+    """`show_candidates(event, bpm)` fills it; `auditionRequested(index)` when a row is picked."""
 
     auditionRequested = pyqtSignal(int)
 
@@ -61,14 +61,13 @@ class CandidateList(QListWidget):
         self.setSpacing(2)
         self.setStyleSheet("QListWidget::item:selected { background: #2d3f55; }")
         self.candidates: list[Candidate] = []
-        self.tokenizer: RemiTokenizer | None = None
         self.bpm = 120.0
         self.drag_folder = Path(tempfile.mkdtemp(prefix="muse-bridge-drag-"))
         self.itemClicked.connect(lambda item: self.auditionRequested.emit(self.row(item)))
 
-    def show_candidates(self, ready: CandidatesReady, tokenizer: RemiTokenizer, bpm: float) -> None:
+    def show_candidates(self, ready: CandidatesReady, bpm: float) -> None:
         self.clear()
-        self.candidates, self.tokenizer, self.bpm = list(ready.suggestion.candidates), tokenizer, bpm
+        self.candidates, self.bpm = list(ready.suggestion.candidates), bpm
         for i, c in enumerate(self.candidates):
             bar = ticks_per_bar(c.time_signature, c.ticks_per_beat)
             roll = Roll(ready.context, tuple(c.notes), ready.context_bars, c.bars, bar, c.time_signature[0])
@@ -99,9 +98,9 @@ class CandidateList(QListWidget):
 
     def export(self, index: int, path: Path) -> Path:
         """Write candidate `index` as a .mid file of exactly its bars."""
-        if self.tokenizer is None or not 0 <= index < len(self.candidates):
+        if not 0 <= index < len(self.candidates):
             raise ValueError(f"no candidate {index + 1} to export: suggest first")
-        self.candidates[index].write_midi(self.tokenizer, path, self.bpm)
+        self.candidates[index].write_midi(path, self.bpm)
         return path
 
     def mime_for(self, index: int) -> QMimeData:

@@ -413,8 +413,8 @@ class Panel(QWidget):
             label.setText(f"{'CC' if trigger[0] == 'cc' else 'note'} {trigger[1]}, any channel" if trigger else "–")
         self._fill_styles()
 
-    def show_candidates(self, ready: CandidatesReady, tokenizer, bpm: float) -> None:
-        self.candidates.show_candidates(ready, tokenizer, bpm)
+    def show_candidates(self, ready: CandidatesReady, bpm: float) -> None:
+        self.candidates.show_candidates(ready, bpm)
 
     def show_playing(self, index: int | None) -> None:
         self.candidates.set_playing(index)
