@@ -120,10 +120,14 @@ class FastStep:
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._lock = threading.Lock()
 
+    @staticmethod
+    def cache_path(model: RWKV7, cache: Path | None = None) -> Path:
+        return (cache or cache_folder()) / f"step-{model_key(model)}.onnx"
+
     @classmethod
     def for_model(cls, model: RWKV7, cache: Path | None = None) -> "FastStep":
         """The model's step from the cache, exported there first if it is not yet (takes seconds)."""
-        path = (cache or cache_folder()) / f"step-{model_key(model)}.onnx"
+        path = cls.cache_path(model, cache)
         if not path.is_file():
             export_step(model, path)
         return cls(path)
@@ -131,7 +135,7 @@ class FastStep:
     @classmethod
     def cached(cls, model: RWKV7, cache: Path | None = None) -> "FastStep | None":
         """The model's step if it is in the cache already, else None (never exports)."""
-        path = (cache or cache_folder()) / f"step-{model_key(model)}.onnx"
+        path = cls.cache_path(model, cache)
         return cls(path) if path.is_file() else None
 
     def __call__(self, tokens: torch.Tensor, packed: PackedState) -> tuple[torch.Tensor, PackedState]:

@@ -7,8 +7,8 @@ import torch
 
 from engine.checkpoint import Checkpoint, CheckpointError, atomic_save, read_payload
 from engine.model import ModelConfig
-from engine.tokenizer import TokenizerSettings
 from engine.state import State
+from engine.tokenizer import TokenizerSettings
 
 STYLE_FORMAT = "muse-bridge-style"
 

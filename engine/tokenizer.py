@@ -25,14 +25,12 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import miditok
 import symusic
 
 log = logging.getLogger(__name__)
-
-
 
 
 def ticks_per_bar(time_signature: tuple[int, int], ticks_per_beat: int) -> int:
@@ -90,8 +88,8 @@ class TokenizerSettings:
     @classmethod
     def from_dict(cls, d: dict) -> "TokenizerSettings":
         """Settings stored by any version (the switches and miditok's version are absent from 0.1's files)."""
-        recorded = {k: d[k] for k in ("use_tempos", "use_time_signatures", "use_rests", "use_chords", "use_programs",
-                                      "use_sustain_pedals", "miditok_version") if k in d}
+        recorded = {f.name: d[f.name] for f in fields(cls)
+                    if (f.name.startswith("use_") or f.name == "miditok_version") and f.name in d}
         return cls(
             **recorded,
             num_velocities=int(d["num_velocities"]),

@@ -120,11 +120,13 @@ class Player:
         self._events = self._events[:self._next] + sorted(self._events[self._next:] + new,
                                                           key=lambda e: (e.tick, e.on, e.pitch))
 
+    def _bar_ticks(self, c: Candidate) -> float:
+        """A bar of the candidate in timeline ticks."""
+        return ticks_per_bar(c.time_signature, c.ticks_per_beat) * self.clock.settings.ticks_per_beat / c.ticks_per_beat
+
     def _ready_until(self, pb: Playback) -> float:
         """The timeline tick where the bars made so far end."""
-        c = pb.candidate
-        return pb.start_tick + pb.delay + c.bars * ticks_per_bar(c.time_signature, c.ticks_per_beat) * (
-            self.clock.settings.ticks_per_beat / c.ticks_per_beat)
+        return pb.start_tick + pb.delay + pb.candidate.bars * self._bar_ticks(pb.candidate)
 
     def stop(self) -> None:
         """Stop playing; every note this player started gets its note-off."""
@@ -188,12 +190,11 @@ class Player:
                     self._next += 1
                 ready_until = self._ready_until(pb)
                 if not pb.complete and pos >= ready_until:
-                    c = pb.candidate
-                    pb.delay += round(ticks_per_bar(c.time_signature, c.ticks_per_beat)
-                                      * self.clock.settings.ticks_per_beat / c.ticks_per_beat)
+                    pb.delay += round(self._bar_ticks(pb.candidate))
                     pb.waits += 1
                     ready_until = self._ready_until(pb)
-                    log.warning("generation behind the playhead: bar %d of the candidate waits a bar", c.bars + 1)
+                    log.warning("generation behind the playhead: bar %d of the candidate waits a bar",
+                                pb.candidate.bars + 1)
                     if self.on_wait is not None:
                         self.on_wait(pb)
                 if self._next == len(self._events) and pb.complete:
