@@ -3,19 +3,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kernels import wkv7, wkv7_chunk, wkv7_naive, wkv7_step
+from kernels import CudaKernelUnavailable, wkv7, wkv7_chunk, wkv7_naive, wkv7_step
 
 B, H, N = 2, 2, 8
 
 
-def rwkv7_inputs(t: int, dtype: torch.dtype, seed: int = 0, requires_grad: bool = False):
+def rwkv7_inputs(t: int, dtype: torch.dtype, seed: int = 0, requires_grad: bool = False,
+                 batch: int = B, heads: int = H, n: int = N):
     """Random inputs shaped like RWKV-7's: decay in (0.545, 1), a = -kk, b = kk * iclr."""
     g = torch.Generator().manual_seed(seed)
-    r, k, v = (torch.randn(B, t, H, N, generator=g, dtype=torch.float64) for _ in range(3))
-    w = 0.545 + 0.455 * torch.rand(B, t, H, N, generator=g, dtype=torch.float64)
-    kk = F.normalize(torch.randn(B, t, H, N, generator=g, dtype=torch.float64), dim=-1)
-    iclr = torch.rand(B, t, H, N, generator=g, dtype=torch.float64)
-    state = torch.randn(B, H, N, N, generator=g, dtype=torch.float64)
+    shape = (batch, t, heads, n)
+    r, k, v = (torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(3))
+    w = 0.545 + 0.455 * torch.rand(shape, generator=g, dtype=torch.float64)
+    kk = F.normalize(torch.randn(shape, generator=g, dtype=torch.float64), dim=-1)
+    iclr = torch.rand(shape, generator=g, dtype=torch.float64)
+    state = torch.randn(batch, heads, n, n, generator=g, dtype=torch.float64)
     leaves = [x.to(dtype).requires_grad_(requires_grad) for x in (r, w, k, v, -kk, kk * iclr, state)]
     return leaves
 
@@ -100,3 +102,11 @@ def test_unknown_backend_is_rejected_by_name():
     r, w, k, v, a, b, _ = rwkv7_inputs(3, torch.float32)
     with pytest.raises(ValueError, match="'cuda-magic'"):
         wkv7(r, w, k, v, a, b, backend="cuda-magic")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where there is no GPU")
+def test_cuda_backend_without_a_gpu_says_why_in_one_line():
+    r, w, k, v, a, b, _ = rwkv7_inputs(3, torch.float32, n=64)
+    with pytest.raises(CudaKernelUnavailable, match="fused CUDA WKV-7 kernel is unavailable: .*(CPU build|no CUDA device)") as err:
+        wkv7(r, w, k, v, a, b, backend="cuda")
+    assert "\n" not in str(err.value)
