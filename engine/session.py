@@ -10,6 +10,7 @@ import torch
 
 from engine.fast_step import FastStep, PackedState
 from engine.generate import sample_bars
+from engine.graph_step import GraphSteps
 from engine.grammar import RemiGrammar
 from engine.midi_file import write_notes
 from engine.model import RWKV7
@@ -55,13 +56,17 @@ class Session:
     """Feed tokens as they become final; ask for suggestions at any time, at a cost independent of the context length."""
 
     def __init__(self, model: RWKV7, tokenizer: RemiTokenizer, initial_state: State | None = None,
-                 prefill_chunk: int = 2048):
+                 prefill_chunk: int = 2048, graph_steps: bool | None = None):
         self.model, self.tokenizer = model.eval(), tokenizer
         self.grammar = RemiGrammar(tokenizer)
         self.device = next(model.parameters()).device
         self._initial = initial_state
         self.prefill_chunk = prefill_chunk
         self.fast_step: FastStep | None = None   # the decode step on ONNX Runtime, when one has been made
+        # the decode step on static buffers, captured in CUDA graphs (None: on a CUDA device; off CUDA the
+        # same buffers are stepped eagerly)
+        self.graph_steps = graph_steps
+        self._graphs: GraphSteps | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -74,6 +79,7 @@ class Session:
         """Move the model, the live state and the style's initial state (e.g. to the CPU after CUDA ran out of memory)."""
         self.device = torch.device(device)
         self.model.to(self.device)
+        self._graphs = None   # captured for the old device
         self.state = self.state.to(self.device)
         if self._initial is not None:
             self._initial = self._initial.to(self.device)
@@ -83,15 +89,31 @@ class Session:
         self._initial = initial_state
         self.reset()
 
+    def _graph_steps(self) -> GraphSteps | None:
+        """The captured steps, when this session decodes on them."""
+        if not (self.graph_steps if self.graph_steps is not None else self.device.type == "cuda"):
+            return None
+        if self._graphs is None:
+            self._graphs = GraphSteps(self.model, capture=self.device.type == "cuda")
+        return self._graphs
+
     @torch.no_grad()
     def _advance(self, state: State, tokens: list[int]) -> State:
         """The state after `tokens`: a few (a note just played) by the fast step where there is one, more (a
-        prompt, a catch-up) by the chunk-parallel forward, `prefill_chunk` tokens at a time."""
+        prompt, a catch-up) by the parallel forward, `prefill_chunk` tokens at a time."""
+        if not tokens:
+            return state
         if self.fast_step is not None and self.device.type == "cpu" and len(tokens) <= FAST_FEED_TOKENS:
             packed = PackedState.of(state)
             for token in tokens:
                 _, packed = self.fast_step(torch.tensor([token]), packed)
             return packed.state(self.device)
+        graphs = self._graph_steps()
+        if graphs is not None and len(tokens) <= FAST_FEED_TOKENS:
+            step = graphs.for_state(state)
+            for token in tokens:
+                step(torch.tensor([token]))
+            return step.state.clone()   # the buffers serve the next call
         for i in range(0, len(tokens), self.prefill_chunk):
             x = torch.tensor([tokens[i:i + self.prefill_chunk]], dtype=torch.long, device=self.device)
             _, state = self.model(x, state)
@@ -122,6 +144,7 @@ class Session:
         generator = torch.Generator().manual_seed(seed)
         meter = self.grammar.meter_after(list(tail), self.time_signature)
         state = self._advance(self.state.clone(), list(tail)).expand(k)
+        graphs = self._graph_steps()
         if self.fast_step is not None and self.device.type == "cpu":
             packed = PackedState.of(state)
 
@@ -129,6 +152,8 @@ class Session:
                 nonlocal packed
                 logits, packed = self.fast_step(tokens, packed)
                 return logits
+        elif graphs is not None:
+            step = graphs.for_state(state)
         else:
             def step(tokens: torch.Tensor) -> torch.Tensor:
                 nonlocal state

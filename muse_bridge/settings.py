@@ -58,7 +58,7 @@ class BridgeSettings:
     triggers: dict[str, list] = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_TRIGGERS.items()})
     hotkey: str = "<ctrl>+<alt>+s"                 # global Suggest key (pynput's spelling)
     style: str | None = None                       # a style preset file, None for the model's own start
-    fast_step: bool = True                         # decode on ONNX Runtime (exported once per model, cached)
+    fast_step: bool = True                         # fast decode step: ONNX Runtime on a CPU, CUDA graphs on a GPU
     precompute: bool = True                        # make candidates in pauses, ready before Suggest is pressed
 
     def __post_init__(self) -> None:

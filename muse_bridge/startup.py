@@ -67,7 +67,8 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--channel", type=int, default=None, help="output MIDI channel, 1-16")
     g.add_argument("--fast-step", action=argparse.BooleanOptionalAction, default=None,
-                   help="decode on ONNX Runtime once the model's step is exported (default: on, on the CPU)")
+                   help="the fast decode step: ONNX Runtime once the model's step is exported on a CPU, "
+                        "CUDA graphs on a GPU (default: on)")
     g.add_argument("--precompute", action=argparse.BooleanOptionalAction, default=None,
                    help="make candidates in pauses, ready before Suggest is pressed (default: on)")
     g.add_argument("--device", default=None, help="torch device for the model (default: cuda if present, else cpu)")
@@ -145,6 +146,8 @@ def open_bridge(options: LaunchOptions, settings: BridgeSettings, progress: Prog
                         client_name=options.client_name).start(require_ports=require_ports)
     if settings.fast_step and model_device.type == "cpu":
         threading.Thread(target=prepare_fast_step, args=(bridge,), name="muse-fast-step", daemon=True).start()
+    if not settings.fast_step:   # on a GPU the Session decodes on CUDA graphs unless told not to
+        bridge.worker.call(lambda session: setattr(session, "graph_steps", False))
     progress("ready", 1.0)
     return bridge, problems
 
