@@ -10,9 +10,13 @@
 // and exactly from a state the forward saved every CHECKPOINT steps, so no error is carried further than
 // that (float32 arithmetic; checked against the float64 recurrence to ~2e-6 for RWKV-7's w > 0.545).
 //
-// Plain CUDA, no PyTorch headers: wkv7_binding.cpp calls the launchers below.
+// Plain CUDA, no PyTorch headers: wkv7_binding.cpp calls the launchers below. The kernels also compile as
+// host C++ (everything outside __CUDACC__ then comes from tests/cuda_host/emulation.h), which is how the
+// tests run this very source on CPU threads where there is no GPU.
+#ifdef __CUDACC__
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#endif
 
 #include <cstdint>
 
@@ -199,6 +203,18 @@ __global__ void __launch_bounds__(N) backward_kernel(
     for (int ii = 0; ii < N; ++ii) ds0[state_at + ii * N + c] = d_col[ii];
 }
 
+}  // namespace wkv7
+
+// The three combinations of dtypes the binding accepts; anything else is refused there.
+#define WKV7_DISPATCH(io, decay, CALL)                                            \
+    if ((io) == 0 && (decay) == 0) return CALL(float, float);                     \
+    if ((io) == 1 && (decay) == 1) return CALL(__nv_bfloat16, __nv_bfloat16);     \
+    if ((io) == 1 && (decay) == 0) return CALL(__nv_bfloat16, float);             \
+    return "unsupported dtype combination";
+
+#ifdef __CUDACC__
+namespace wkv7 {
+
 // The launchers: dtype codes 0 = float32, 1 = bfloat16; io is the dtype of r, k, v, a, b, y and their
 // gradients, decay the dtype of w and dw (float32 whenever io is). Return null, or CUDA's error message.
 template <typename F, typename W>
@@ -230,13 +246,6 @@ const char* launch_backward(int64_t B, int64_t T, int64_t H, const void* r, cons
 
 }  // namespace wkv7
 
-// The three combinations of dtypes the binding accepts; anything else is refused there.
-#define WKV7_DISPATCH(io, decay, CALL)                                            \
-    if ((io) == 0 && (decay) == 0) return CALL(float, float);                     \
-    if ((io) == 1 && (decay) == 1) return CALL(__nv_bfloat16, __nv_bfloat16);     \
-    if ((io) == 1 && (decay) == 0) return CALL(__nv_bfloat16, float);             \
-    return "unsupported dtype combination";
-
 const char* wkv7_forward(int io, int decay, int64_t B, int64_t T, int64_t H, const void* r, const void* w,
                          const void* k, const void* v, const void* a, const void* b, const float* s0, void* y,
                          float* s_out, float* saved_sa, float* checkpoints, void* stream) {
@@ -258,3 +267,4 @@ const char* wkv7_backward(int io, int decay, int64_t B, int64_t T, int64_t H, co
 }
 
 int wkv7_checkpoint_interval() { return wkv7::CHECKPOINT; }
+#endif  // __CUDACC__
