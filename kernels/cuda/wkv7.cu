@@ -24,12 +24,17 @@ namespace wkv7 {
 
 constexpr int N = 64;           // head size
 constexpr int CHECKPOINT = 16;  // steps between states saved by the forward for the backward
+constexpr int LANES = 4;        // independent partial sums per dot product
 
 __device__ __forceinline__ float to_float(float x) { return x; }
 __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 template <typename T> __device__ __forceinline__ T from_float(float x);
 template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
 template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+
+__device__ __forceinline__ float lane_sum(const float (&part)[LANES]) {
+    return (part[0] + part[1]) + (part[2] + part[3]);
+}
 
 // A thread's row of a row-major N x N matrix in global memory, moved through shared memory so that
 // the global accesses are coalesced (thread c touches column c of every row).
@@ -94,15 +99,19 @@ __global__ void __launch_bounds__(N) forward_kernel(
             nv = to_float(v[next]); na = to_float(a[next]); nb = to_float(b[next]);
         }
         __syncthreads();
-        float sa = 0.f;
+        // the two dot products in LANES independent partial sums: a step is a chain of dependent
+        // operations, and one long chain of 64 additions would be most of its latency
+        float part[LANES] = {};
 #pragma unroll
-        for (int j = 0; j < N; ++j) sa += s[j] * vec[p][3][j];
-        float yi = 0.f;
+        for (int j = 0; j < N; ++j) part[j % LANES] += s[j] * vec[p][3][j];
+        const float sa = lane_sum(part);
+        float y_part[LANES] = {};
 #pragma unroll
         for (int j = 0; j < N; ++j) {
             s[j] = s[j] * vec[p][1][j] + sa * vec[p][4][j] + vi * vec[p][2][j];
-            yi += s[j] * vec[p][0][j];
+            y_part[j % LANES] += s[j] * vec[p][0][j];
         }
+        const float yi = lane_sum(y_part);
         y[at] = from_float<F>(yi);
         if (saved_sa != nullptr) saved_sa[at] = sa;
     }
