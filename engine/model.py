@@ -126,7 +126,7 @@ class TimeMix(nn.Module):
         nn.init.zeros_(self.output.weight)
 
     def forward(self, x: torch.Tensor, v_first: torch.Tensor | None, last_x: torch.Tensor, wkv_state: torch.Tensor,
-                chunk_len: int = 16):
+                chunk_len: int = 16, backend: str = "auto"):
         bsz, t, c = x.shape
         h, n = self.n_head, self.head_size
         dx = _shift(x, last_x) - x
@@ -148,7 +148,7 @@ class TimeMix(nn.Module):
 
         heads = lambda z: z.view(bsz, t, h, n)  # noqa: E731
         y, wkv_state = wkv7(heads(r), heads(w), heads(k), heads(v), -kk, kk * heads(iclr), wkv_state,
-                            chunk_len=chunk_len)
+                            backend=backend, chunk_len=chunk_len)
         y = self.ln_x(y.reshape(bsz * t, c)).view(bsz, t, c)
         bonus = (heads(r) * heads(k) * self.r_k).sum(dim=-1, keepdim=True) * heads(v)
         out = self.output((y + bonus.view(bsz, t, c)) * g)
@@ -184,9 +184,10 @@ class Block(nn.Module):
         self.att = TimeMix(cfg, layer_id)
         self.ffn = ChannelMix(cfg, layer_id)
 
-    def forward(self, x: torch.Tensor, v_first: torch.Tensor | None, s: LayerState, chunk_len: int = 16):
+    def forward(self, x: torch.Tensor, v_first: torch.Tensor | None, s: LayerState, chunk_len: int = 16,
+                backend: str = "auto"):
         x = self.ln0(x)
-        dx, v_first, att_x, wkv = self.att(self.ln1(x), v_first, s.att_x, s.wkv, chunk_len)
+        dx, v_first, att_x, wkv = self.att(self.ln1(x), v_first, s.att_x, s.wkv, chunk_len, backend)
         x = x + dx
         dx, ffn_x = self.ffn(self.ln2(x), s.ffn_x)
         return x + dx, v_first, LayerState(att_x.float(), wkv, ffn_x.float())
@@ -206,7 +207,9 @@ class RWKV7(nn.Module):
         scale = 0.5 * math.sqrt(cfg.vocab_size / cfg.n_embd) if cfg.vocab_size > cfg.n_embd else 0.5
         nn.init.orthogonal_(self.head.weight, gain=scale)
         self.gradient_checkpointing = False
-        self.chunk_len = 16   # the WKV kernel's chunk length: speed only, never the result (not part of cfg)
+        # how the WKV operator runs: speed only, never the result (not part of cfg)
+        self.chunk_len = 16          # the chunk-parallel form's chunk length
+        self.wkv_backend = "auto"    # kernels.wkv7's backend: the fused CUDA kernel on a GPU, else chunk-parallel
 
     def initial_state(self, batch: int = 1) -> State:
         cfg = self.cfg
@@ -221,9 +224,9 @@ class RWKV7(nn.Module):
         layers = []
         for block, s in zip(self.blocks, state.layers):
             if self.gradient_checkpointing and self.training:
-                x, v_first, s = checkpoint(block, x, v_first, s, self.chunk_len, use_reentrant=False)
+                x, v_first, s = checkpoint(block, x, v_first, s, self.chunk_len, self.wkv_backend, use_reentrant=False)
             else:
-                x, v_first, s = block(x, v_first, s, self.chunk_len)
+                x, v_first, s = block(x, v_first, s, self.chunk_len, self.wkv_backend)
             layers.append(s)
         return self.ln_out(x), State(layers)
 
