@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
@@ -14,7 +14,7 @@ from kernels.wkv7_step import wkv7_step
 log = logging.getLogger(__name__)
 
 Backend = Literal["auto", "cuda", "chunk", "naive"]
-BACKENDS = ("auto", "cuda", "chunk", "naive")
+BACKENDS = get_args(Backend)
 
 _fallback_told = False
 
@@ -48,8 +48,9 @@ def wkv7(
 
     Inputs (B, T, H, N) with w the per-step decay in (0, 1); state (B, H, N, N), rows value, columns key.
     Returns (y (B, T, H, N), final state). "auto" takes the decode form for a single step (T == 1) with a
-    state, the fused CUDA kernel for float32/bfloat16 CUDA inputs of head size 64 (the chunk-parallel
-    form, with one warning, where it cannot be built), and the chunk-parallel form elsewhere.
+    state, the fused CUDA kernel for CUDA inputs of head size 64 in float32, bfloat16 or float16 (float16
+    computed in float32; the chunk-parallel form, with one warning, where the kernel cannot be built), and
+    the chunk-parallel form elsewhere.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown wkv7 backend {backend!r}; expected one of {', '.join(map(repr, BACKENDS))}")

@@ -60,12 +60,13 @@ def load_extension():
         if _failure is None:
             from torch.utils.cpp_extension import load
 
-            log.info("building the fused CUDA WKV-7 kernel (once; cached by torch)")
+            log.info("loading the fused CUDA WKV-7 kernel (built on the first use, about a minute, then cached)")
             try:
                 _module = load(name=f"muse_bridge_wkv7_n{HEAD_SIZE}",
                                sources=[str(SOURCES / "wkv7_binding.cpp"), str(SOURCES / "wkv7.cu")],
                                extra_cflags=["-O3"], extra_cuda_cflags=["-O3", "-Xptxas", "-O3"], verbose=False)
             except Exception as err:  # noqa: BLE001 - any build failure means: use the chunk-parallel path
+                log.debug("the fused CUDA WKV-7 kernel's build failed:\n%s", err)
                 lines = [line for line in str(err).splitlines() if line.strip()]
                 _failure = f"its build failed ({lines[-1] if lines else type(err).__name__})"
         if _module is None:
