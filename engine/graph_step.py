@@ -36,10 +36,7 @@ class GraphStep:
     @torch.no_grad()
     def _step_in_place(self) -> torch.Tensor:
         logits, new = self.model.step(self.tokens, self.state)
-        for old, fresh in zip(self.state.layers, new.layers):
-            old.att_x.copy_(fresh.att_x)
-            old.wkv.copy_(fresh.wkv)
-            old.ffn_x.copy_(fresh.ffn_x)
+        self.state.copy_(new)
         return logits
 
     def _capture(self) -> None:
@@ -58,10 +55,7 @@ class GraphStep:
         """Start from `state` (batch `self.batch`): copied into the static buffers."""
         if state.batch != self.batch:
             raise ValueError(f"this step runs {self.batch} streams, the state has {state.batch}")
-        for buffer, s in zip(self.state.layers, state.layers):
-            buffer.att_x.copy_(s.att_x)
-            buffer.wkv.copy_(s.wkv)
-            buffer.ffn_x.copy_(s.ffn_x)
+        self.state.copy_(state)
 
     @torch.no_grad()
     def __call__(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -56,6 +56,13 @@ class State:
         """Stream `index` as a batch-1 state."""
         return self._map(lambda t: t[index:index + 1].detach().clone())
 
+    def copy_(self, other: "State") -> None:
+        """Overwrite these tensors in place with `other`'s (same shapes): static buffers keep their memory."""
+        for mine, theirs in zip(self.layers, other.layers):
+            mine.att_x.copy_(theirs.att_x)
+            mine.wkv.copy_(theirs.wkv)
+            mine.ffn_x.copy_(theirs.ffn_x)
+
     def to(self, device: torch.device | str) -> "State":
         return self._map(lambda t: t.to(device))
 
