@@ -95,7 +95,9 @@ class LiveBridge:
         self.score = LiveScore(self.tokenizer, LiveScoreConfig(settings.clock.ticks_per_beat,
                                                                tuple(settings.clock.time_signature)),
                                tempo_bpm=settings.clock.bpm)
-        self.worker = SessionWorker(Session(checkpoint.model, self.tokenizer, initial_state))
+        # --no-fast-step also keeps a GPU session off CUDA graphs (None: on them where there is CUDA)
+        self.worker = SessionWorker(Session(checkpoint.model, self.tokenizer, initial_state,
+                                            graph_steps=None if settings.fast_step else False))
         self.triggers = MidiTriggers(settings.triggers, on_change=self._save_triggers)
         self.ports = BridgePorts(settings.ports, self._on_midi, on_change=self._port_lost_or_back)
         self.player = Player(lambda message: self.ports.send(message), self.clock, settings.ports.output_channel,

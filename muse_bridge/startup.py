@@ -146,8 +146,6 @@ def open_bridge(options: LaunchOptions, settings: BridgeSettings, progress: Prog
                         client_name=options.client_name).start(require_ports=require_ports)
     if settings.fast_step and model_device.type == "cpu":
         threading.Thread(target=prepare_fast_step, args=(bridge,), name="muse-fast-step", daemon=True).start()
-    if not settings.fast_step:   # on a GPU the Session decodes on CUDA graphs unless told not to
-        bridge.worker.call(lambda session: setattr(session, "graph_steps", False))
     progress("ready", 1.0)
     return bridge, problems
 
