@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from bench.results import write
+from bench.kernels import inputs
+from bench.results import median_seconds, write
 from engine.checkpoint import load_checkpoint
 from engine.graph_step import GraphStep
 from engine.midi_file import read_phrase
@@ -40,33 +40,19 @@ SMOKE_SHAPES = [(2, 40, 128)]
 
 def median_ms(fn, device: torch.device, repeats: int, warmup: int = 2) -> float:
     """Median milliseconds of `fn()`: CUDA events on a GPU, the wall clock elsewhere."""
+    if device.type != "cuda":
+        return 1000 * median_seconds(fn, repeats, warmup)
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append(1000 * (time.perf_counter() - t0))
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
     return statistics.median(times)
-
-
-def kernel_inputs(b: int, t: int, c: int, device: torch.device) -> list[torch.Tensor]:
-    """RWKV-7-like inputs (decay in (0.545, 1), a = -kk, b = kk * iclr), float32."""
-    g = torch.Generator(device=device).manual_seed(0)
-    shape = (b, t, c // 64, 64)
-    r, k, v = (torch.randn(shape, generator=g, device=device) for _ in range(3))
-    w = 0.545 + 0.455 * torch.rand(shape, generator=g, device=device)
-    kk = F.normalize(torch.randn(shape, generator=g, device=device), dim=-1)
-    iclr = torch.rand(shape, generator=g, device=device)
-    return [r, w, k, v, -kk, kk * iclr]
 
 
 def fla_chunk_rwkv7():
@@ -106,7 +92,7 @@ def bench_kernels(shapes, device: torch.device, repeats: int) -> dict:
     fla = fla_chunk_rwkv7() if device.type == "cuda" else None
     rows = []
     for b, t, c in shapes:
-        xs = kernel_inputs(b, t, c, device)
+        xs = [x.detach().to(device) for x in inputs(b, t, c // 64, 64, torch.float32)]
         bf16 = [x.bfloat16() for x in xs]
         row = {"B": b, "T": t, "C": c, "H": c // 64}
         candidates = {"chunk_fp32": (wkv7_chunk, xs)}
@@ -116,9 +102,9 @@ def bench_kernels(shapes, device: torch.device, repeats: int) -> dict:
             candidates["fused_fp32"] = (wkv7_cuda, xs)
         if fla is not None:
             candidates["fla_chunk_bf16"] = (fla, bf16)
-        for name, (fn, inputs) in candidates.items():
+        for name, (fn, args) in candidates.items():
             try:
-                row[f"{name}_ms"] = round(median_ms(fwd_bwd(fn, inputs), device, repeats), 3)
+                row[f"{name}_ms"] = round(median_ms(fwd_bwd(fn, args), device, repeats), 3)
             except torch.OutOfMemoryError:
                 row[f"{name}_ms"] = "out of memory"
             if device.type == "cuda":

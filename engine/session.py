@@ -144,7 +144,6 @@ class Session:
         generator = torch.Generator().manual_seed(seed)
         meter = self.grammar.meter_after(list(tail), self.time_signature)
         state = self._advance(self.state.clone(), list(tail)).expand(k)
-        graphs = self._graph_steps()
         if self.fast_step is not None and self.device.type == "cpu":
             packed = PackedState.of(state)
 
@@ -152,7 +151,7 @@ class Session:
                 nonlocal packed
                 logits, packed = self.fast_step(tokens, packed)
                 return logits
-        elif graphs is not None:
+        elif (graphs := self._graph_steps()) is not None:
             step = graphs.for_state(state)
         else:
             def step(tokens: torch.Tensor) -> torch.Tensor:

@@ -94,6 +94,7 @@ def test_the_captured_cuda_graph_step_equals_the_model_step(batch):
 @pytest.mark.gpu
 def test_a_session_on_cuda_graphs_suggests_what_the_model_step_suggests():
     assert_sessions_agree("cuda")
-    session = Session(load_checkpoint(None, device="cuda").model, load_checkpoint(None).tokenizer)
+    ckpt = load_checkpoint(None, device="cuda")
+    session = Session(ckpt.model, ckpt.tokenizer)
     session.suggest(4, 2, seed=0)
     assert session._graphs is not None and session._graphs.for_state(session.state.expand(4)).graph is not None
