@@ -101,7 +101,7 @@ def measure_suggest(bridge: LiveBridge, repeats: int, lead: float, rng: random.R
         to_first_note.append(bridge.last_first_note_seconds)
         to_candidates.append(bridge.last_suggest_seconds)
         playback = bridge.player.playback
-        on_time.append(playback is not None and playback.start_tick == expected and playback.waits == 0)
+        on_time.append(playback is not None and playback.start_tick == expected and not playback.cut)
         bridge.panic()
     return {"suggest_to_first_note_scheduled": percentiles(to_first_note),
             "suggest_to_candidates_ready": percentiles(to_candidates),

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterable
 
-from engine.tokenizer import Note
+from engine.music import Note
 
 NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 _ALIASES = {"DB": 1, "D#": 3, "GB": 6, "G#": 8, "A#": 10, "CB": 11, "E#": 5, "FB": 4, "B#": 0}

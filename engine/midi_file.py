@@ -4,7 +4,7 @@ folded into durations), and notes -> a one-track file that a DAW plays as writte
 - The sustain pedal: a note whose key is released while CC64 is down lasts until the pedal is released
   or the same pitch is struck again. Pedal spans are computed here from CC64 (value >= 64 is down)
   because symusic 0.6 mis-reports the first pedal of a track (it starts it at tick 0).
-- Real-world files: a coarse clock is read at 480 ticks per quarter, a meter of the vocabulary's bar
+- Real-world files: a coarse clock is read at the timeline's ticks per quarter, a meter of the vocabulary's bar
   length stands for one outside it (2/2 as 4/4), the 4/4 before a file's first time signature counts,
   impossible tempos are ignored, notes outside the piano range are dropped; what cannot be read is a
   MidiFileError naming the file.
@@ -18,9 +18,10 @@ from pathlib import Path
 import mido
 import symusic
 
-from engine.tokenizer import Note, Phrase, TokenizerSettings
+from engine.music import TICKS_PER_QUARTER, Note, Phrase
+from engine.tokenizer import TokenizerSettings
 
-READ_TICKS_PER_QUARTER = 480    # what files of a coarser clock are read at
+READ_TICKS_PER_QUARTER = TICKS_PER_QUARTER    # what files of a coarser clock are read at
 MIN_TICKS_PER_QUARTER = 96      # below this a file's clock cannot hold the grid
 SUSTAIN_CONTROLLER = 64
 PEDAL_DOWN_THRESHOLD = 64  # CC64 value from which the pedal counts as down
@@ -47,7 +48,7 @@ def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, in
     tpq = int(score.ticks_per_quarter)
     if tpq <= 0:
         raise MidiFileError(path, f"not a readable MIDI file (header division {tpq})")
-    # a coarse clock (a few ticks per quarter) cannot place notes on the grid: read it at 480
+    # a coarse clock (a few ticks per quarter) cannot place notes on the grid: read it finer
     scale = READ_TICKS_PER_QUARTER / tpq if tpq < MIN_TICKS_PER_QUARTER else 1.0
     ticks_per_quarter = READ_TICKS_PER_QUARTER if scale != 1.0 else tpq
 

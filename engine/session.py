@@ -14,9 +14,10 @@ from engine.graph_step import GraphSteps
 from engine.grammar import RemiGrammar
 from engine.midi_file import write_notes
 from engine.model import RWKV7
+from engine.music import TICKS_PER_QUARTER, MeterMap, Note
 from engine.sampler import SamplingConfig
 from engine.state import State
-from engine.tokenizer import Note, RemiTokenizer, ticks_per_bar
+from engine.tokenizer import RemiTokenizer
 
 
 @dataclass
@@ -34,10 +35,15 @@ class Candidate:
         """The candidate alone as a .mid file: its first bar line at `first_bar_tick`, exactly `bars` bars long,
         every note ended inside them (the one writer of candidates: `suggest`, export and drag).
         `time_signature` writes the prompt's own spelling of the meter (2/2 for a 2/2 file read as 4/4)."""
-        bar = ticks_per_bar(self.time_signature, self.ticks_per_beat)
         notes = [Note(n.pitch, n.velocity, n.start + first_bar_tick, n.end + first_bar_tick) for n in self.notes]
         write_notes(notes, path, ticks_per_beat=self.ticks_per_beat, tempo_bpm=tempo_bpm,
-                    time_signature=time_signature or self.time_signature, end_tick=first_bar_tick + self.bars * bar)
+                    time_signature=time_signature or self.time_signature,
+                    end_tick=first_bar_tick + self.bar_map.span(self.bars))
+
+    @property
+    def bar_map(self) -> MeterMap:
+        """The candidate's bar lines, bar 0 at its tick 0."""
+        return MeterMap.constant(self.time_signature, self.ticks_per_beat)
 
 
 @dataclass
@@ -129,7 +135,7 @@ class Session:
 
     @torch.no_grad()
     def suggest(self, k: int, bars: int, sampling: SamplingConfig = SamplingConfig(), seed: int | None = None,
-                tail: list[int] = (), ticks_per_beat: int = 480,
+                tail: list[int] = (), ticks_per_beat: int = TICKS_PER_QUARTER,
                 on_bars: Callable[[int, Candidate], None] | None = None,
                 cancelled: Callable[[], bool] | None = None) -> Suggestion:
         """K continuations of exactly `bars` bars from the next bar line; `tail` (not yet final) is seen
@@ -171,8 +177,8 @@ class Session:
     def _candidate(self, tokens: list[int], bars: int, meter: tuple[int, int], ticks_per_beat: int,
                    complete: int | None = None) -> Candidate:
         """The candidate of `bars` bars, or its first `complete` bars (notes cut only at the end of all `bars`)."""
-        bar = ticks_per_bar(meter, ticks_per_beat)
-        end, starts_before = bars * bar, (bars if complete is None else complete) * bar
+        bar_map = MeterMap.constant(meter, ticks_per_beat)
+        end, starts_before = bar_map.span(bars), bar_map.span(bars if complete is None else complete)
         notes = [n if n.end <= end else Note(n.pitch, n.velocity, n.start, end)
                  for n in self.tokenizer.decode(tokens, ticks_per_beat, meter) if n.start < starts_before]
         return Candidate(tokens, notes, bars if complete is None else complete, ticks_per_beat, meter)

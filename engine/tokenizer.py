@@ -22,7 +22,6 @@ A Phrase has one meter and one tempo (the ones in force at its end); bar 0 start
 """
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import logging
 from dataclasses import asdict, dataclass, field, fields
@@ -30,28 +29,9 @@ from dataclasses import asdict, dataclass, field, fields
 import miditok
 import symusic
 
+from engine.music import TICKS_PER_QUARTER, MeterMap, Note, Phrase
+
 log = logging.getLogger(__name__)
-
-
-def ticks_per_bar(time_signature: tuple[int, int], ticks_per_beat: int) -> int:
-    """Bar length in ticks, `ticks_per_beat` being ticks per quarter note."""
-    num, den = time_signature
-    return ticks_per_beat * 4 * num // den
-
-
-def parse_time_signature(text: str) -> tuple[int, int]:
-    """'6/8' -> (6, 8); usable as an argparse type (the error names the bad value)."""
-    try:
-        num, den = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"time signature must look like 4/4, got {text!r}") from None
-    return num, den
-
-
-def quantize_onset(tick: int, bar_ticks: int, steps_per_bar: int) -> int:
-    """The grid step (counted from bar 0) of an onset: the nearest step, but never past its own bar's last step."""
-    bar, offset = divmod(tick, bar_ticks)
-    return bar * steps_per_bar + min(round(offset * steps_per_bar / bar_ticks), steps_per_bar - 1)
 
 
 @dataclass(frozen=True)
@@ -120,39 +100,6 @@ class TokenizerSettings:
     def meters(self) -> list[str]:
         """The vocabulary's meters, as people write them."""
         return [f"{n}/{d}" for d, nums in sorted(self.time_signatures, key=lambda x: x[0]) for n in sorted(nums)]
-
-
-@dataclass(frozen=True)
-class Note:
-    pitch: int
-    velocity: int
-    start: int  # ticks at Phrase.ticks_per_beat, from the start of bar 0
-    end: int
-
-
-@dataclass
-class Phrase:
-    notes: list[Note]  # sorted by (start, pitch); all tracks merged into one piano stream
-    ticks_per_beat: int  # ticks per quarter note
-    time_signature: tuple[int, int]  # (numerator, denominator) in force at the end of the phrase
-    tempo_bpm: float  # tempo in force at the end of the phrase
-    file_meter: tuple[int, int] | None = None  # the file's spelling when the vocabulary's differs (2/2 read as 4/4)
-
-    @property
-    def written_meter(self) -> tuple[int, int]:
-        """The meter to write continuations in: the file's own."""
-        return self.file_meter or self.time_signature
-
-    @property
-    def ticks_per_bar(self) -> int:
-        return ticks_per_bar(self.time_signature, self.ticks_per_beat)
-
-    @property
-    def n_bars(self) -> int:
-        """Bars spanned by the note onsets: the last onset's bar index + 1 (0 without notes)."""
-        if not self.notes:
-            return 0
-        return max(n.start for n in self.notes) // self.ticks_per_bar + 1
 
 
 @dataclass(frozen=True)
@@ -268,12 +215,11 @@ class RemiTokenizer:
         tpb_in, tpq_out = phrase.ticks_per_beat, self._score_tpq
         step_out = tpq_out * 4 // den // self.grid_per_beat  # score ticks per grid step
         steps_per_bar = num * self.grid_per_beat
-        bar_in = phrase.ticks_per_bar
         # One key struck once per grid step: same-pitch onsets merge (longest, loudest), which
         # also leaves miditok no order to choose among notes that share a tick.
         grid_notes: dict[tuple[int, int], tuple[int, int]] = {}
         for n in phrase.notes:
-            start = quantize_onset(n.start, bar_in, steps_per_bar) * step_out
+            start = phrase.bars.step_of(n.start, steps_per_bar) * step_out
             duration = max(1, round((n.end - n.start) * tpq_out / tpb_in))
             velocity = max(1, min(127, n.velocity))
             old = grid_notes.get((start, n.pitch), (0, 0))
@@ -289,7 +235,7 @@ class RemiTokenizer:
 
     # ---- tokens -> notes ---------------------------------------------------------------
 
-    def decode(self, tokens: list[int], ticks_per_beat: int = 480, time_signature=(4, 4)) -> list[Note]:
+    def decode(self, tokens: list[int], ticks_per_beat: int = TICKS_PER_QUARTER, time_signature=(4, 4)) -> list[Note]:
         """Notes from token ids; Pitch/Velocity/Duration runs that are incomplete are skipped."""
         notes = []
         time_signature = tuple(time_signature)
@@ -307,7 +253,7 @@ class RemiTokenizer:
                 if bar_start is None:
                     bar_start = 0
                 else:
-                    bar_start += ticks_per_bar(time_signature, ticks_per_beat)
+                    bar_start += MeterMap.constant(time_signature, ticks_per_beat).bar_ticks()
                 position = bar_start
                 pitch = velocity = None
             elif kind == "TimeSig":
@@ -331,7 +277,7 @@ class RemiTokenizer:
         return notes
 
 
-    def decode_last_bars(self, tokens: list[int], bars: int, ticks_per_beat: int = 480,
+    def decode_last_bars(self, tokens: list[int], bars: int, ticks_per_beat: int = TICKS_PER_QUARTER,
                          time_signature=(4, 4)) -> tuple[list[Note], int]:
         """The notes of the last `bars` bars of `tokens`, in ticks that end at 0 (earlier notes start
         below 0, notes are cut at 0), and how many bars there were (fewer when `tokens` is shorter)."""
@@ -342,5 +288,5 @@ class RemiTokenizer:
         for t in tokens[bar_at[0]:bar_at[0] + 2]:   # miditok writes the TimeSig right after each Bar
             meter = self.vocabulary.meter.get(t, meter)
         notes = self.decode(tokens[bar_at[0]:], ticks_per_beat, meter)
-        end = len(bar_at) * ticks_per_bar(meter, ticks_per_beat)
+        end = MeterMap.constant(meter, ticks_per_beat).span(len(bar_at))
         return [Note(n.pitch, n.velocity, n.start - end, min(n.end, end) - end) for n in notes], len(bar_at)

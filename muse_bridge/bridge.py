@@ -29,7 +29,7 @@ from engine.keys import Key, detect_key
 from engine.session import Candidate, Session, Suggestion
 from engine.state import State
 from engine.style import load_style
-from engine.tokenizer import Note
+from engine.music import Note
 from muse_bridge.clock import ClockFollower
 from muse_bridge.controller import Command, MidiTriggers
 from muse_bridge.events import (GENERATING, IDLE, LISTENING, PLAYING, BridgeEvent, BridgeStatus, CandidatesReady,
@@ -38,6 +38,7 @@ from muse_bridge.live_score import LiveScore, LiveScoreConfig
 from muse_bridge.player import Playback, Player
 from muse_bridge.ports import BridgePorts, PortSettings
 from muse_bridge.settings import BridgeSettings, SettingsError, read_settings, save_settings
+from muse_bridge.stream_plan import GenerationRate, first_bar_line_in_time
 from muse_bridge.worker import SessionWorker, SuggestJob
 
 log = logging.getLogger(__name__)
@@ -101,8 +102,9 @@ class LiveBridge:
         self.triggers = MidiTriggers(settings.triggers, on_change=self._save_triggers)
         self.ports = BridgePorts(settings.ports, self._on_midi, on_change=self._port_lost_or_back)
         self.player = Player(lambda message: self.ports.send(message), self.clock, settings.ports.output_channel,
-                             on_wait=lambda pb: self._tell("generation behind the playhead: "
-                                                           "the candidate waits a bar line"))
+                             on_cut=lambda pb: self._tell(f"generation fell behind: the candidate ended after "
+                                                          f"its {pb.candidate.bars} complete bar(s)", error=True))
+        self.rate = GenerationRate()          # seconds per bar of candidates, measured at start-up and since
         self._events: queue.Queue = queue.Queue(maxsize=settings.ports.queue_size)
         self._lock = threading.RLock()        # the LiveScore and what is handed to the worker with it
         self._settings_lock = threading.Lock()
@@ -136,6 +138,7 @@ class LiveBridge:
         """Start the threads and open the ports. A port that cannot be opened raises, or with
         `require_ports=False` is reported (a Notice) and the bridge runs without it until ports are changed."""
         self.worker.start()
+        self.worker.call(self._measure_rate)
         self._score_thread = threading.Thread(target=self._score_loop, name="muse-score", daemon=True)
         self._score_thread.start()
         self._command_thread = threading.Thread(target=self._command_loop, name="muse-commands", daemon=True)
@@ -152,6 +155,19 @@ class LiveBridge:
                      self.ports.api)
             self._ports_changed()
         return self
+
+    def _measure_rate(self, session: Session) -> None:
+        """How fast candidates are made here, before any suggestion: one bar of K candidates from the start."""
+        s = self.settings
+        started = time.perf_counter()
+        try:
+            session.suggest(s.candidates, 1, s.sampling, seed=0)
+        except (RuntimeError, ValueError) as e:
+            log.warning("the generation rate could not be measured at start-up: %s", e)
+            return
+        self.rate.measured(s.candidates, time.perf_counter() - started, 1)
+        log.info("generation rate at start-up: %.2f s per bar of %d candidates",
+                 self.rate.seconds_per_bar(s.candidates), s.candidates)
 
     def close(self) -> None:
         """Note-offs for everything playing, then ports and threads down."""
@@ -228,8 +244,7 @@ class LiveBridge:
                 if message.type == "note_on" and message.velocity > 0:
                     self._ready = None   # candidates made before this note no longer fit
                     if not self.score.started:
-                        tick = int(position)
-                        self.score.start(tick - tick % self.score.bar_ticks, self.clock.bpm)
+                        self.score.start(self.clock.bars.bar_line_at_or_before(int(position)), self.clock.bpm)
                 self.score.handle(message, int(position))
             self._commit()
         for command in commands:
@@ -298,7 +313,7 @@ class LiveBridge:
             self.worker.feed(self.score.advance(int(now)))
             tail = self.score.tail(int(now))
             context = self.score.committed + tail
-            target = (int(now) // self.clock.bar_ticks + 1) * self.clock.bar_ticks
+            target = self.clock.bars.next_bar_line(now)
             s = self.settings
             self._generation += 1
             ready, self._ready = self._ready, None
@@ -351,7 +366,7 @@ class LiveBridge:
                 return
             self.worker.feed(self.score.advance(now))
             tail = self.score.tail(now)
-            target = (now // self.clock.bar_ticks + 1) * self.clock.bar_ticks
+            target = self.clock.bars.next_bar_line(now)
             key = self._context_key(tail, target)
             if key == self._precompute_key:
                 return
@@ -371,21 +386,28 @@ class LiveBridge:
                 self._precompute_key = None   # try again in the next pause
             return
         self._ready = _Ready(key, suggestion, target, context)
+        self.rate.measured(len(suggestion.candidates), suggestion.seconds, suggestion.candidates[0].bars)
         log.info("candidates ready ahead of the request (%.2f s)", suggestion.seconds)
 
-    def _start_at(self, target: int) -> int:
-        """The suggestion's bar line, or the next one when it has passed (and then say so)."""
-        if target > self.clock.position():
-            return target
-        self._tell("the suggestion starts a bar late: its first bar was not ready in time")
-        return self.clock.next_bar_line()
+    def _start_at(self, stream: "_Stream", candidate: Candidate, seconds_per_bar: float | None = None) -> int:
+        """The first bar line, from the suggestion's on, from which all of the candidate's bars are made in time
+        (the status says so when that is a later one)."""
+        line = first_bar_line_in_time(self.clock, stream.target, stream.bars, candidate.bars, seconds_per_bar)
+        if line != stream.target:
+            late = self.clock.bars.bar_of(line) - self.clock.bars.bar_of(stream.target)
+            self._tell(f"the suggestion starts {late} bar(s) late, so that every bar of it is ready in time")
+        return line
 
     def _stream_bars(self, stream: "_Stream", job: SuggestJob, index: int, partial: Candidate) -> None:
         """Candidate 1's bars, as they are made (worker thread): the first starts playback, the rest extend it."""
         if index != 0:
             return
         if stream.playback is None:
-            stream.playback = self.player.play(partial, self._start_at(stream.target), bars_expected=stream.bars)
+            # the rate measured so far: before this suggestion, and this suggestion's first bar
+            so_far = (time.perf_counter() - job.requested_at) / partial.bars
+            known = self.rate.seconds_per_bar(job.candidates)
+            start = self._start_at(stream, partial, max(so_far, known or 0.0))
+            stream.playback = self.player.play(partial, start, bars_expected=stream.bars)
             self.last_first_note_seconds = time.perf_counter() - job.requested_at
         else:
             self.player.extend(stream.playback, partial)
@@ -411,8 +433,10 @@ class LiveBridge:
         self.last_suggest_seconds = time.perf_counter() - job.requested_at
         self.suggestion, self.index = suggestion, 0
         first = suggestion.candidates[0]
+        if job.on_bars is not None:   # made now, not ahead
+            self.rate.measured(len(suggestion.candidates), suggestion.seconds, first.bars)
         if stream.playback is None:
-            stream.playback = self.player.play(first, self._start_at(stream.target))
+            stream.playback = self.player.play(first, self._start_at(stream, first))
             self.last_first_note_seconds = time.perf_counter() - job.requested_at
         else:   # its bars streamed; if panic or another candidate stopped it meanwhile, it stays stopped
             self.player.extend(stream.playback, first)

@@ -1,7 +1,7 @@
 """ClockFollower: the DAW's musical time from MIDI clock, or from the tempo setting when no clock arrives.
 
-Positions are ticks (`ticks_per_beat` per quarter) on one monotonic *timeline* whose bar lines lie
-on multiples of the bar length. The timeline never runs backwards: when the DAW relocates (Start,
+Positions are ticks (`ticks_per_beat` per quarter) on one monotonic *timeline* whose bar lines are
+those of `bars`, a `MeterMap` (engine/music.py) with bar 0 at tick 0. The timeline never runs backwards: when the DAW relocates (Start,
 Continue after a Song Position Pointer), the DAW's new position is mapped to the first timeline
 tick at or after the current one that has the same place in the bar, so what was played stays in
 the past and bar lines stay bar lines. Each relocation or Stop bumps `epoch`, which tells the
@@ -11,7 +11,9 @@ MIDI clock is 24 pulses per quarter. After Start/Continue the first clock marks 
 itself; every further clock advances one pulse. Between clocks the position is interpolated with
 the smoothed tempo, never past the next expected clock. Without clock (never seen, or none for
 `clock_timeout` seconds, or the DAW stopped), the timeline runs on an internal clock at the last
-known tempo (the `bpm` setting before any clock), started by the first note.
+known tempo (the `bpm` setting before any clock), started by the first note. When clock comes back
+after such a gap while the DAW still plays, the timeline follows it again from the next tick with
+the DAW's place in the bar (a relocation: the epoch changes).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from engine.tokenizer import ticks_per_bar
+from engine.music import TICKS_PER_QUARTER, MeterMap
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ REALTIME_TYPES = frozenset({"clock", "start", "continue", "stop", "songpos"})
 class ClockSettings:
     bpm: float = 120.0                        # tempo when no MIDI clock arrives
     time_signature: tuple[int, int] = (4, 4)  # MIDI clock cannot tell the meter
-    ticks_per_beat: int = 480
+    ticks_per_beat: int = TICKS_PER_QUARTER
     clock_timeout: float = 0.5                # seconds without clock before the internal clock takes over
     smoothing: float = 0.08                   # weight of each new clock interval in the tempo average
 
@@ -52,7 +54,7 @@ class ClockFollower:
 
     def __init__(self, settings: ClockSettings = ClockSettings(), now=time.monotonic):
         self.settings, self._now = settings, now
-        self.bar_ticks = ticks_per_bar(settings.time_signature, settings.ticks_per_beat)
+        self.bars = MeterMap.constant(settings.time_signature, settings.ticks_per_beat)
         self.ticks_per_clock = settings.ticks_per_beat / CLOCKS_PER_QUARTER
         self._lock = threading.Lock()
         self._interval = 60.0 / (settings.bpm * CLOCKS_PER_QUARTER)  # seconds per clock, smoothed
@@ -63,11 +65,16 @@ class ClockFollower:
         self._moving = False          # internal clock running
         self._external = False        # following DAW clock (transport running)
         self._waiting_first_clock = False
+        self._lost = False            # the DAW plays, but its clock stopped coming: on the internal clock meanwhile
         self._offset = 0.0            # timeline tick of DAW position 0
         self._daw_clocks = 0          # DAW position in clocks
         self.epoch = 0
 
     # ---- reading ----------------------------------------------------------------------
+
+    @property
+    def bar_ticks(self) -> int:
+        return self.bars.bar_ticks()
 
     @property
     def bpm(self) -> float:
@@ -76,7 +83,7 @@ class ClockFollower:
     @property
     def external(self) -> bool:
         """True while the DAW's clock drives the timeline."""
-        return self._external
+        return self._external and not self._lost
 
     @property
     def running(self) -> bool:
@@ -90,7 +97,7 @@ class ClockFollower:
             return self._position(t)
 
     def _position(self, t: float) -> float:
-        if self._external:
+        if self._external and not self._lost:
             if self._waiting_first_clock:
                 return self._anchor_pos
             ahead = min(max(0.0, t - self._anchor_t), self._interval)  # never past the next clock
@@ -107,9 +114,13 @@ class ClockFollower:
         ahead = tick - self.position(t)
         return max(0.0, ahead / self._ticks_per_second()) if ahead > 0 else 0.0
 
+    def seconds_between(self, tick: float, later: float) -> float:
+        """Seconds from timeline tick `tick` to `later` at the current tempo."""
+        return (later - tick) / self._ticks_per_second()
+
     def next_bar_line(self, t: float | None = None) -> int:
         """The first bar line strictly after the current position."""
-        return (int(self.position(t)) // self.bar_ticks + 1) * self.bar_ticks
+        return self.bars.next_bar_line(self.position(t))
 
     # ---- internal clock ---------------------------------------------------------------------
 
@@ -120,8 +131,7 @@ class ClockFollower:
             self._check_timeout(t)
             if self._external or self._moving:
                 return
-            pos = self._position(t)
-            self._anchor_pos = float(-(-int(pos) // self.bar_ticks) * self.bar_ticks)
+            self._anchor_pos = float(self.bars.bar_line_at_or_after(self._position(t)))
             self._anchor_t, self._moving = t, True
 
     # ---- MIDI -------------------------------------------------------------------------------
@@ -139,10 +149,15 @@ class ClockFollower:
         if self._last_clock_at is not None:
             dt = t - self._last_clock_at
             if 0 < dt < 3 * self._interval:  # a gap (transport stopped, port lost) is no tempo
+                if not self._external or self._lost:   # the internal clock keeps its place at the new tempo
+                    self._anchor_pos, self._anchor_t = self._position(t), t
                 self._interval += self.settings.smoothing * (dt - self._interval)
         self._last_clock_at = t
         if not self._external:
             return  # clock while the DAW is stopped: tempo only
+        if self._lost:
+            log.warning("MIDI clock is back: following the DAW again from its place in the bar")
+            self._relocate(self._daw_clocks + 1, t)
         if self._waiting_first_clock:
             self._waiting_first_clock = False
         else:
@@ -170,27 +185,25 @@ class ClockFollower:
 
     def _relocate(self, daw_clocks: int, t: float) -> None:
         """DAW transport (re)starts at `daw_clocks`: map it to the next timeline tick with the same bar phase."""
-        current = self._position(t)
         daw_ticks = daw_clocks * self.ticks_per_clock
-        phase = daw_ticks % self.bar_ticks
-        target = (int(current) // self.bar_ticks) * self.bar_ticks + phase
-        if target < current:
-            target += self.bar_ticks
+        target = self.bars.at_phase(self._position(t), self.bars.in_bar(daw_ticks))
         self._offset = target - daw_ticks
         self._daw_clocks = daw_clocks
         self._anchor_pos, self._anchor_t = float(target), t
-        self._external, self._moving, self._waiting_first_clock = True, False, True
+        self._external, self._moving, self._waiting_first_clock, self._lost = True, False, True, False
         self.epoch += 1
         log.info("DAW transport at clock %d -> timeline tick %d", daw_clocks, target)
 
     def _freeze(self, t: float, keep_moving: bool) -> None:
         """Leave DAW clock: the internal clock carries on from here at the last tempo (or stands still)."""
         self._anchor_pos, self._anchor_t = self._position(t), t
-        self._external, self._moving = False, keep_moving
+        self._external, self._moving, self._lost = False, keep_moving, False
 
     def _check_timeout(self, t: float) -> None:
-        if self._external and not self._waiting_first_clock and self._last_clock_at is not None \
+        if self._external and not self._lost and not self._waiting_first_clock and self._last_clock_at is not None \
                 and t - self._last_clock_at > self.settings.clock_timeout:
             log.warning("MIDI clock lost for %.1f s: continuing on the internal clock at %.1f bpm",
                         t - self._last_clock_at, self.bpm)
-            self._freeze(self._last_clock_at + self._interval, keep_moving=True)
+            resume = self._last_clock_at + self._interval
+            self._anchor_pos, self._anchor_t = self._position(resume), resume
+            self._lost, self._moving = True, True

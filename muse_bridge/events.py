@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Union
 
 from engine.session import Suggestion
-from engine.tokenizer import Note
+from engine.music import Note
 
 if TYPE_CHECKING:
     from muse_bridge.settings import BridgeSettings

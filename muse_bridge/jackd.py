@@ -15,7 +15,12 @@ import time
 # late on a loaded 2-core machine lost part of a 10,000-message flood inside JACK. --sync makes the server
 # wait for every client each cycle: in its default asynchronous mode a client that finished late under
 # CPU load lost a whole cycle of MIDI on its way (2 of 27 loaded floods; 0 of 25 with --sync).
-JACKD_COMMAND = ["jackd", "--no-realtime", "--sync", "-d", "dummy", "-r", "48000", "-p", "256"]
+PERIOD_FRAMES = 256
+SAMPLE_RATE = 48_000
+
+
+def jackd_command(period: int = PERIOD_FRAMES) -> list[str]:
+    return ["jackd", "--no-realtime", "--sync", "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", str(period)]
 
 
 class JackUnavailable(RuntimeError):
@@ -29,14 +34,15 @@ def jack_running() -> bool:
     return check.stdout.strip() == "running"
 
 
-def start_jackd(timeout: float = 20.0) -> subprocess.Popen | None:
-    """Start the dummy-driver server and wait until it answers; None when one was already running."""
+def start_jackd(timeout: float = 20.0, period: int = PERIOD_FRAMES) -> subprocess.Popen | None:
+    """Start the dummy-driver server (`period` frames per cycle at 48 kHz) and wait until it answers; None
+    when one was already running."""
     if shutil.which("jackd") is None:
         raise JackUnavailable("jackd is not installed (apt-get install -y --no-install-recommends jackd2)")
     if jack_running():
         return None
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
-    process = subprocess.Popen(JACKD_COMMAND, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(jackd_command(period), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

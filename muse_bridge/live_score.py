@@ -1,7 +1,7 @@
 """LiveScore: MIDI note events, as they are played, turned into REMI tokens that are final (DESIGN §3).
 
-Notes are kept in ticks (`ticks_per_beat` per quarter) of a monotonic timeline whose bar lines fall
-on multiples of the bar length. Bar 0 of the score is the bar holding the first note (or the tick
+Notes are kept in ticks (`ticks_per_beat` per quarter) of a monotonic timeline whose bar lines are
+those of a `MeterMap` (engine/music.py). Bar 0 of the score is the bar holding the first note (or the tick
 given to `start`). The tokens are the tokenizer's own: every commit re-encodes, with
 `RemiTokenizer.encode`, only the final notes from the last committed bar line on, and emits what
 goes beyond what was already committed. The committed stream therefore equals the offline
@@ -30,12 +30,13 @@ from collections import deque
 from dataclasses import dataclass
 
 from engine.midi_file import PEDAL_DOWN_THRESHOLD, SUSTAIN_CONTROLLER
-from engine.tokenizer import Note, Phrase, RemiTokenizer, quantize_onset, ticks_per_bar
+from engine.music import TICKS_PER_QUARTER, MeterMap, Note, Phrase
+from engine.tokenizer import RemiTokenizer
 
 
 @dataclass(frozen=True)
 class LiveScoreConfig:
-    ticks_per_beat: int = 480                 # ticks per quarter note of the timeline
+    ticks_per_beat: int = TICKS_PER_QUARTER   # ticks per quarter note of the timeline
     time_signature: tuple[int, int] = (4, 4)  # cannot be read from MIDI clock: a setting
 
 
@@ -64,7 +65,8 @@ class LiveScore:
             raise ValueError(f"time signature {config.time_signature} is not in the tokenizer's vocabulary")
         self.tokenizer, self.config, self.default_tempo = tokenizer, config, tempo_bpm
         tpb, den = config.ticks_per_beat, config.time_signature[1]
-        self.bar_ticks = ticks_per_bar(config.time_signature, tpb)
+        self.timeline = MeterMap.constant(config.time_signature, tpb)   # the timeline's bar lines
+        self.bars = self.timeline                                          # the score's: bar 0 at its origin
         self.steps_per_bar = tokenizer.positions_per_bar(config.time_signature)
         max_beats = max(tokenizer.vocabulary.duration_beats.values())
         beat_ticks = tpb * 4 / den
@@ -101,17 +103,18 @@ class LiveScore:
     def start(self, origin_tick: int, tempo_bpm: float | None = None) -> None:
         """Make `origin_tick` (a bar line of the timeline) bar 0, with the session's one tempo."""
         self.origin = int(origin_tick)
+        self.bars = MeterMap.constant(self.config.time_signature, self.config.ticks_per_beat, self.origin)
         self._now = max(self._now, self.origin)
         if tempo_bpm is not None:
             self.tempo_bpm = float(tempo_bpm)
 
     def bar_of(self, tick: int) -> int:
         """Score bar index of a timeline tick (requires a started score)."""
-        return (int(tick) - self.origin) // self.bar_ticks
+        return self.bars.bar_of(int(tick))
 
     def step_of(self, tick: int) -> int:
         """The grid position an onset at `tick` is quantised to (the tokenizer's rule: kept inside its bar)."""
-        return quantize_onset(max(0, int(tick) - self.origin), self.bar_ticks, self.steps_per_bar)
+        return self.bars.step_of(max(self.origin, int(tick)), self.steps_per_bar)
 
     @property
     def sounding(self) -> int:
@@ -130,7 +133,7 @@ class LiveScore:
             self.note_off(tick, pitch, channel)
             return
         if self.origin is None:
-            self.start(int(tick) - int(tick) % self.bar_ticks)
+            self.start(self.timeline.bar_line_at_or_before(int(tick)))
         t = self._clock(tick)
         for n in self._open:  # a sustained note ends where its pitch is struck again
             if n.sustained and n.pitch == pitch and n.start < t:
@@ -254,13 +257,13 @@ class LiveScore:
     def next_bar_tick(self, now: int) -> int:
         """The timeline tick of the first bar line after `now`: where a suggestion made now begins."""
         now = max(self._now, int(now))
-        return (now // self.bar_ticks + 1) * self.bar_ticks
+        return self.timeline.next_bar_line(now)
 
     # ---- tokens ---------------------------------------------------------------------------
 
     def _window_tokens(self, notes: list[Note], first_bar: int, last_bar: int) -> list[int]:
         """Tokens of bars first_bar..last_bar holding `notes`, exactly as in the encoding of the whole score."""
-        shift = self.origin + first_bar * self.bar_ticks
+        shift = self.bars.bar_line(first_bar)
         phrase = Phrase(sorted((Note(n.pitch, n.velocity, n.start - shift, n.end - shift) for n in notes),
                             key=lambda n: (n.start, n.pitch)),
                         self.config.ticks_per_beat, self.config.time_signature, self.tempo_bpm)

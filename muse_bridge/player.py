@@ -3,20 +3,25 @@
 Every note-on it sends is matched by exactly one note-off: when the note ends, or when the
 candidate ends, is switched, stopped, panicked, or the DAW relocates (the clock's epoch changes),
 or the app exits. A pitch struck again while it sounds is released first, so overlapping notes of
-one pitch never leave a key down.
+one pitch never leave a key down. No note-on lies outside the candidate's bars, and no note-off
+after its last bar line.
+
+A streamed candidate (`bars_expected` above the bars it has) plays its bars as they are made. Its
+bar line was chosen so that every bar is made in time (muse_bridge/stream_plan.py); if one is late
+anyway, the candidate ends cleanly at its last complete bar: it never has a silent bar inside it.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import mido
 
+from engine.music import rescale
 from engine.session import Candidate
-from engine.tokenizer import ticks_per_bar
 from muse_bridge.clock import ClockFollower
 
 log = logging.getLogger(__name__)
@@ -41,9 +46,8 @@ class Playback:
     start_tick: int
     epoch: int
     bars_expected: int = 0               # the bars the candidate will have; more than candidate.bars while streaming
-    delay: int = 0                       # ticks the bars not yet ready moved later, waiting at bar lines
     scheduled: int = 0                   # notes of the candidate scheduled so far
-    waits: int = 0                       # bar lines at which it waited for generation
+    cut: bool = False                    # a bar was not made in time: it ended at its last complete bar
     first_note_at: float | None = None   # perf_counter when the first note-on went out
 
     @property
@@ -56,9 +60,9 @@ class Player:
 
     def __init__(self, send: Callable[[mido.Message], bool], clock: ClockFollower, channel: int = 0,
                  on_first_note: Callable[[Playback], None] | None = None,
-                 on_wait: Callable[[Playback], None] | None = None):
+                 on_cut: Callable[[Playback], None] | None = None):
         self._send, self.clock, self.channel = send, clock, channel
-        self.on_first_note, self.on_wait = on_first_note, on_wait
+        self.on_first_note, self.on_cut = on_first_note, on_cut
         self._cv = threading.Condition()
         self._playback: Playback | None = None
         self._events: list[_Event] = []
@@ -81,8 +85,7 @@ class Player:
     def play(self, candidate: Candidate, start_tick: int, bars_expected: int | None = None) -> Playback:
         """Stop what plays, then play `candidate` with its first bar line at timeline tick `start_tick`.
         With `bars_expected` above `candidate.bars` the candidate is streamed: `extend` adds its bars as they
-        are made, and if the playhead reaches a bar not made yet, the rest moves a bar later (whole bars
-        only, never a broken one)."""
+        are made, and if the playhead reaches a bar not made yet, the candidate ends there (`on_cut`)."""
         with self._cv:
             self._release_all()
             self._playback = Playback(candidate, int(start_tick), self.clock.epoch,
@@ -95,38 +98,55 @@ class Player:
     def extend(self, playback: Playback, candidate: Candidate) -> bool:
         """More bars of the streamed candidate of `playback` (the same notes first); False when it no longer plays."""
         with self._cv:
-            if self._playback is not playback:
+            if self._playback is not playback or playback.cut:
                 return False
             self._schedule(candidate)
             self._cv.notify_all()
             return True
 
     def finish(self, playback: Playback) -> None:
-        """No more bars will come for `playback`: it ends after those it has."""
+        """No more bars will come for `playback`: it ends after those it has, at their last bar line."""
         with self._cv:
             playback.bars_expected = playback.candidate.bars
+            if self._playback is playback:
+                end = self._ready_until(playback)
+                self._events = self._events[:self._next] + [
+                    e if e.tick <= end else replace(e, tick=end)
+                    for e in self._events[self._next:] if not (e.on and e.tick >= end)]
             self._cv.notify_all()
+
+    def _timeline(self, pb: Playback, tick: float) -> float:
+        """A tick of the candidate of `pb` on the timeline."""
+        return pb.start_tick + rescale(tick, pb.candidate.ticks_per_beat, self.clock.settings.ticks_per_beat)
 
     def _schedule(self, candidate: Candidate) -> None:
         pb = self._playback
-        scale = self.clock.settings.ticks_per_beat / candidate.ticks_per_beat
-        origin = pb.start_tick + pb.delay
+        pb.candidate = candidate
+        end = self._timeline(pb, candidate.bar_map.span(pb.bars_expected))
         new = []
         for i, n in enumerate(candidate.notes[pb.scheduled:], start=pb.scheduled):
-            new.append(_Event(origin + n.start * scale, True, n.pitch, n.velocity, i))
-            new.append(_Event(origin + max(n.end, n.start + 1) * scale, False, n.pitch, 0, i))
-        pb.candidate, pb.scheduled = candidate, len(candidate.notes)
+            on = self._timeline(pb, n.start)
+            if on >= end:
+                continue   # never past the candidate's last bar line
+            new.append(_Event(on, True, n.pitch, n.velocity, i))
+            new.append(_Event(min(self._timeline(pb, max(n.end, n.start + 1)), end), False, n.pitch, 0, i))
+        pb.scheduled = len(candidate.notes)
         # offs before ons at the same tick
         self._events = self._events[:self._next] + sorted(self._events[self._next:] + new,
                                                           key=lambda e: (e.tick, e.on, e.pitch))
 
-    def _bar_ticks(self, c: Candidate) -> float:
-        """A bar of the candidate in timeline ticks."""
-        return ticks_per_bar(c.time_signature, c.ticks_per_beat) * self.clock.settings.ticks_per_beat / c.ticks_per_beat
-
     def _ready_until(self, pb: Playback) -> float:
         """The timeline tick where the bars made so far end."""
-        return pb.start_tick + pb.delay + pb.candidate.bars * self._bar_ticks(pb.candidate)
+        return self._timeline(pb, pb.candidate.bar_map.span(pb.candidate.bars))
+
+    def _cut(self, pb: Playback) -> None:
+        """A bar is late and the playhead is at its bar line: the candidate ends here, what sounds stops."""
+        pb.bars_expected, pb.cut = pb.candidate.bars, True
+        self._events = self._events[:self._next]
+        self._release_all()
+        log.warning("generation behind the playhead: the candidate ends after %d of its bars", pb.candidate.bars)
+        if self.on_cut is not None:
+            self.on_cut(pb)
 
     def stop(self) -> None:
         """Stop playing; every note this player started gets its note-off."""
@@ -190,13 +210,7 @@ class Player:
                     self._next += 1
                 ready_until = self._ready_until(pb)
                 if not pb.complete and pos >= ready_until:
-                    pb.delay += round(self._bar_ticks(pb.candidate))
-                    pb.waits += 1
-                    ready_until = self._ready_until(pb)
-                    log.warning("generation behind the playhead: bar %d of the candidate waits a bar",
-                                pb.candidate.bars + 1)
-                    if self.on_wait is not None:
-                        self.on_wait(pb)
+                    self._cut(pb)
                 if self._next == len(self._events) and pb.complete:
                     self._release_all()
                     self._playback, self._events = None, []

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from engine.checkpoint import Checkpoint, CheckpointError
-from engine.tokenizer import parse_time_signature
+from engine.music import parse_time_signature
 from muse_bridge.ports import MIDI_APIS
 from muse_bridge.settings import BridgeSettings, SettingsError, default_settings_path, read_settings
 

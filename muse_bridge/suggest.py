@@ -63,7 +63,7 @@ def suggest_file(req: SuggestRequest) -> dict:
         suggestion = session.suggest(req.candidates, req.bars, req.sampling, req.seed,
                                      ticks_per_beat=phrase.ticks_per_beat, on_bars=lambda i, c: progress.update())
 
-    offset = phrase.n_bars * phrase.ticks_per_bar
+    offset = phrase.bars.bar_line(phrase.n_bars)
     files = []
     for i, cand in enumerate(suggestion.candidates, start=1):
         path = req.out_dir / f"candidate_{i}.mid"

@@ -10,7 +10,8 @@ import torch
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.grammar import RemiGrammar
 from engine.model import RWKV7, config_for_size
-from engine.tokenizer import Note, Phrase, RemiTokenizer
+from engine.music import Note, Phrase
+from engine.tokenizer import RemiTokenizer
 from trainer.__main__ import main
 from trainer.evaluate import (EvalConfig, Window, continuation_metrics, eval_files, evaluate,
                               model_scores, ngram_training_data, repeat_samples)

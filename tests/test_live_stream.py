@@ -1,5 +1,5 @@
-"""Streaming a candidate to the Player bar by bar: bars play as they come, and a bar that is late waits
-for the next bar line (whole bars only), with every note ended."""
+"""Streaming a candidate to the Player bar by bar: bars play as they come, in time; a bar that is late ends
+the candidate cleanly at its last complete bar (never a silent bar inside it), with every note ended."""
 import threading
 import time
 from types import SimpleNamespace
@@ -8,12 +8,13 @@ import mido
 import pytest
 
 from engine.session import Candidate
-from engine.tokenizer import Note
+from engine.music import Note
 from muse_bridge.clock import ClockFollower, ClockSettings
 from muse_bridge.player import Player
 
 BAR = 1920                 # ticks of a 4/4 bar at 480 per quarter
-BPM = 400.0                # a bar is 0.6 s
+BPM = 240.0                # a bar is 1 s; a MIDI clock tick is 20 ticks, 10.4 ms
+ON_TIME_TICKS = 10         # half a clock tick: a note a whole tick off fails
 
 
 def two_bars() -> list[Note]:
@@ -79,23 +80,47 @@ def test_bars_streamed_in_time_play_as_one_candidate(streaming):
     wait_until(lambda: streaming.player.playback is None)
     ons = streaming.out.note_ons()
     assert [p for _, p in ons] == [n.pitch for n in notes]
-    assert all(abs(t - (streaming.start + n.start)) < 60 for (t, _), n in zip(ons, notes))
-    assert streaming.playback.waits == 0 and streaming.out.sounding() == set()
+    late = [t - (streaming.start + n.start) for (t, _), n in zip(ons, notes)]
+    assert all(0 <= d < ON_TIME_TICKS for d in late), f"note-ons this many ticks after their place: {late}"
+    assert not streaming.playback.cut and streaming.out.sounding() == set()
 
 
-def test_a_late_bar_waits_for_the_next_bar_line_and_never_plays_broken(streaming):
+def test_a_late_bar_ends_the_candidate_at_its_last_complete_bar(streaming):
+    cut = []
+    streaming.player.on_cut = cut.append
     start = streaming.start
     wait_until(lambda: streaming.clock.position() > start + BAR + 200)   # the playhead is past bar 1: bar 2 is late
-    assert streaming.playback.waits == 1 and streaming.player.playback is streaming.playback
-    streaming.player.extend(streaming.playback, candidate(two_bars(), 2))
-    wait_until(lambda: streaming.player.playback is None)
-    late = [t for t, p in streaming.out.note_ons() if p >= 64]           # bar 2's notes
-    assert len(late) == 4 and all(t >= start + 2 * BAR - 1 for t in late), "bar 2 did not wait a whole bar"
-    assert abs(late[0] - (start + 2 * BAR)) < 60
+    assert cut == [streaming.playback] and streaming.playback.cut
+    assert streaming.player.playback is None                              # it ended at bar 1's end
+    assert not streaming.player.extend(streaming.playback, candidate(two_bars(), 2))   # bar 2 comes too late
+    time.sleep(0.3)
+    ons = streaming.out.note_ons()
+    assert [p for _, p in ons] == [60, 61, 62, 63], "a bar of the candidate played after a silent one"
     assert streaming.out.sounding() == set()                              # the note held into bar 2 ended too
+    off_63 = max(t for t, m in streaming.out.sent if m.type == "note_off" and m.note == 63)
+    assert start + BAR <= off_63 < start + BAR + ON_TIME_TICKS + 200
 
 
 def test_a_stream_that_ends_early_stops_at_its_bar_line(streaming):
     streaming.player.finish(streaming.playback)                           # replaced: no more bars will come
     wait_until(lambda: streaming.player.playback is None)
     assert [p for _, p in streaming.out.note_ons()] == [60, 61, 62, 63] and streaming.out.sounding() == set()
+    off_63 = max(t for t, m in streaming.out.sent if m.type == "note_off" and m.note == 63)
+    assert off_63 < streaming.start + BAR + ON_TIME_TICKS, "a note sounded past the candidate's last bar line"
+
+
+def test_no_note_on_lies_past_the_candidates_last_bar_line():
+    clock = ClockFollower(ClockSettings(bpm=BPM))
+    clock.ensure_running()
+    out = Recorder(clock)
+    player = Player(out.send, clock)
+    try:
+        start = clock.next_bar_line()
+        stray = Note(72, 80, BAR, BAR + 240)                              # a note of a second bar the candidate lacks
+        player.play(candidate([Note(60, 80, 0, BAR + 480), stray], 1), start)
+        wait_until(lambda: player.playback is None)
+        assert [p for _, p in out.note_ons()] == [60]
+        off = max(t for t, m in out.sent if m.type == "note_off")
+        assert off < start + BAR + ON_TIME_TICKS and out.sounding() == set()
+    finally:
+        player.close()

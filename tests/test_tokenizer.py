@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from engine.midi_file import MidiFileError, read_phrase, write_notes
-from engine.tokenizer import Note, Phrase, RemiTokenizer, TokenizerSettings
+from engine.music import Note, Phrase
+from engine.tokenizer import RemiTokenizer, TokenizerSettings
 
 POP909 = sorted((Path(__file__).parent / "data" / "pop909").glob("*.mid"))
 TPB = 480

@@ -12,7 +12,7 @@ import torch
 from engine.checkpoint import CheckpointError
 from engine.midi_file import MidiFileError
 from engine.model import SIZES
-from engine.tokenizer import parse_time_signature
+from engine.music import parse_time_signature
 from trainer.data import DataError
 from trainer.train import TrainConfig
 

@@ -27,7 +27,8 @@ from engine.midi_file import read_phrase
 from engine.model import RWKV7
 from engine.sampler import SamplingConfig
 from engine.state import State
-from engine.tokenizer import Note, RemiTokenizer, TokenizerSettings, ticks_per_bar
+from engine.music import TICKS_PER_QUARTER, MeterMap, Note
+from engine.tokenizer import RemiTokenizer, TokenizerSettings
 from trainer.data import TokenWindows
 from trainer.ngram import NGramModel
 from trainer.prepare import find_midi_files
@@ -35,7 +36,7 @@ from trainer.prepare import find_midi_files
 log = logging.getLogger(__name__)
 
 CONTEXT_BARS, COMPLETION_BARS = 4, 2
-TICKS_PER_BEAT = 480
+TICKS_PER_BEAT = TICKS_PER_QUARTER
 TARGETS = "completion tokens from its opening Bar through the Bar that closes bar 2, both Bars included"
 
 
@@ -222,7 +223,7 @@ def repeat_samples(windows: list[Window], bar_id: int) -> list[list[int]]:
 
 def bar_notes(tokens: list[int], w: Window, tokenizer: RemiTokenizer) -> tuple[list[Note], bool]:
     """Notes of a 2-bar continuation (without its closing Bar) and whether it is exactly 2 bars."""
-    end = COMPLETION_BARS * ticks_per_bar(w.time_signature, TICKS_PER_BEAT)
+    end = MeterMap.constant(w.time_signature, TICKS_PER_BEAT).span(COMPLETION_BARS)
     notes = tokenizer.decode(tokens, TICKS_PER_BEAT, w.time_signature)
     inside = [n for n in notes if n.start < end]
     return inside, tokenizer.count_bars(tokens) == COMPLETION_BARS and len(inside) == len(notes)

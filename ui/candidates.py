@@ -14,7 +14,6 @@ from PyQt6.QtGui import QColor, QDrag, QPainter
 from PyQt6.QtWidgets import QAbstractItemView, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QWidget
 
 from engine.session import Candidate
-from engine.tokenizer import ticks_per_bar
 from muse_bridge.events import CandidatesReady
 from ui.pianoroll import PianoRoll, Roll
 
@@ -69,7 +68,7 @@ class CandidateList(QListWidget):
         self.clear()
         self.candidates, self.bpm = list(ready.suggestion.candidates), bpm
         for i, c in enumerate(self.candidates):
-            bar = ticks_per_bar(c.time_signature, c.ticks_per_beat)
+            bar = c.bar_map.bar_ticks()
             roll = Roll(ready.context, tuple(c.notes), ready.context_bars, c.bars, bar, c.time_signature[0])
             item = QListWidgetItem(self)
             item.setSizeHint(QSize(300, 86))

@@ -7,7 +7,7 @@ from PyQt6.QtCore import QRectF, QSize, Qt
 from PyQt6.QtGui import QColor, QPainter, QPen
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
-from engine.tokenizer import Note
+from engine.music import Note
 
 BACKGROUND = QColor("#1e2126")
 BAR_LINE = QColor("#4a505a")

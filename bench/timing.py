@@ -1,0 +1,241 @@
+"""Every candidate note against the DAW's grid, as the DAW hears it over JACK; and the pianist's test.
+
+Grid: a JACK DAW (bench/jack_daw.py, its own process, sample-accurate) sends MIDI clock, Start, a
+phrase and CC 20 (Suggest) before two bar lines; then Stop, Continue and another Suggest; then Stop,
+a Song Position Pointer, Continue and another Suggest. Each note-on from the bridge is stamped with
+the frame it arrived at; its error is its distance from the nearest eighth-of-a-beat line of the
+DAW's own timeline (every candidate position lies on that grid). p50 / p99 / max of |error| and the
+mean (signed: late is positive), at each tempo, idle and with two single-core spin loops beside the
+app (at its nice level), as a DAW keeps the CPU busy.
+
+Pianist: a POP909 song played densely (40+ notes a bar), pedalled every bar, with onsets and releases
+jittered by ±30 ms, for 20 s or more, then Suggest: does it play, from the next bar line, with every
+note-on inside the candidate's bars and every note-on followed by its note-off without All Notes Off.
+
+    python -m bench.timing [--period 64] [--bpm 90 120 180] [--pianist-runs 10] [--checkpoint CKPT]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.jack_daw import CLOCKS_PER_QUARTER, JackDaw, Recording, Run, Script
+from bench.performance import pianist
+from bench.results import write
+from engine.checkpoint import Checkpoint, load_checkpoint
+from engine.music import MeterMap
+from muse_bridge.bridge import LiveBridge
+from muse_bridge.events import Notice
+from muse_bridge.jackd import start_jackd, stop_jackd
+from muse_bridge.settings import BridgeSettings
+
+log = logging.getLogger("bench.timing")
+
+SUGGEST = [0xB0, 20, 127]
+ALL_NOTES_OFF = 123
+DAW_BARS = MeterMap.constant((4, 4), CLOCKS_PER_QUARTER)   # the DAW's bars, in clocks
+GRID_CLOCKS = 3                                             # an eighth of a beat
+
+
+@dataclass
+class TimedScript:
+    """A DAW script and the script times of its Suggest requests."""
+
+    script: Script
+    suggests: list[float] = field(default_factory=list)
+
+    def suggest(self, run: int, clock: float) -> None:
+        self.script.at_clock(run, clock, SUGGEST)
+        r = self.script.runs[run]
+        self.suggests.append(r.at + clock * 60.0 / (self.script.bpm * CLOCKS_PER_QUARTER))
+
+
+def grid_script(bpm: float) -> TimedScript:
+    """Start, a 4-bar phrase, Suggest before bars 5 and 8; Stop. Continue, Suggest; Stop. Song Position
+    Pointer to bar 3, Continue, Suggest; Stop."""
+    bar_clocks = DAW_BARS.bar_ticks()
+    bar_seconds = bar_clocks * 60.0 / (bpm * CLOCKS_PER_QUARTER)
+    phrase = pianist(bpm, 4 * bar_seconds + 0.01, min_notes_per_bar=0)
+    first = 10 * bar_clocks
+    gap = 1.0
+    runs = [Run(0.0, first), Run(first * bar_seconds / bar_clocks + gap, 5 * bar_clocks, "continue", first)]
+    runs.append(Run(runs[1].at + 5 * bar_seconds + gap, 5 * bar_clocks, "songpos", DAW_BARS.bar_line(2)))
+    timed = TimedScript(Script(bpm, runs, [(t, b) for t, b in phrase.events], tail=1.0))
+    for bar in (4, 7):                        # during bars 4 and 7 (counted from 1), on beat 2
+        timed.suggest(0, DAW_BARS.bar_line(bar - 1) + CLOCKS_PER_QUARTER)
+    timed.suggest(1, CLOCKS_PER_QUARTER)      # a beat after Continue
+    timed.suggest(2, CLOCKS_PER_QUARTER)      # a beat after the relocation
+    return timed
+
+
+def candidates(recording: Recording, suggests: list[float]) -> list[list[int]]:
+    """The note-on frames of each suggestion's candidate (those between its request and the next)."""
+    frames = [recording.frame_at(t) for t in suggests] + [float("inf")]
+    ons = [f for f, _ in recording.note_ons()]
+    return [[f for f in ons if frames[i] <= f < frames[i + 1]] for i in range(len(suggests))]
+
+
+def error_summary(errors: list[float]) -> dict:
+    if not errors:
+        return {"n": 0}
+    size = sorted(abs(e) for e in errors)
+    pick = lambda q: size[min(len(size) - 1, round(q * (len(size) - 1)))]  # noqa: E731
+    return {"n": len(errors), "p50_abs_ms": round(pick(0.5), 2), "p99_abs_ms": round(pick(0.99), 2),
+            "max_abs_ms": round(size[-1], 2), "mean_ms": round(statistics.fmean(errors), 2)}
+
+
+def bridge_settings(tag: str, bpm: float) -> BridgeSettings:
+    return BridgeSettings().with_changes({"ports.api": "jack", "ports.input_name": f"Muse In {tag}",
+                                          "ports.output_name": f"Muse Out {tag}", "clock.bpm": bpm})
+
+
+@contextlib.contextmanager
+def live(checkpoint: Checkpoint, tag: str, bpm: float, workdir: Path, script: Script,
+         settings: BridgeSettings | None = None):
+    """A bridge and a JACK DAW connected to it, the DAW ready to play `script`: yields (bridge, daw, notices)."""
+    settings = settings or bridge_settings(tag, bpm)
+    notices: list[Notice] = []
+    with LiveBridge(checkpoint, settings, settings_path=None, client_name=f"muse-{tag}") as bridge:
+        bridge.subscribe(lambda e: notices.append(e) if isinstance(e, Notice) else None)
+        with JackDaw(settings.ports.input_name, settings.ports.output_name, script, workdir,
+                     name=f"daw-{tag}") as daw:
+            daw.connected(lambda: bridge.stats().messages_in > 0)
+            assert bridge.settle(30), "the bridge did not settle"
+            yield bridge, daw, notices
+
+
+def measure_grid(checkpoint: Checkpoint, bpm: float, workdir: Path) -> dict:
+    timed = grid_script(bpm)
+    with live(checkpoint, f"grid{os.getpid()}", bpm, workdir, timed.script) as (bridge, daw, notices):
+        daw.go()
+        recording = daw.wait()
+    per_candidate = [[recording.grid_error_ms(f, GRID_CLOCKS) for f in c]
+                     for c in candidates(recording, timed.suggests)]
+    errors = [e for c in per_candidate for e in c]
+    return {"bpm": bpm, "jack_period_frames": recording.period,
+            "jack_period_ms": round(recording.ms(recording.period), 3),
+            "suggestions": len(timed.suggests), "suggestions_heard": sum(1 for c in per_candidate if c),
+            "candidate_median_ms": [round(statistics.median(c), 2) if c else None for c in per_candidate],
+            **error_summary(errors), "notices": [n.text for n in notices if n.error]}
+
+
+def pianist_script(bpm: float, seconds: float, seed: int) -> tuple[TimedScript, int]:
+    """The pianist's performance, then Suggest on beat 1 of the bar after it; the Suggest's bar line (DAW clocks)."""
+    performance = pianist(bpm, seconds, seed)
+    bars = performance.bars
+    total = DAW_BARS.bar_line(bars + 4)
+    timed = TimedScript(Script(bpm, [Run(0.0, total)], list(performance.events), tail=1.0))
+    timed.suggest(0, DAW_BARS.bar_line(bars) + 2)
+    return timed, DAW_BARS.bar_line(bars + 1)
+
+
+def check_pianist(recording: Recording, timed: TimedScript, line: int, bars: int) -> dict:
+    """Did the Suggest play, from its bar line, inside its bars, every note-on with its own note-off?"""
+    start = recording.frame_at(timed.suggests[0])
+    out = [(f, b) for f, b in recording.received if f >= start]
+    ons = [(f, b[1]) for f, b in out if len(b) == 3 and b[0] & 0xF0 == 0x90 and b[2] > 0]
+    half = GRID_CLOCKS / 2
+    end = DAW_BARS.bar_line(DAW_BARS.bar_of(line) + bars)
+    positions = [recording.daw_clock_at(f) for f, _ in ons]
+    outside = sum(1 for p in positions if not line - half <= p < end - half)
+    sounding: dict[int, int] = {}
+    for _, b in out:
+        if len(b) == 3 and b[0] & 0xF0 in (0x80, 0x90):
+            if b[0] & 0xF0 == 0x90 and b[2] > 0:
+                sounding[b[1]] = sounding.get(b[1], 0) + 1
+            elif sounding.get(b[1]):
+                sounding[b[1]] -= 1
+    all_notes_off = sum(1 for _, b in out if len(b) == 3 and b[0] & 0xF0 == 0xB0 and b[1] == ALL_NOTES_OFF)
+    first_bar = DAW_BARS.bar_line(DAW_BARS.bar_of(line) + 1)
+    return {"note_ons": len(ons), "played": bool(ons),
+            "starts_on_the_next_bar_line": bool(positions) and line - half <= min(positions) < first_bar - half,
+            "outside_its_bars": outside, "left_without_note_off": sum(v for v in sounding.values() if v > 0),
+            "all_notes_off_sent": all_notes_off}
+
+
+def measure_pianist(checkpoint: Checkpoint, bpm: float, seconds: float, seed: int, workdir: Path) -> dict:
+    timed, line = pianist_script(bpm, seconds, seed)
+    settings = bridge_settings(f"pianist{os.getpid()}", bpm)
+    with live(checkpoint, f"pianist{os.getpid()}", bpm, workdir, timed.script, settings) as (bridge, daw, notices):
+        daw.go()
+        recording = daw.wait()
+        seconds_to_candidates = bridge.last_suggest_seconds
+    result = check_pianist(recording, timed, line, settings.bars)
+    messages = len(timed.script.events)
+    return {"seed": seed, "messages_played": messages, "suggest_seconds": seconds_to_candidates,
+            "late_or_cut": [n.text for n in notices if "late" in n.text or "fell behind" in n.text], **result}
+
+
+@contextlib.contextmanager
+def busy(processes: int):
+    """Single-core spin loops beside the app, at its nice level."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        for p in spinners:
+            p.terminate()
+            p.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default=None, help="default: the bundled model")
+    parser.add_argument("--period", type=int, default=64, help="JACK frames per cycle (48 kHz) of the server started here")
+    parser.add_argument("--bpm", type=float, nargs="+", default=[90.0, 120.0, 180.0])
+    parser.add_argument("--busy", type=int, default=2, help="spin loops for the loaded runs")
+    parser.add_argument("--pianist-runs", type=int, default=10)
+    parser.add_argument("--pianist-seconds", type=float, default=24.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("muse_bridge").setLevel(logging.WARNING)
+
+    load_before = os.getloadavg()
+    checkpoint = load_checkpoint(args.checkpoint)
+    server = start_jackd(period=args.period)
+    grid, pianist_runs = [], []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for load in (0, args.busy):
+                with busy(load) if load else contextlib.nullcontext():
+                    for bpm in args.bpm:
+                        row = {"busy_processes": load, **measure_grid(checkpoint, bpm, Path(tmp) / "grid")}
+                        log.info("%s", row)
+                        grid.append(row)
+            for seed in range(args.pianist_runs):
+                row = measure_pianist(checkpoint, 120.0, args.pianist_seconds, seed, Path(tmp) / "pianist")
+                log.info("%s", row)
+                pianist_runs.append(row)
+    finally:
+        stop_jackd(server)
+    counts = {
+        "runs": len(pianist_runs),
+        "played": sum(r["played"] for r in pianist_runs),
+        "started_on_the_next_bar_line": sum(r["starts_on_the_next_bar_line"] for r in pianist_runs),
+        "note_ons_outside_their_bars": sum(r["outside_its_bars"] for r in pianist_runs),
+        "note_ons_without_note_off": sum(r["left_without_note_off"] for r in pianist_runs),
+        "all_notes_off_sent": sum(r["all_notes_off_sent"] for r in pianist_runs),
+    }
+    path = write("timing", {
+        "checkpoint": checkpoint.path, "transport": f"JACK dummy driver, 48 kHz, --sync, {args.period}-frame periods "
+        "requested (jack_period_frames: what the server ran at)",
+        "error": "note-on arrival frame minus the frame of the nearest eighth-of-a-beat clock of the DAW",
+        "grid": grid, "pianist": {"bpm": 120.0, "seconds": args.pianist_seconds, **counts, "runs": pianist_runs},
+        "load_average_1_5_15_min_before": [round(x, 2) for x in load_before],
+    })
+    log.info("pianist: %s", counts)
+    log.info("wrote %s", path)
+
+
+if __name__ == "__main__":
+    main()
