@@ -34,7 +34,7 @@ from bench.results import write
 from engine.checkpoint import Checkpoint, load_checkpoint
 from engine.music import MeterMap
 from muse_bridge.bridge import LiveBridge
-from muse_bridge.events import Notice
+from muse_bridge.events import CandidatesReady, Notice
 from muse_bridge.jackd import start_jackd, stop_jackd
 from muse_bridge.settings import BridgeSettings
 
@@ -103,29 +103,33 @@ def live(checkpoint: Checkpoint, tag: str, bpm: float, workdir: Path, script: Sc
          settings: BridgeSettings | None = None):
     """A bridge and a JACK DAW connected to it, the DAW ready to play `script`: yields (bridge, daw, notices)."""
     settings = settings or bridge_settings(tag, bpm)
-    notices: list[Notice] = []
+    events: list = []
     with LiveBridge(checkpoint, settings, settings_path=None, client_name=f"muse-{tag}") as bridge:
-        bridge.subscribe(lambda e: notices.append(e) if isinstance(e, Notice) else None)
+        bridge.subscribe(lambda e: events.append(e) if isinstance(e, (Notice, CandidatesReady)) else None)
         with JackDaw(settings.ports.input_name, settings.ports.output_name, script, workdir,
                      name=f"daw-{tag}") as daw:
             daw.connected(lambda: bridge.stats().messages_in > 0)
             assert bridge.settle(30), "the bridge did not settle"
-            yield bridge, daw, notices
+            yield bridge, daw, events
 
 
 def measure_grid(checkpoint: Checkpoint, bpm: float, workdir: Path) -> dict:
     timed = grid_script(bpm)
-    with live(checkpoint, f"grid{os.getpid()}", bpm, workdir, timed.script) as (bridge, daw, notices):
+    with live(checkpoint, f"grid{os.getpid()}", bpm, workdir, timed.script) as (bridge, daw, events):
         daw.go()
         recording = daw.wait()
+    notices = [e for e in events if isinstance(e, Notice)]
+    made = [len(e.suggestion.candidates[0].notes) for e in events if isinstance(e, CandidatesReady)]
     per_candidate = [[recording.grid_error_ms(f, GRID_CLOCKS) for f in c]
                      for c in candidates(recording, timed.suggests)]
     errors = [e for c in per_candidate for e in c]
     return {"bpm": bpm, "jack_period_frames": recording.period,
             "jack_period_ms": round(recording.ms(recording.period), 3),
             "suggestions": len(timed.suggests), "suggestions_heard": sum(1 for c in per_candidate if c),
+            "candidate_1_notes_made": made, "candidate_1_notes_heard": [len(c) for c in per_candidate],
+            "daw_xruns": recording.xruns,
             "candidate_median_ms": [round(statistics.median(c), 2) if c else None for c in per_candidate],
-            **error_summary(errors), "notices": [n.text for n in notices if n.error]}
+            **error_summary(errors), "notices": [n.text for n in notices if n.error or "late" in n.text]}
 
 
 def pianist_script(bpm: float, seconds: float, seed: int) -> tuple[TimedScript, int]:
@@ -165,14 +169,16 @@ def check_pianist(recording: Recording, timed: TimedScript, line: int, bars: int
 def measure_pianist(checkpoint: Checkpoint, bpm: float, seconds: float, seed: int, workdir: Path) -> dict:
     timed, line = pianist_script(bpm, seconds, seed)
     settings = bridge_settings(f"pianist{os.getpid()}", bpm)
-    with live(checkpoint, f"pianist{os.getpid()}", bpm, workdir, timed.script, settings) as (bridge, daw, notices):
+    with live(checkpoint, f"pianist{os.getpid()}", bpm, workdir, timed.script, settings) as (bridge, daw, events):
         daw.go()
         recording = daw.wait()
         seconds_to_candidates = bridge.last_suggest_seconds
+    notices = [e for e in events if isinstance(e, Notice)]
     result = check_pianist(recording, timed, line, settings.bars)
     messages = len(timed.script.events)
     return {"seed": seed, "messages_played": messages, "suggest_seconds": seconds_to_candidates,
-            "late_or_cut": [n.text for n in notices if "late" in n.text or "fell behind" in n.text], **result}
+            "late_or_cut": [n.text for n in notices if "late" in n.text or "fell behind" in n.text],
+            "daw_xruns": recording.xruns, **result}
 
 
 @contextlib.contextmanager

@@ -37,7 +37,7 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
         if cancelled is not None and cancelled():
             raise Cancelled()
         logits = step(nxt)
-        allowed = torch.stack([grammar.allowed(s, m, sampling.max_tokens_per_bar, pitches)
+        allowed = torch.stack([grammar.allowed(s, m, sampling.max_tokens_per_bar, pitches, bars)
                                for s, m in zip(streams, meters)])
         nxt = sample(logits.detach().float().cpu(), allowed, sampling, generator)
         for i, (s, out, t) in enumerate(zip(streams, tokens, nxt.tolist())):

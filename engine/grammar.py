@@ -3,7 +3,8 @@
 Continuations follow the prompt's meter and tempo: a Bar is followed by the prompt's TimeSig, Tempo
 tokens are never sampled, positions rise strictly within a bar, and every Pitch is followed by a
 Velocity and a Duration. A stream is done when its N-th bar is complete, i.e. when it asks for the
-Bar token that would open bar N+1; that token is not part of the candidate.
+Bar token that would open bar N+1; that token is not part of the candidate. A candidate is never
+silent: its last bar cannot close before it holds a note (a Suggest that plays nothing is no answer).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class StreamState:
     position: int = -1          # last Position value in the current bar
     bars: int = 1               # bars opened so far (the forced first Bar counts)
     tokens_in_bar: int = 0
+    notes: int = 0              # Pitch tokens so far
     done: bool = False
 
 
@@ -70,9 +72,9 @@ class RemiGrammar:
         return m
 
     def allowed(self, s: StreamState, time_signature: tuple[int, int], max_tokens_per_bar: int,
-                pitches: torch.Tensor | None = None) -> torch.Tensor:
+                pitches: torch.Tensor | None = None, bars_wanted: int | None = None) -> torch.Tensor:
         """Boolean mask over the vocabulary of the tokens this stream may take next; `pitches`
-        (from `pitch_mask`) limits the Pitch tokens."""
+        (from `pitch_mask`) limits the Pitch tokens; with `bars_wanted`, the last bar cannot close silent."""
         pitches = self.is_pitch if pitches is None else pitches
         m = torch.zeros(self.vocab_size, dtype=torch.bool)
         bar = torch.zeros_like(m)
@@ -86,10 +88,12 @@ class RemiGrammar:
         elif s.phase in (TIMESIG, DURATION):
             if full:
                 return bar
-            m |= bar
             m |= self.is_position & (self.position_of > s.position) & (self.position_of < self.positions_per_bar(time_signature))
             if s.phase == DURATION:
                 m |= pitches
+            silent = bars_wanted is not None and s.bars >= bars_wanted and s.notes == 0
+            if not silent or not m.any():
+                m |= bar
         elif s.phase == POSITION:
             m |= pitches
         elif s.phase == PITCH:
@@ -115,7 +119,7 @@ class RemiGrammar:
         elif kind == "Position":
             s.phase, s.position = POSITION, int(self.position_of[token])
         elif kind == "Pitch":
-            s.phase = PITCH
+            s.phase, s.notes = PITCH, s.notes + 1
         elif kind == "Velocity":
             s.phase = VELOCITY
         elif kind == "Duration":

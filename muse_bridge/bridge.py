@@ -403,10 +403,11 @@ class LiveBridge:
         if index != 0:
             return
         if stream.playback is None:
-            # the rate measured so far: before this suggestion, and this suggestion's first bar
-            so_far = (time.perf_counter() - job.requested_at) / partial.bars
+            # the rate measured so far (this suggestion's first bar when nothing was measured before; it also
+            # holds the wait in the worker's queue and the tail's prefill, so it is the slower guess)
             known = self.rate.seconds_per_bar(job.candidates)
-            start = self._start_at(stream, partial, max(so_far, known or 0.0))
+            start = self._start_at(stream, partial, known if known is not None
+                                   else (time.perf_counter() - job.requested_at) / partial.bars)
             stream.playback = self.player.play(partial, start, bars_expected=stream.bars)
             self.last_first_note_seconds = time.perf_counter() - job.requested_at
         else:

@@ -11,9 +11,9 @@ MIDI clock is 24 pulses per quarter. After Start/Continue the first clock marks 
 itself; every further clock advances one pulse. Between clocks the position is interpolated with
 the smoothed tempo, never past the next expected clock. Without clock (never seen, or none for
 `clock_timeout` seconds, or the DAW stopped), the timeline runs on an internal clock at the last
-known tempo (the `bpm` setting before any clock), started by the first note. When clock comes back
-after such a gap while the DAW still plays, the timeline follows it again from the next tick with
-the DAW's place in the bar (a relocation: the epoch changes).
+known tempo (the `bpm` setting before any clock), started by the first note. Clock that comes back
+after such a gap while the DAW still plays (it was late, not stopped) is counted on, and followed
+again once its count catches up with the internal clock.
 """
 from __future__ import annotations
 
@@ -67,7 +67,9 @@ class ClockFollower:
         self._waiting_first_clock = False
         self._lost = False            # the DAW plays, but its clock stopped coming: on the internal clock meanwhile
         self._offset = 0.0            # timeline tick of DAW position 0
-        self._daw_clocks = 0          # DAW position in clocks
+        self._daw_clocks = 0          # DAW position in clocks of the last clock heard
+        self._heard = False           # a clock heard since the last relocation
+        self._songpos: int | None = None   # a Song Position Pointer received while stopped
         self.epoch = 0
 
     # ---- reading ----------------------------------------------------------------------
@@ -148,28 +150,37 @@ class ClockFollower:
     def _on_clock(self, message, t: float) -> None:
         if self._last_clock_at is not None:
             dt = t - self._last_clock_at
-            if 0 < dt < 3 * self._interval:  # a gap (transport stopped, port lost) is no tempo
-                if not self._external or self._lost:   # the internal clock keeps its place at the new tempo
+            # a gap (transport stopped, port lost) is no tempo, nor are late clocks catching up
+            if 0 < dt < 3 * self._interval and not self._lost:
+                if not self._external:   # the internal clock keeps its place at the new tempo
                     self._anchor_pos, self._anchor_t = self._position(t), t
                 self._interval += self.settings.smoothing * (dt - self._interval)
         self._last_clock_at = t
         if not self._external:
             return  # clock while the DAW is stopped: tempo only
-        if self._lost:
-            log.warning("MIDI clock is back: following the DAW again from its place in the bar")
-            self._relocate(self._daw_clocks + 1, t)
         if self._waiting_first_clock:
             self._waiting_first_clock = False
         else:
             self._daw_clocks += 1
-        self._anchor_t = t
-        self._anchor_pos = self._offset + self._daw_clocks * self.ticks_per_clock
+        self._heard = True
+        counted = self._offset + self._daw_clocks * self.ticks_per_clock
+        if self._lost:
+            # late clocks (the DAW never stopped) are counted; they are followed again once they catch
+            # up with the internal clock, so the timeline never runs backwards
+            if counted < self._position(t):
+                return
+            log.warning("MIDI clock is back: following the DAW again")
+            self._lost, self._moving = False, False
+        self._anchor_t, self._anchor_pos = t, counted
 
     def _on_start(self, message, t: float) -> None:
         self._relocate(0, t)
 
     def _on_continue(self, message, t: float) -> None:
-        self._relocate(self._daw_clocks, t)
+        if self._songpos is not None:            # a Song Position Pointer while stopped: its place
+            self._relocate(self._songpos, t)
+        else:                                    # on from the clock after the last one heard
+            self._relocate(self._daw_clocks + 1 if self._heard else self._daw_clocks, t)
 
     def _on_stop(self, message, t: float) -> None:
         if self._external:
@@ -181,14 +192,14 @@ class ClockFollower:
         if self._external:
             self._relocate(clocks, t)
         else:
-            self._daw_clocks = clocks
+            self._songpos = clocks
 
     def _relocate(self, daw_clocks: int, t: float) -> None:
         """DAW transport (re)starts at `daw_clocks`: map it to the next timeline tick with the same bar phase."""
         daw_ticks = daw_clocks * self.ticks_per_clock
         target = self.bars.at_phase(self._position(t), self.bars.in_bar(daw_ticks))
         self._offset = target - daw_ticks
-        self._daw_clocks = daw_clocks
+        self._daw_clocks, self._heard, self._songpos = daw_clocks, False, None
         self._anchor_pos, self._anchor_t = float(target), t
         self._external, self._moving, self._waiting_first_clock, self._lost = True, False, True, False
         self.epoch += 1

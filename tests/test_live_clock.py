@@ -70,3 +70,35 @@ def test_lost_clock_hands_over_to_the_internal_clock_at_the_last_tempo():
     later = follower.position(last + 2.0)
     assert not follower.external and follower.running
     assert later == pytest.approx(96 * TICKS_PER_CLOCK + (2.0 / period) * TICKS_PER_CLOCK, rel=0.02)
+
+
+def test_continue_after_stop_goes_on_from_the_clock_after_the_last_one_heard():
+    follower = ClockFollower()
+    follower.on_message(mido.Message("start"), 0.0)
+    last, period = clocks(follower, 96, 0.0, 120)     # positions 0..95: bar 1 played, stopped on its last clock
+    follower.on_message(mido.Message("stop"), last + 0.001)
+    follower.on_message(mido.Message("continue"), last + 1.0)
+    follower.on_message(mido.Message("clock"), last + 1.0)   # the DAW's clock 96: bar 2's line
+    pos = follower.position(last + 1.0)
+    assert pos % BAR == 0, f"continue landed {pos % BAR} ticks after a bar line, not on it"
+
+
+def test_clock_that_comes_back_late_is_counted_and_followed_again_without_a_jump():
+    follower = ClockFollower(ClockSettings(bpm=120, clock_timeout=0.5))
+    follower.on_message(mido.Message("start"), 0.0)
+    last, period = clocks(follower, 48, 0.0, 120)       # positions 0..47
+    gap = follower.position(last + 0.6)
+    assert not follower.external                          # lost: the internal clock runs on
+    epoch = follower.epoch
+    late, _ = clocks(follower, 40, last + 0.6, 120 * 4)   # the late clocks arrive in a hurry
+    assert follower.external and follower.epoch == epoch  # followed again, playback goes on
+    assert follower.position(late) == 87 * TICKS_PER_CLOCK >= gap
+
+
+def test_the_internal_clock_keeps_its_place_when_the_tempo_estimate_moves():
+    follower = ClockFollower(ClockSettings(bpm=120))
+    follower.ensure_running(0.0)                    # no transport: the internal clock runs
+    before = follower.position(10.0)
+    clocks(follower, 24, 10.0, 100)                 # clock without Start: tempo only
+    after = follower.position(10.0 + 23 * 60 / (100 * 24))
+    assert after >= before and after - before < 24 * TICKS_PER_CLOCK * 1.3   # no jump from the new tempo

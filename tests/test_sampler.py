@@ -73,6 +73,16 @@ def test_a_full_bar_can_only_close_and_a_finished_stream_only_idles(grammar):
     assert s.done and kinds(grammar, grammar.allowed(s, (4, 4), 16)) == {"Bar"}
 
 
+def test_a_candidate_cannot_close_its_last_bar_silent(grammar):
+    silent = StreamState(phase=TIMESIG, bars=2)
+    assert "Bar" not in kinds(grammar, grammar.allowed(silent, (4, 4), 64, bars_wanted=2))
+    assert "Bar" in kinds(grammar, grammar.allowed(StreamState(phase=TIMESIG, bars=1), (4, 4), 64, bars_wanted=2))
+    sounding = StreamState(phase=TIMESIG, bars=2)
+    grammar.advance(sounding, next(i for i, k in enumerate(grammar.kind_of) if k == "Pitch"), bars_wanted=2)
+    sounding.phase = DURATION
+    assert "Bar" in kinds(grammar, grammar.allowed(sounding, (4, 4), 64, bars_wanted=2))
+
+
 def test_tempo_tokens_are_never_allowed_and_cannot_be_advanced_past(grammar, tokenizer):
     tempo = next(i for i, k in enumerate(grammar.kind_of) if k == "Tempo")
     for phase in (BAR, TIMESIG, POSITION, PITCH, VELOCITY, DURATION):
