@@ -113,9 +113,9 @@ def live(checkpoint: Checkpoint, tag: str, bpm: float, workdir: Path, script: Sc
             yield bridge, daw, events
 
 
-def measure_grid(checkpoint: Checkpoint, bpm: float, workdir: Path) -> dict:
+def measure_grid(checkpoint: Checkpoint, bpm: float, workdir: Path, tag: str = "grid") -> dict:
     timed = grid_script(bpm)
-    with live(checkpoint, f"grid{os.getpid()}", bpm, workdir, timed.script) as (bridge, daw, events):
+    with live(checkpoint, f"{tag}{os.getpid()}", bpm, workdir, timed.script) as (bridge, daw, events):
         daw.go()
         recording = daw.wait()
     notices = [e for e in events if isinstance(e, Notice)]
@@ -166,10 +166,11 @@ def check_pianist(recording: Recording, timed: TimedScript, line: int, bars: int
             "all_notes_off_sent": all_notes_off}
 
 
-def measure_pianist(checkpoint: Checkpoint, bpm: float, seconds: float, seed: int, workdir: Path) -> dict:
+def measure_pianist(checkpoint: Checkpoint, bpm: float, seconds: float, seed: int, workdir: Path,
+                    tag: str = "pianist") -> dict:
     timed, line = pianist_script(bpm, seconds, seed)
-    settings = bridge_settings(f"pianist{os.getpid()}", bpm)
-    with live(checkpoint, f"pianist{os.getpid()}", bpm, workdir, timed.script, settings) as (bridge, daw, events):
+    settings = bridge_settings(f"{tag}{os.getpid()}", bpm)
+    with live(checkpoint, f"{tag}{os.getpid()}", bpm, workdir, timed.script, settings) as (bridge, daw, events):
         daw.go()
         recording = daw.wait()
         seconds_to_candidates = bridge.last_suggest_seconds

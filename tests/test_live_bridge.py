@@ -10,7 +10,7 @@ from collections import Counter
 import mido
 import pytest
 
-from jack import jack_backend, jack_server, live_checkpoint, port_named, wait_connected  # noqa: F401  (fixtures)
+from jack_fixtures import jack_backend, jack_server, live_checkpoint, port_named, wait_connected  # noqa: F401  (fixtures)
 from muse_bridge.bridge import LiveBridge
 from muse_bridge.controller import Command
 from muse_bridge.events import CandidatesReady
@@ -130,7 +130,8 @@ def daw(bridge):
     d.close()
 
 
-def test_suggest_plays_the_candidate_from_the_next_bar_line_in_clock_ticks(bridge, daw):
+def test_suggest_plays_the_candidate_from_the_next_bar_line(bridge, daw):
+    """Where its notes land, to the millisecond of the DAW's clock, is test_live_timing's."""
     phrase(daw)
     daw.at(CLOCKS_PER_BAR + 6, mido.Message("control_change", control=20, value=127))
     daw.play()
@@ -144,9 +145,7 @@ def test_suggest_plays_the_candidate_from_the_next_bar_line_in_clock_ticks(bridg
     end_clock = playback.start_tick // TICKS_PER_CLOCK + CLOCKS_PER_BAR
     daw.wait_clock(end_clock + 12)
     notes = daw.notes()
-    first_clock, first = next((c, m) for c, m in notes if is_on(m))
-    expected = (playback.start_tick + candidate.notes[0].start) / TICKS_PER_CLOCK
-    assert abs(first_clock - expected) <= 1, f"first note at clock {first_clock}, its place is clock {expected}"
+    first = next(m for _, m in notes if is_on(m))
     assert first.note == candidate.notes[0].pitch
     assert sum(is_on(m) for _, m in notes) >= 1
     assert hanging(notes) == {}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import mido
 
-from jack import jack_backend, jack_server, left_sounding, live_checkpoint  # noqa: F401  (fixtures)
+from jack_fixtures import jack_backend, jack_server, left_sounding, live_checkpoint  # noqa: F401  (fixtures)
 from muse_bridge.ports import close_output
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ from pathlib import Path
 import mido
 import pytest
 
-from jack import jack_backend, jack_server, left_sounding, port_named  # noqa: F401  (fixtures)
+from jack_fixtures import jack_backend, jack_server, left_sounding, port_named  # noqa: F401  (fixtures)
 from muse_bridge.command_channel import CommandChannelError, send_command
 from muse_bridge.ports import PolledInput
 

@@ -17,7 +17,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PyQt6.QtGui import QColor, QImage  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
-from jack import jack_backend, jack_server, left_sounding, live_checkpoint, port_named, wait_connected  # noqa: E402,F401
+from jack_fixtures import jack_backend, jack_server, left_sounding, live_checkpoint, port_named, wait_connected  # noqa: E402,F401
 from muse_bridge.controller import Command  # noqa: E402
 from muse_bridge.ports import PolledInput, close_output  # noqa: E402
 from muse_bridge.settings import BridgeSettings, read_settings  # noqa: E402

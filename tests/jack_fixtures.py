@@ -1,6 +1,6 @@
 """Live-test fixtures: a real JACK server (dummy driver) for MIDI loopback, and a micro model checkpoint.
 
-Import them into a test module (`from jack import jack_server, live_checkpoint`).
+Import them into a test module (`from jack_fixtures import jack_server, live_checkpoint`).
 """
 from __future__ import annotations
 

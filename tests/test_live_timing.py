@@ -1,0 +1,94 @@
+"""Candidate notes as a DAW hears them over JACK: a DAW in its own process sends sample-accurate MIDI clock
+and stamps every note from the bridge with the frame it arrived at (bench/jack_daw.py); the checks are
+bench.timing's, with the bundled default model."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import time
+from dataclasses import replace
+
+import pytest
+
+from bench.jack_daw import Run, Script
+from bench.timing import DAW_BARS, TimedScript, bridge_settings, live, measure_grid, measure_pianist
+from engine.checkpoint import load_checkpoint
+from engine.model import RWKV7
+from jack_fixtures import jack_server, live_checkpoint  # noqa: F401  (fixtures)
+from muse_bridge.events import Notice
+
+# A whole MIDI clock tick off the grid is 20.8 ms at 120 bpm; a candidate's median offset must stay well
+# inside that (the JACK period here, 5.3 ms, delays what the bridge sends by up to one period).
+MEDIAN_BOUND_MS = 8.0
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    if importlib.util.find_spec("jack") is None:
+        pytest.skip("JACK-Client is not installed (the JACK DAW is a JACK client)")
+    if shutil.which("jackd") is None:
+        pytest.skip("jackd is not installed")
+    return load_checkpoint(None)
+
+
+def test_every_candidate_note_lands_on_the_daws_grid_after_start_continue_and_song_position(
+        jack_server, default_model, tmp_path):
+    row = measure_grid(default_model, 120.0, tmp_path, tag="ci-grid")
+    assert row["suggestions_heard"] == row["suggestions"], f"a Suggest played nothing: {row}"
+    assert row["candidate_1_notes_heard"] == row["candidate_1_notes_made"], f"notes went missing: {row}"
+    for i, median in enumerate(row["candidate_median_ms"]):
+        assert abs(median) < MEDIAN_BOUND_MS, f"candidate of suggestion {i + 1} lies {median} ms off the grid: {row}"
+
+
+def test_a_pianists_dense_pedalled_performance_gets_its_suggestion_played_inside_its_bars(
+        jack_server, default_model, tmp_path):
+    row = measure_pianist(default_model, 120.0, 20.0, seed=0, workdir=tmp_path, tag="ci-pianist")
+    assert row["messages_played"] > 800
+    assert row["played"] and row["starts_on_the_next_bar_line"], row
+    assert row["late_or_cut"] == [], row
+    assert row["outside_its_bars"] == 0, row
+    assert row["left_without_note_off"] == 0 and row["all_notes_off_sent"] == 0, row
+
+
+class SlowStepRWKV7(RWKV7):
+    """The model, its decode step slowed by a fixed delay per token: generation slower than the music."""
+
+    delay_seconds = 0.15
+
+    def step(self, tokens, state):
+        time.sleep(self.delay_seconds)
+        return super().step(tokens, state)
+
+
+def test_a_candidate_made_slower_than_it_plays_starts_later_and_plays_without_a_gap(
+        jack_server, live_checkpoint, tmp_path):
+    bpm, bars = 240.0, 3                                    # a bar is 1 s; a bar of candidates takes longer
+    slow = SlowStepRWKV7(live_checkpoint.model.cfg)
+    slow.load_state_dict(live_checkpoint.model.state_dict())
+    checkpoint = replace(live_checkpoint, model=slow.eval())
+    tag = f"slow{os.getpid()}"
+    settings = bridge_settings(tag, bpm).with_changes({
+        "candidates": 2, "bars": bars, "sampling.max_tokens_per_bar": 16, "precompute": False, "seed": 3})
+    script = TimedScript(Script(bpm, [Run(0.0, DAW_BARS.bar_line(16))], tail=0.5))
+    for beat, pitch in enumerate((60, 64, 67, 72)):
+        script.script.at_clock(0, beat * 24, [0x90, pitch, 90])
+        script.script.at_clock(0, beat * 24 + 18, [0x80, pitch, 0])
+    script.suggest(0, DAW_BARS.bar_line(1) + 30)
+    with live(checkpoint, tag, bpm, tmp_path, script.script, settings) as (bridge, daw, events):
+        daw.go()
+        recording = daw.wait()
+        playback, suggestion = bridge.player.playback, bridge.suggestion
+    notices = [e.text for e in events if isinstance(e, Notice)]
+    assert suggestion is not None and not any("fell behind" in n for n in notices), notices
+    assert sum("starts" in n and "late" in n for n in notices) == 1, notices   # said once
+    made = suggestion.candidates[0]
+    heard = [recording.daw_clock_at(f) for f, _ in recording.note_ons()
+             if f >= recording.frame_at(script.suggests[0])]
+    assert len(heard) == len(made.notes), "notes of the candidate were lost or added"
+    first_line = heard[0] - made.notes[0].start / 20
+    assert abs(DAW_BARS.in_bar(first_line + 1.5) - 1.5) < 1.5, "the candidate did not start on a bar line"
+    assert DAW_BARS.bar_of(first_line + 1.5) > DAW_BARS.bar_of(DAW_BARS.bar_line(1) + 30) + 1   # it started later
+    for clock, note in zip(heard, made.notes):                  # every bar in its place: no silent bar inside
+        assert abs(clock - (first_line + note.start / 20)) < 1.5, f"a note {clock - first_line} clocks in, " \
+                                                                   f"its place is {note.start / 20}"
