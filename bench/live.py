@@ -1,8 +1,9 @@
 """Live bridge latency over a real JACK loopback, with the bundled model (or --checkpoint).
 
 - note -> state advanced: from the moment the test keyboard sends a note's note-off (the note is
-  complete) until the Session's state holds its tokens; and, within that, from the commit (LiveScore
-  found the tokens final) to the state advanced. Eighth notes at 120 bpm, 60 ms long.
+  complete) until the Session's state holds its tokens, and where that time goes: JACK to the bridge's
+  input port, input to the live score, the score to the commit (the tokens final), the commit to the
+  worker taking them, the model's step. Eighth notes at 120 bpm, 60 ms long.
 - suggest -> first note scheduled: from the Suggest request until the Player holds candidate 1 (its
   first bar, streamed), K candidates of N bars (the settings' defaults), after a phrase; and the share
   of suggestions that start on the first bar line after the request (requests at least --lead seconds
@@ -15,7 +16,6 @@ import argparse
 import logging
 import os
 import random
-import threading
 import time
 
 import mido
@@ -38,49 +38,35 @@ def percentiles(values: list[float]) -> dict:
             "max_ms": round(1000 * values[-1], 2)}
 
 
-class PitchTimes:
-    """Times at which the k-th Pitch token passed a point (tokens of notes played in order)."""
-
-    def __init__(self, tokenizer):
-        self.is_pitch = set(tokenizer.vocabulary.pitch)
-        self.times: list[float] = []
-        self.lock = threading.Lock()
-
-    def saw(self, tokens) -> None:
-        t = time.perf_counter()
-        with self.lock:
-            self.times += [t for tok in tokens if tok in self.is_pitch]
-
-
 def measure_notes(bridge: LiveBridge, keys, notes: int) -> dict:
-    committed, fed = PitchTimes(bridge.tokenizer), PitchTimes(bridge.tokenizer)
-    advance, feed = bridge.score.advance, bridge.worker.session.feed
-
-    def advance_and_stamp(now):
-        out = advance(now)
-        committed.saw(out)
-        return out
-
-    def feed_and_stamp(tokens):
-        feed(tokens)
-        fed.saw(tokens)
-
-    bridge.score.advance, bridge.worker.session.feed = advance_and_stamp, feed_and_stamp
+    """Eighth notes 60 ms long; for each note-off, where the time went until the state held its tokens
+    (the worker's feed timings, matched to the note-off by when it reached the bridge)."""
     released = []
-    start = time.perf_counter()
     for k in range(notes):
-        time.sleep(max(0.0, start + k * 0.25 - time.perf_counter()))
+        due = time.monotonic() + 0.19
         keys.send(mido.Message("note_on", note=48 + k % 36, velocity=64 + k % 48))
         time.sleep(0.06)
+        released.append(time.monotonic())
         keys.send(mido.Message("note_off", note=48 + k % 36))
-        released.append(time.perf_counter())
+        time.sleep(max(0.0, due - time.monotonic()))
     time.sleep(0.5)
     bridge.settle(30)
-    bridge.score.advance, bridge.worker.session.feed = advance, feed
-    n = min(len(released), len(fed.times), len(committed.times))
-    return {"notes": notes, "notes_in_state": len(fed.times),
-            "note_off_to_state_advanced": percentiles([fed.times[i] - released[i] for i in range(n)]),
-            "commit_to_state_advanced": percentiles([fed.times[i] - committed.times[i] for i in range(n)])}
+    timings = sorted((t for t in bridge.worker.feed_timings if t.received_at is not None), key=lambda t: t.received_at)
+    stages: dict[str, list[float]] = {k: [] for k in ("note_off_to_state_advanced", "port_to_bridge",
+                                                      "input_to_score", "score_to_commit", "commit_to_worker",
+                                                      "model_step")}
+    for sent in released:
+        t = next((t for t in timings if sent <= t.received_at < sent + 0.1), None)
+        if t is None:
+            continue
+        stages["note_off_to_state_advanced"].append(t.fed_at - sent)
+        stages["port_to_bridge"].append(t.received_at - sent)
+        stages["input_to_score"].append(t.applied_at - t.received_at)
+        stages["score_to_commit"].append(t.committed_at - t.applied_at)
+        stages["commit_to_worker"].append(t.started_at - t.committed_at)
+        stages["model_step"].append(t.fed_at - t.started_at)
+    return {"notes": notes, "notes_in_state": len(stages["model_step"]),
+            **{name: percentiles(values) for name, values in stages.items() if values}}
 
 
 def measure_suggest(bridge: LiveBridge, repeats: int, lead: float, rng: random.Random) -> dict:
@@ -114,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--notes", type=int, default=48)
     parser.add_argument("--suggests", type=int, default=10)
     parser.add_argument("--lead", type=float, default=0.25, help="least seconds between a request and its bar line")
+    parser.add_argument("--period", type=int, default=64, help="JACK frames per cycle (48 kHz) of the server started here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -122,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     fast = FastStep.for_model(ckpt.model)
     rng = random.Random(0)
     runs = []
-    server = start_jackd()
+    server = start_jackd(period=args.period)
     try:
         for bpm in (120.0, 180.0):
             for step, precompute in (("pytorch", False), ("fast", False), ("fast", True)):
@@ -131,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
                     "clock.bpm": bpm, "precompute": precompute})
                 with LiveBridge(ckpt, settings, settings_path=None, client_name="muse-bench") as bridge:
                     bridge.worker.session.fast_step = fast if step == "fast" else None
+                    bridge.worker.wait_idle(60)          # the start-up measurement of the generation rate
                     backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK")
                     [port] = [n for n in backend.get_output_names() if n.endswith(":Bench In")]
                     keys = backend.open_output(port)
@@ -147,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         stop_jackd(server)
     path = write("live", {
         "checkpoint": ckpt.path, "model": ckpt.model.cfg.to_dict(), "device": str(next(ckpt.model.parameters()).device),
-        "transport": "JACK dummy driver, 48 kHz, 256-frame periods, internal clock (no MIDI clock)",
+        "transport": f"JACK dummy driver, 48 kHz, {args.period}-frame periods requested, internal clock (no MIDI clock)",
         "candidates": settings.candidates, "bars": settings.bars,
         "max_tokens_per_bar": settings.sampling.max_tokens_per_bar, "request_lead_seconds_at_least": args.lead,
         "runs": runs, "load_average_1_5_15_min_before": [round(x, 2) for x in load_before],

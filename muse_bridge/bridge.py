@@ -39,11 +39,12 @@ from muse_bridge.player import Playback, Player
 from muse_bridge.ports import BridgePorts, PortSettings
 from muse_bridge.settings import BridgeSettings, SettingsError, read_settings, save_settings
 from muse_bridge.stream_plan import GenerationRate, first_bar_line_in_time
-from muse_bridge.worker import SessionWorker, SuggestJob
+from muse_bridge.worker import FeedTiming, SessionWorker, SuggestJob
 
 log = logging.getLogger(__name__)
 
 SCORE_POLL_SECONDS = 0.005   # how often the score thread moves time on when no message comes
+RELEASE_POLL_SECONDS = 0.001  # ... just after a release: the note is final once time has moved past its end
 STATUS_EVERY_SECONDS = 0.1   # how often the score thread looks for a status worth telling
 LISTENING_SECONDS = 4.0      # a note played this recently makes the bridge "listening"
 PREVIEW_BARS = 2             # context bars sent with the candidates, for previews
@@ -121,6 +122,7 @@ class LiveBridge:
         self._ready: _Ready | None = None     # candidates made in a pause, for the context as it is
         self._precompute_key: tuple | None = None
         self._last_note_at = float("-inf")
+        self._played: tuple[float | None, float | None] = (None, None)   # last note message: received, applied
         self.suggestion: Suggestion | None = None
         self.index = 0
         self.message = ""
@@ -198,7 +200,7 @@ class LiveBridge:
                 if message.type == "note_on" and message.velocity > 0:
                     self.clock.ensure_running(t)
             try:
-                self._events.put_nowait((message, self.clock.position(t)))
+                self._events.put_nowait((message, self.clock.position(t), t))
             except queue.Full:
                 self.overflow += 1
                 if self.overflow == 1 or self.overflow % 1000 == 0:
@@ -209,6 +211,7 @@ class LiveBridge:
 
     def _score_loop(self) -> None:
         next_status = 0.0
+        poll = SCORE_POLL_SECONDS
         while not self._stop.is_set():
             if time.monotonic() >= next_status:
                 next_status = time.monotonic() + STATUS_EVERY_SECONDS
@@ -216,26 +219,29 @@ class LiveBridge:
                 self._maybe_precompute()
             batch = []
             try:
-                batch.append(self._events.get(timeout=SCORE_POLL_SECONDS))
+                batch.append(self._events.get(timeout=poll))
                 while len(batch) < 4096:
                     batch.append(self._events.get_nowait())
             except queue.Empty:
                 pass
             try:
-                self._apply(batch)
+                released = self._apply(batch)
+                poll = RELEASE_POLL_SECONDS if released else SCORE_POLL_SECONDS
             except Exception:  # one bad batch must not end the thread every later note goes through
                 log.exception("the live score failed on %d messages", len(batch))
             finally:
                 for _ in batch:
                     self._events.task_done()
 
-    def _apply(self, batch: list) -> None:
-        commands = []
+    def _apply(self, batch: list) -> bool:
+        """Messages into the live score, final tokens to the worker; True when the batch released a note
+        (its tokens are final a tick later)."""
+        commands, released = [], False
         with self._lock:
             for item in batch:
                 if item is None:
                     continue  # a settle() marker: only time moves on
-                message, position = item
+                message, position, received_at = item
                 if self.triggers.claims(message):
                     command = self.triggers.command_for(message)
                     if command is not None:
@@ -246,9 +252,13 @@ class LiveBridge:
                     if not self.score.started:
                         self.score.start(self.clock.bars.bar_line_at_or_before(int(position)), self.clock.bpm)
                 self.score.handle(message, int(position))
+                if message.type in ("note_on", "note_off"):
+                    self._played = (received_at, time.monotonic())
+                    released |= message.type == "note_off" or message.velocity == 0
             self._commit()
         for command in commands:
             self.do(command)   # queued for the command thread: the score never waits for a command
+        return released
 
     def settle(self, timeout: float) -> bool:
         """Wait until every message received so far, and the time up to now, have reached the score,
@@ -265,8 +275,12 @@ class LiveBridge:
         return self.worker.wait_idle(max(0.0, deadline - time.monotonic()))
 
     def _commit(self) -> None:
-        """Hand the tokens final by now to the worker (called with the lock held)."""
-        self.worker.feed(self.score.advance(int(self.clock.position())))
+        """Hand the tokens final by now to the worker (called with the lock held), with the times of the last
+        note message played before them."""
+        tokens = self.score.advance(int(self.clock.position()))
+        if tokens:
+            (received, applied), self._played = self._played, (None, None)
+            self.worker.feed(tokens, FeedTiming(received, applied, time.monotonic()))
 
     # ---- commands ----------------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from engine.sampler import SamplingConfig
@@ -35,8 +36,21 @@ class SuggestJob:
 
 
 @dataclass(frozen=True)
+class FeedTiming:
+    """Where the time went between a played note and the state holding its tokens (time.monotonic)."""
+
+    received_at: float | None     # the last note message before these tokens reached the bridge's input port
+    applied_at: float | None      # ... and the live score
+    committed_at: float           # the tokens became final and were handed to the worker
+    started_at: float = 0.0       # the worker took them
+    fed_at: float = 0.0           # the state holds them
+    tokens: int = 0
+
+
+@dataclass(frozen=True)
 class _Feed:
     tokens: tuple[int, ...]
+    timing: FeedTiming | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,7 @@ class SessionWorker:
         self.busy = threading.Event()
         self._idle = threading.Condition()
         self._pending = 0
+        self.feed_timings: deque[FeedTiming] = deque(maxlen=4096)   # the latest feeds that carried a timing
 
     @property
     def device(self) -> str:
@@ -86,10 +101,11 @@ class SessionWorker:
             self._pending += 1
         self._jobs.put(job)
 
-    def feed(self, tokens: list[int]) -> None:
+    def feed(self, tokens: list[int], timing: FeedTiming | None = None) -> None:
+        """Advance the state by final tokens; `timing` (received, applied, committed) is completed and kept."""
         if tokens:
             self.tokens_queued += len(tokens)
-            self._put(_Feed(tuple(tokens)))
+            self._put(_Feed(tuple(tokens), timing))
 
     def suggest(self, job: SuggestJob,
                 done: Callable[[SuggestJob, Suggestion | None, Exception | None], None]) -> None:
@@ -131,8 +147,12 @@ class SessionWorker:
 
     def _do(self, job) -> None:
         if isinstance(job, _Feed):
+            started = time.monotonic()
             self.session.feed(list(job.tokens))
             self.tokens_fed += len(job.tokens)
+            if job.timing is not None:
+                self.feed_timings.append(replace(job.timing, started_at=started, fed_at=time.monotonic(),
+                                                 tokens=len(job.tokens)))
         elif isinstance(job, _Suggest):
             j = job.job
             try:
