@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import bisect
 from dataclasses import dataclass
+from typing import Callable
 
 TICKS_PER_QUARTER = 480          # the live timeline's and the candidates' resolution
 
@@ -125,13 +126,23 @@ class MeterMap:
         target = self.bar_line(bar) + phase
         return target if target >= tick else self.bar_line(bar + 1) + phase
 
-    def step_of(self, tick: float, steps_per_bar: int) -> int:
-        """The grid step of an onset at `tick`, counted from bar 0 (the tokenizer's rule: kept inside its bar)."""
-        if len(self.changes) == 1:
-            return quantize_onset(int(tick) - self.origin, self.bar_ticks(), steps_per_bar)
+    def step_of(self, tick: float, steps_per_bar: int | Callable[[Meter], int]) -> int:
+        """The grid step of an onset at `tick`, counted from bar 0 (the tokenizer's rule: kept inside its bar).
+        `steps_per_bar` is a number for one meter, or the steps of a meter (the tokenizer's
+        `positions_per_bar`) when the meter changes."""
+        if not callable(steps_per_bar):
+            if len(self.changes) == 1:
+                return quantize_onset(int(tick) - self.origin, self.bar_ticks(), steps_per_bar)
+            steps_per_bar = (lambda n: lambda meter: n)(steps_per_bar)
         bar = self.bar_of(tick)
-        local = quantize_onset(int(tick - self.bar_line(bar)), self.bar_ticks(bar), steps_per_bar)
-        return bar * steps_per_bar + local
+        local = quantize_onset(int(tick - self.bar_line(bar)), self.bar_ticks(bar), steps_per_bar(self.meter(bar)))
+        before = 0
+        for i, (first, meter) in enumerate(self.changes):
+            if first >= bar:
+                break
+            last = self.changes[i + 1][0] if i + 1 < len(self.changes) else bar
+            before += (min(last, bar) - first) * steps_per_bar(meter)
+        return before + local
 
     def span(self, bars: int, first_bar: int = 0) -> int:
         """Ticks from the line of `first_bar` to the line `bars` bars later."""
