@@ -155,7 +155,13 @@ def child(args: argparse.Namespace) -> None:
     received: list[tuple[int, bytes]] = []
     finished = threading.Event()
     xruns: list[float] = []
+    shutdown: list[str] = []
     client.set_xrun_callback(lambda delay: xruns.append(delay))
+
+    @client.set_shutdown_callback
+    def gone(status, reason: str) -> None:
+        shutdown.append(reason)
+        finished.set()
 
     @client.set_process_callback
     def process(frames: int) -> None:
@@ -192,7 +198,7 @@ def child(args: argparse.Namespace) -> None:
     Path(args.out).write_text(json.dumps({
         "samplerate": sr, "period": period, "zero_frame": zero, "clock_frames": clock_frames, "clock_positions": positions,
         "received": [(f, list(b)) for f, b in received], "xruns": len(xruns)}))
-    print("done", flush=True)
+    print(f"JACK shut the DAW down: {shutdown[0]}" if shutdown else "done", flush=True)
 
 
 class JackDaw:
@@ -236,10 +242,14 @@ class JackDaw:
     def wait(self, timeout: float | None = None) -> Recording:
         """Block until the script has played (and its tail been recorded); the recording."""
         timeout = self.duration + 30 if timeout is None else timeout
-        line = self._process.stdout.readline().strip()
-        self._process.wait(timeout=timeout)
-        if line != "done":
-            raise RuntimeError(f"the JACK DAW ended without a recording (exit {self._process.returncode})")
+        try:
+            out, _ = self._process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.close()
+            raise RuntimeError(f"the JACK DAW did not finish its script within {timeout:.0f} s") from None
+        if out.strip() != "done":
+            raise RuntimeError(f"the JACK DAW ended without a recording (exit {self._process.returncode}): "
+                               f"{out.strip()}")
         d = json.loads(self._out.read_text())
         return Recording(d["samplerate"], d["period"], d["zero_frame"], d["clock_frames"], d["clock_positions"],
                          [(f, b) for f, b in d["received"]], d["xruns"])

@@ -23,6 +23,7 @@ from engine.tokenizer import TokenizerSettings
 
 READ_TICKS_PER_QUARTER = TICKS_PER_QUARTER    # what files of a coarser clock are read at
 MIN_TICKS_PER_QUARTER = 96      # below this a file's clock cannot hold the grid
+MAX_TICK = 2**31 - 1             # symusic (and most MIDI tools) count ticks in 32 bits
 SUSTAIN_CONTROLLER = 64
 PEDAL_DOWN_THRESHOLD = 64  # CC64 value from which the pedal counts as down
 
@@ -79,6 +80,9 @@ def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, in
         track_end = max([n.end for n in track.notes] + [c.time for c in track.controls], default=0)
         spans = [(round(a * scale), round(b * scale)) for a, b in _pedal_spans(track.controls, track_end)]
         for n in track.notes:
+            if n.time < 0 or n.duration < 0:   # symusic's 32-bit ticks wrapped: delta times past what tools read
+                raise MidiFileError(path, f"a note lies past the 32-bit tick range ({MAX_TICK:,} ticks); "
+                                          "its delta times are too long")
             if not lowest <= n.pitch < highest:
                 outside += 1
                 continue

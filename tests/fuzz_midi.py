@@ -67,6 +67,10 @@ def _kinds(rng: random.Random):
     yield "coarse clock", save(_song(rng, rng.choice([1, 2, 3, 5, 24]), meter=rng.choice(METERS)))
     yield "huge delta", save(_song(rng, rng.choice([1, 480]), extra=[(rng.choice([10**5, 10**6]),
                                                                        mido.Message("note_on", note=60, velocity=50))]))
+    limit = 0x0FFFFFFF                 # the longest delta time a MIDI file can write (28 bits)
+    yield "deltas past 32-bit ticks", save(_song(rng, 480, extra=[
+        (k * limit + d, mido.Message(kind, note=60 + k, velocity=50 if kind == "note_on" else 0))
+        for k in range(1, rng.randint(10, 12)) for d, kind in ((0, "note_on"), (rng.randint(1, 960), "note_off"))]))
     yield "meter", save(_song(rng, 480, meter=rng.choice(METERS)))
     yield "meter after the start", save(_song(rng, 480, meter_at=rng.choice([480, 1920, 7680]), meter=rng.choice(METERS)))
     yield "tempo", save(_song(rng, 480, tempo=rng.choice([0, 1, 100, 10**7, 2**24 - 1, None])))

@@ -72,6 +72,20 @@ def test_eval_prints_one_json_object_with_every_metric_in_range(checkpoint, midi
     assert out["metrics"]["repeat_last_2_bars"]["nll"] is None
 
 
+def test_eval_of_a_model_without_training_data_here_reports_the_model_and_the_repeat_baseline(
+        tmp_path, remi, midi_dir, capsys, caplog):
+    torch.manual_seed(0)
+    bare = tmp_path / "shipped.pt"                      # like the bundled model: its training data is elsewhere
+    save_checkpoint(bare, RWKV7(config_for_size("micro", remi.vocab_size)), remi.settings,
+                    {"train_config": {"data_dir": str(tmp_path / "not-here")}})
+    with caplog.at_level("INFO", logger="trainer.evaluate"):
+        assert main(["eval", "--checkpoint", str(bare), "--midi", str(midi_dir), "--windows", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["metrics"]) == {"model", "repeat_last_2_bars"} and out["ngram"] is None
+    assert 0 < out["metrics"]["model"]["nll"] < 20
+    assert any("--train-data" in r.getMessage() for r in caplog.records)
+
+
 def test_batched_model_scores_equal_feeding_each_window_token_by_token(checkpoint, data_dir, remi):
     model = load_checkpoint(checkpoint).model
     tokens = np.load(data_dir / "tokens.npy").astype(np.int64).tolist()

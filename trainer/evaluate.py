@@ -256,14 +256,13 @@ def continuation_metrics(samples: list[list[int]], windows: list[Window], tokeni
 # ---- the n-gram's training data -------------------------------------------------------------
 
 def ngram_training_data(cfg: EvalConfig, meta: dict,
-                        settings: TokenizerSettings) -> tuple[str, list[str], list[np.ndarray]]:
+                        settings: TokenizerSettings) -> tuple[str, list[str], list[np.ndarray]] | None:
     """(data dir, splits, token sequences): --train-data's train split, else the checkpoint's training data
-    when it exists here, else the splits of --data other than the evaluated one."""
+    when it exists here, else the splits of --data other than the evaluated one; None when there is none."""
     data_dir, splits = cfg.train_data or meta.get("train_config", {}).get("data_dir"), ["train"]
     if cfg.train_data is None and not (data_dir and (Path(data_dir) / "index.json").is_file()):
         if cfg.data is None or cfg.split is None:
-            raise ValueError("no training data for the n-gram: pass --train-data DATA "
-                             "(the checkpoint names none that exists here)")
+            return None
         data_dir = cfg.data
         index = json.loads((Path(data_dir) / "index.json").read_text())
         splits = sorted({e["split"] for e in index["files"]} - {cfg.split})
@@ -290,19 +289,29 @@ def evaluate(cfg: EvalConfig) -> dict:
         raise ValueError(f"{cfg.midi_dir}: no file has the {CONTEXT_BARS + COMPLETION_BARS + 1} bars a window needs")
     log.info("%d windows from %d files", len(windows), len({w.path for w in windows}))
 
-    fit_start = time.perf_counter()
-    train_dir, train_splits, sequences = ngram_training_data(cfg, ckpt.meta, tokenizer.settings)
-    ngram = NGramModel(tokenizer.vocab_size, cfg.ngram_order).fit(sequences)
-    fit_seconds = time.perf_counter() - fit_start
-
     targets = np.concatenate([w.completion for w in windows])
     pad_id = tokenizer.pad_id
     model_metrics = nll_metrics(*model_scores(ckpt.model, windows, cfg.batch_size, pad_id), targets, tokenizer)
-    ngram_metrics = nll_metrics(*ngram_scores(ngram, windows), targets, tokenizer)
     model_metrics.update(continuation_metrics(
         model_samples(ckpt.model, grammar, windows, sampling, cfg.seed, cfg.sample_batch_size), windows, tokenizer))
-    ngram_metrics.update(continuation_metrics(
-        ngram_samples(ngram, grammar, windows, sampling, cfg.seed), windows, tokenizer))
+    metrics = {"model": model_metrics}
+    ngram_info, below_ngram = None, None
+    training = ngram_training_data(cfg, ckpt.meta, tokenizer.settings)
+    if training is None:
+        log.info("no n-gram baseline: it needs training data (pass --train-data DATA; the checkpoint names none "
+                 "that exists here)")
+    else:
+        fit_start = time.perf_counter()
+        train_dir, train_splits, sequences = training
+        ngram = NGramModel(tokenizer.vocab_size, cfg.ngram_order).fit(sequences)
+        ngram_info = {"order": cfg.ngram_order, "smoothing": "interpolated modified Kneser-Ney",
+                      "train_data": train_dir, "train_splits": train_splits,
+                      "train_tokens": ngram.n_tokens, "fit_seconds": round(time.perf_counter() - fit_start, 2)}
+        ngram_metrics = nll_metrics(*ngram_scores(ngram, windows), targets, tokenizer)
+        ngram_metrics.update(continuation_metrics(
+            ngram_samples(ngram, grammar, windows, sampling, cfg.seed), windows, tokenizer))
+        metrics["ngram"] = ngram_metrics
+        below_ngram = 1 - model_metrics["nll"] / ngram_metrics["nll"]
     repeat_metrics = {"nll": None, "accuracy": None, "nll_by_kind": None,
                       **continuation_metrics(repeat_samples(windows, tokenizer.bar_id), windows, tokenizer)}
     return {
@@ -315,10 +324,8 @@ def evaluate(cfg: EvalConfig) -> dict:
         "nll_unit": "nats/token",
         "sampling": {"candidates_per_window": 1, "temperature": cfg.temperature, "top_p": cfg.top_p,
                      "seed": cfg.seed},
-        "ngram": {"order": cfg.ngram_order, "smoothing": "interpolated modified Kneser-Ney",
-                  "train_data": train_dir, "train_splits": train_splits,
-                  "train_tokens": ngram.n_tokens, "fit_seconds": round(fit_seconds, 2)},
-        "metrics": {"model": model_metrics, "ngram": ngram_metrics, "repeat_last_2_bars": repeat_metrics},
-        "model_nll_below_ngram": 1 - model_metrics["nll"] / ngram_metrics["nll"],
+        "ngram": ngram_info,
+        "metrics": {**metrics, "repeat_last_2_bars": repeat_metrics},
+        "model_nll_below_ngram": below_ngram,
         "seconds": round(time.perf_counter() - started, 1),
     }
