@@ -18,7 +18,7 @@ from pathlib import Path
 import mido
 import symusic
 
-from engine.music import TICKS_PER_QUARTER, Note, Phrase
+from engine.music import TICKS_PER_QUARTER, Meter, MeterMap, Note, Phrase, ticks_per_bar
 from engine.tokenizer import TokenizerSettings
 
 READ_TICKS_PER_QUARTER = TICKS_PER_QUARTER    # what files of a coarser clock are read at
@@ -54,20 +54,27 @@ def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, in
     ticks_per_quarter = READ_TICKS_PER_QUARTER if scale != 1.0 else tpq
 
     first_onset = min((n.time for t in score.tracks if not t.is_drum for n in t.notes), default=0)
-    events = sorted((ts.time, (ts.numerator, ts.denominator)) for ts in score.time_signatures)
-    if events and events[0][0] > first_onset:
+    events = sorted((round(ts.time * scale), (ts.numerator, ts.denominator)) for ts in score.time_signatures)
+    if events and events[0][0] > round(first_onset * scale):
         events.insert(0, (0, (4, 4)))   # the meter before the first time signature is 4/4 (the MIDI default)
-    time_signatures = sorted({meter for _, meter in events})
     if time_signature is not None:
-        time_signatures = [tuple(time_signature)]
-    if len(time_signatures) > 1:
-        listed = ", ".join(f"{n}/{d}" for n, d in time_signatures)
-        raise MidiFileError(path, f"several time signatures ({listed}); a phrase has one meter")
-    meter = time_signatures[0] if time_signatures else (4, 4)
-    time_signature = settings.vocabulary_meter(meter)
-    if time_signature is None:
-        raise MidiFileError(path, f"time signature {meter[0]}/{meter[1]} is not supported; "
-                                  f"supported: {', '.join(settings.meters())} (and meters of the same bar length)")
+        events = [(0, tuple(time_signature))]
+    file_changes = _meter_changes(events or [(0, (4, 4))], ticks_per_quarter)
+    pickup = 0
+    if len(file_changes) > 1 and file_changes[1][0] == 1 and \
+            ticks_per_bar(file_changes[0][1]) < ticks_per_bar(file_changes[1][1]):
+        # a pickup written as a short bar of its own: padded at its start to a full bar of the meter after it
+        pickup = ticks_per_bar(file_changes[1][1], ticks_per_quarter) - ticks_per_bar(file_changes[0][1], ticks_per_quarter)
+        file_changes = [(0, file_changes[1][1])] + file_changes[2:]
+    changes = []
+    for bar, meter in file_changes:
+        read_as = settings.vocabulary_meter(meter)
+        if read_as is None:
+            raise MidiFileError(path, f"bar {bar + 1} is in {meter[0]}/{meter[1]}, which is not read; read are: "
+                                      f"{', '.join(settings.meters())} (and meters of the same bar length)")
+        if not changes or changes[-1][1] != read_as:
+            changes.append((bar, read_as))
+    meter, time_signature = file_changes[-1][1], changes[-1][1]
     tempos = [t.qpm for t in sorted(score.tempos, key=lambda t: t.time) if math.isfinite(t.qpm) and t.qpm > 0]
     low, high = settings.tempo_range
     tempo_bpm = min(max(float(tempos[-1]), low), high) if tempos else 120.0
@@ -78,7 +85,8 @@ def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, in
         if track.is_drum:
             continue
         track_end = max([n.end for n in track.notes] + [c.time for c in track.controls], default=0)
-        spans = [(round(a * scale), round(b * scale)) for a, b in _pedal_spans(track.controls, track_end)]
+        spans = [(round(a * scale) + pickup, round(b * scale) + pickup)
+                 for a, b in _pedal_spans(track.controls, track_end)]
         for n in track.notes:
             if n.time < 0 or n.duration < 0:   # symusic's 32-bit ticks wrapped: delta times past what tools read
                 raise MidiFileError(path, f"a note lies past the 32-bit tick range ({MAX_TICK:,} ticks); "
@@ -86,14 +94,32 @@ def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, in
             if not lowest <= n.pitch < highest:
                 outside += 1
                 continue
-            start = round(n.time * scale)
-            notes.append(Note(int(n.pitch), int(n.velocity), start, max(start + 1, round((n.time + n.duration) * scale))))
+            start = round(n.time * scale) + pickup
+            end = round((n.time + n.duration) * scale) + pickup
+            notes.append(Note(int(n.pitch), int(n.velocity), start, max(start + 1, end)))
             pedal_spans.append(spans)
     if not notes:
         raise MidiFileError(path, f"no notes in the piano range {lowest}-{highest - 1}" if outside else "no notes")
     notes = _fold_sustain(notes, pedal_spans)
     return Phrase(notes, ticks_per_quarter, time_signature, tempo_bpm,
-                  file_meter=meter if meter != time_signature else None)
+                  file_meter=meter if meter != time_signature else None,
+                  meter_changes=tuple(changes) if len(changes) > 1 else None)
+
+
+def _meter_changes(events: list[tuple[int, Meter]], ticks_per_quarter: int) -> list[tuple[int, Meter]]:
+    """(bar, meter) of a file's time signature events (tick, meter), each starting a bar: one that falls inside
+    a bar starts the next bar; of several at one bar line, the last counts."""
+    changes: list[tuple[int, Meter]] = []
+    for tick, meter in events:
+        if changes:
+            bars = MeterMap(tuple(changes), ticks_per_quarter)
+            bar = bars.bar_of(tick) if bars.in_bar(tick) == 0 else bars.bar_of(tick) + 1
+        else:
+            bar = 0
+        if meter[0] < 1 or meter[1] < 1:
+            continue
+        changes = [c for c in changes if c[0] < bar] + [(bar, meter)]
+    return changes
 
 
 def write_notes(
@@ -104,14 +130,18 @@ def write_notes(
     tempo_bpm: float,
     time_signature: tuple[int, int],
     end_tick: int | None = None,
+    meter_changes: tuple[tuple[int, Meter], ...] = (),
 ) -> None:
-    """One track, piano (program 0), tempo and time signature at tick 0, notes at absolute ticks.
-    Notes are made playable first (see `playable_notes`): every note-on has its own later note-off."""
-    events = []  # (tick, order, message); note-offs before note-ons at the same tick
+    """One track, piano (program 0), tempo and time signature at tick 0 (then each (tick, meter) of
+    `meter_changes`), notes at absolute ticks. Notes are made playable first (see `playable_notes`):
+    every note-on has its own later note-off."""
+    events = []  # (tick, order, message); meters first, note-offs before note-ons at the same tick
+    for tick, (num, den) in meter_changes:
+        events.append((tick, -1, mido.MetaMessage("time_signature", numerator=num, denominator=den)))
     for n in playable_notes(notes):
         events.append((n.end, 0, mido.Message("note_off", note=n.pitch, velocity=0)))
         events.append((n.start, 1, mido.Message("note_on", note=n.pitch, velocity=max(1, min(127, n.velocity)))))
-    events.sort(key=lambda e: (e[0], e[1], e[2].note))
+    events.sort(key=lambda e: (e[0], e[1], getattr(e[2], "note", 0)))
     track = mido.MidiTrack()
     track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm), time=0))
     track.append(mido.MetaMessage("time_signature", numerator=time_signature[0], denominator=time_signature[1], time=0))

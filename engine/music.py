@@ -156,10 +156,16 @@ class Phrase:
     time_signature: Meter  # (numerator, denominator) in force at the end of the phrase
     tempo_bpm: float  # tempo in force at the end of the phrase
     file_meter: Meter | None = None  # the file's spelling when the vocabulary's differs (2/2 read as 4/4)
+    meter_changes: tuple[tuple[int, Meter], ...] | None = None   # (bar, meter) when the meter changes
 
     @property
     def bars(self) -> MeterMap:
-        return MeterMap.constant(self.time_signature, self.ticks_per_beat)
+        """Its bar lines: each bar in its own meter."""
+        return MeterMap(self.meter_changes or ((0, tuple(self.time_signature)),), self.ticks_per_beat)
+
+    @property
+    def meters(self) -> list[Meter]:
+        return [m for _, m in self.bars.changes]
 
     @property
     def written_meter(self) -> Meter:

@@ -198,29 +198,36 @@ class RemiTokenizer:
         """REMI ids; starts with Bar and holds one Bar token per bar of the phrase ([] without notes)."""
         if not phrase.notes:
             return []
-        if not self.settings.supports_time_signature(phrase.time_signature):
-            raise ValueError(f"time signature {phrase.time_signature} is not in the vocabulary")
+        bars = phrase.bars
+        for bar, meter in bars.changes:
+            if not self.settings.supports_time_signature(meter):
+                raise ValueError(f"time signature {meter[0]}/{meter[1]} (bar {bar + 1}) is not in the vocabulary")
         score = self._grid_score(phrase)
         tokens = list(self._miditok.encode(score)[0].ids)
-        num, den = phrase.time_signature
-        time_sig_id = self._miditok.vocab[f"TimeSig_{num}/{den}"]
         # miditok stops at its last note; bars whose notes it dropped (pitch out of range) come back empty
-        for _ in range(phrase.n_bars - self.count_bars(tokens)):
-            tokens += [self.bar_id, time_sig_id]
+        for bar in range(self.count_bars(tokens), phrase.n_bars):
+            num, den = bars.meter(bar)
+            tokens += [self.bar_id, self._miditok.vocab[f"TimeSig_{num}/{den}"]]
         return tokens
 
     def _grid_score(self, phrase: Phrase) -> symusic.Score:
-        """The phrase as a symusic Score already on miditok's grid (onsets kept in their bar)."""
-        num, den = phrase.time_signature
-        tpb_in, tpq_out = phrase.ticks_per_beat, self._score_tpq
-        step_out = tpq_out * 4 // den // self.grid_per_beat  # score ticks per grid step
-        steps_per_bar = num * self.grid_per_beat
+        """The phrase as a symusic Score already on miditok's grid (onsets kept in their bar), each bar in its meter."""
+        bars, tpq_out = phrase.bars, self._score_tpq
+        score_bars = MeterMap(bars.changes, tpq_out)
+
+        def step_ticks(meter) -> int:
+            return tpq_out * 4 // meter[1] // self.grid_per_beat   # score ticks per grid step
+
         # One key struck once per grid step: same-pitch onsets merge (longest, loudest), which
         # also leaves miditok no order to choose among notes that share a tick.
         grid_notes: dict[tuple[int, int], tuple[int, int]] = {}
         for n in phrase.notes:
-            start = phrase.bars.step_of(n.start, steps_per_bar) * step_out
-            duration = max(1, round((n.end - n.start) * tpq_out / tpb_in))
+            bar = bars.bar_of(n.start)
+            meter = bars.meter(bar)
+            step = MeterMap.constant(meter, phrase.ticks_per_beat, bars.bar_line(bar)).step_of(
+                n.start, self.positions_per_bar(meter))
+            start = score_bars.bar_line(bar) + step * step_ticks(meter)
+            duration = max(1, round((n.end - n.start) * tpq_out / phrase.ticks_per_beat))
             velocity = max(1, min(127, n.velocity))
             old = grid_notes.get((start, n.pitch), (0, 0))
             grid_notes[start, n.pitch] = (max(old[0], duration), max(old[1], velocity))
@@ -229,7 +236,8 @@ class RemiTokenizer:
             track.notes.append(symusic.Note(start, duration, pitch, velocity))
         score = symusic.Score(tpq_out)
         score.tempos.append(symusic.Tempo(0, qpm=phrase.tempo_bpm))
-        score.time_signatures.append(symusic.TimeSignature(0, num, den))
+        for bar, (num, den) in bars.changes:
+            score.time_signatures.append(symusic.TimeSignature(score_bars.bar_line(bar), num, den))
         score.tracks.append(track)
         return score
 

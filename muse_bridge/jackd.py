@@ -19,7 +19,7 @@ PERIOD_FRAMES = 256
 SAMPLE_RATE = 48_000
 # A client whose cycle takes longer than this is thrown out of the graph (zombified) for good: under a busy
 # machine a Python client (the JACK DAW of the timing tests) can miss JACK's default 500 ms.
-CLIENT_TIMEOUT_MS = 5000
+CLIENT_TIMEOUT_MS = 2000
 
 
 def jackd_command(period: int = PERIOD_FRAMES) -> list[str]:

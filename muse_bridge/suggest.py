@@ -67,7 +67,8 @@ def suggest_file(req: SuggestRequest) -> dict:
     files = []
     for i, cand in enumerate(suggestion.candidates, start=1):
         path = req.out_dir / f"candidate_{i}.mid"
-        cand.write_midi(path, phrase.tempo_bpm, first_bar_tick=offset, time_signature=phrase.written_meter)
+        cand.write_midi(path, phrase.tempo_bpm, first_bar_tick=offset, time_signature=phrase.written_meter,
+                        lead_in=phrase.bars if phrase.meter_changes else None)
         files.append(str(path))
     return {
         "files": files,

@@ -40,6 +40,24 @@ def _song(rng: random.Random, ticks_per_beat: int, meter_at: int | None = 0, met
     return mid
 
 
+def _changing(rng: random.Random, meters: list[tuple[int, int]], empty_bar: bool = False) -> mido.MidiFile:
+    """A bar of `meters[0]`, then two bars of each further meter, a few notes in each bar but the one after the
+    first change when `empty_bar`."""
+    beat, extra, tick = 480, [], 0
+    for i, (num, den) in enumerate(meters):
+        extra.append((tick, mido.MetaMessage("time_signature", numerator=num, denominator=den)))
+        length = beat * 4 * num // den
+        for bar in range(1 if i == 0 else 2):
+            if not (empty_bar and i == 1 and bar == 0):
+                for _ in range(rng.randint(1, 4)):
+                    start = tick + rng.randrange(length)
+                    pitch = rng.randint(48, 84)
+                    extra += [(start, mido.Message("note_on", note=pitch, velocity=70)),
+                              (start + rng.randint(1, beat), mido.Message("note_off", note=pitch))]
+            tick += length
+    return _song(rng, beat, meter_at=None, notes=0, extra=extra)
+
+
 def _kinds(rng: random.Random):
     """(kind, maker) where maker(path) writes one file of that kind."""
     def save(mid):
@@ -72,6 +90,10 @@ def _kinds(rng: random.Random):
         (k * limit + d, mido.Message(kind, note=60 + k, velocity=50 if kind == "note_on" else 0))
         for k in range(1, rng.randint(10, 12)) for d, kind in ((0, "note_on"), (rng.randint(1, 960), "note_off"))]))
     yield "meter", save(_song(rng, 480, meter=rng.choice(METERS)))
+    for kind, meters in (("pickup as a short bar", [(1, 8), (4, 4)]), ("2/4 inside 4/4", [(4, 4), (2, 4), (4, 4)]),
+                         ("3/4 and 4/4 back and forth", [(3, 4), (4, 4), (3, 4), (4, 4)]),
+                         ("6/8 and 9/8", [(6, 8), (9, 8), (6, 8)]), ("a meter change at an empty bar", [(4, 4), (3, 4)])):
+        yield kind, save(_changing(rng, meters, empty_bar=kind.startswith("a meter change")))
     yield "meter after the start", save(_song(rng, 480, meter_at=rng.choice([480, 1920, 7680]), meter=rng.choice(METERS)))
     yield "tempo", save(_song(rng, 480, tempo=rng.choice([0, 1, 100, 10**7, 2**24 - 1, None])))
     yield "pitches outside the piano", save(_song(rng, 480, pitches=rng.choice([(0, 20), (109, 127), (0, 127)])))

@@ -79,11 +79,19 @@ def eval_files(cfg: EvalConfig) -> list[tuple[str, Path, tuple[int, int] | None]
     if not index_path.is_file():
         raise FileNotFoundError(f"{cfg.data}: not a prepared dataset (no index.json)")
     entries = {e["path"]: e for e in json.loads(index_path.read_text())["files"]}
-    chosen = [(rel, p, tuple(entries[rel]["time_signature"])) for rel, p, _ in files
+    chosen = [(rel, p, _override(entries[rel])) for rel, p, _ in files
               if rel in entries and (cfg.split is None or entries[rel]["split"] == cfg.split)]
     if not chosen:
         raise ValueError(f"{cfg.midi_dir}: no file is in {cfg.data}'s {cfg.split or 'index'}")
     return chosen
+
+
+def _override(entry: dict) -> tuple[int, int] | None:
+    """The meter `prepare` read a file with: its --time-signature (None: the file's own meters; an index
+    written before meter changes were read holds one meter per file, read as that one)."""
+    if "read_with_meter" in entry:
+        return tuple(entry["read_with_meter"]) if entry["read_with_meter"] else None
+    return tuple(entry["time_signature"])
 
 
 def read_songs(files, tokenizer: RemiTokenizer) -> tuple[list[tuple[str, list[int]]], list[dict]]:

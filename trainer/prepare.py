@@ -66,7 +66,7 @@ def longest_silence(tokens: list[int], bar_id: int, is_note: set[int]) -> int:
 
 
 def _tokenize(args: tuple[Path, dict, tuple[int, int] | None, int, int]
-              ) -> tuple[Path, list[int] | None, str, tuple[int, int] | None]:
+              ) -> tuple[Path, list[int] | None, str, list[tuple[int, int]] | None]:
     path, settings, meter, max_bars, max_silent_bars = args
     tokenizer = _worker_tokenizer(settings)
     try:
@@ -84,7 +84,7 @@ def _tokenize(args: tuple[Path, dict, tuple[int, int] | None, int, int]
     silence = longest_silence(tokens, tokenizer.bar_id, _pitch_ids(tokenizer))
     if silence > max_silent_bars:
         return path, None, f"{silence} empty bars in a row, an outlier (the limit is {max_silent_bars})", None
-    return path, tokens, "", phrase.time_signature
+    return path, tokens, "", phrase.meters
 
 
 def _pitch_ids(tokenizer: RemiTokenizer) -> set[int]:
@@ -122,12 +122,14 @@ def prepare(cfg: PrepareConfig, settings: TokenizerSettings = TokenizerSettings(
                 skipped.append({"path": rel, "reason": problem})
                 log.warning("skipped %s: %s", path, problem)
                 continue
-            if tuple(meter) not in PLAUSIBLE_METERS:
-                log.warning("%s declares %d/%d, an unusual meter: its bars may not be real bars "
-                            "(use --time-signature to override)", path, *meter)
+            for m in meter:
+                if tuple(m) not in PLAUSIBLE_METERS:
+                    log.warning("%s declares %d/%d, an unusual meter: its bars may not be real bars "
+                                "(use --time-signature to override)", path, *m)
             entries.append({"path": rel, "split": split_of(rel, cfg.validation_fraction), "offset": offset,
                             "length": len(tokens), "bars": bar_offsets(tokens, tokenizer.bar_id),
-                            "time_signature": list(meter)})
+                            "time_signature": list(meter[-1]), "meters": [list(m) for m in meter],
+                            "read_with_meter": list(cfg.time_signature) if cfg.time_signature else None})
             chunks.append(np.asarray(tokens, dtype=np.uint16))
             offset += len(tokens)
     (cfg.out_dir / "skipped.json").write_text(json.dumps(skipped, indent=1))

@@ -1,0 +1,66 @@
+"""Files as they come from outside: a pickup, meter changes, a late first bar, drums. The candidates start on
+the bar line after the prompt, hold exactly N bars in the meter of the prompt's last bar, and every note ends."""
+import json
+
+import mido
+import pytest
+
+from engine.midi_file import MidiFileError, read_phrase
+from engine.tokenizer import RemiTokenizer
+from muse_bridge.cli import main
+from real_world_midi import FIXTURES, TPQ
+from test_fuzz import BARS, check_candidate
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURES))
+def test_a_real_world_file_is_read_bar_by_bar_in_its_own_meters(name, tmp_path):
+    expected = FIXTURES[name](tmp_path / "song.mid")
+    phrase = read_phrase(tmp_path / "song.mid", RemiTokenizer().settings)
+    assert phrase.n_bars == expected.bars
+    assert phrase.bars.bar_line(phrase.n_bars) == expected.end_tick
+    assert phrase.time_signature == expected.last_meter
+    tokens = RemiTokenizer().encode(phrase)
+    assert RemiTokenizer().count_bars(tokens) == expected.bars
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURES))
+def test_candidates_start_after_the_prompt_in_its_last_meter(name, tmp_path, micro_checkpoint, capsys):
+    expected = FIXTURES[name](tmp_path / "song.mid")
+    assert main(["suggest", str(tmp_path / "song.mid"), "--bars", str(BARS), "--candidates", "2", "--seed", "3",
+                 "--checkpoint", str(micro_checkpoint), "--out", str(tmp_path / "out")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["first_bar_tick"] == expected.end_tick and result["prompt_bars"] == expected.bars
+    for path in result["files"]:
+        check_candidate(path, result["first_bar_tick"])
+        meters = [m for m in mido.MidiFile(path).tracks[0] if m.type == "time_signature"]
+        assert (meters[-1].numerator, meters[-1].denominator) == expected.last_meter
+
+
+def test_a_meter_outside_the_vocabulary_is_refused_naming_its_bar(tmp_path):
+    mid = mido.MidiFile(ticks_per_beat=TPQ)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track += [mido.MetaMessage("time_signature", numerator=4, denominator=4),
+              mido.Message("note_on", note=60, velocity=80), mido.Message("note_off", note=60, time=4 * TPQ),
+              mido.MetaMessage("time_signature", numerator=7, denominator=8, time=4 * TPQ),
+              mido.Message("note_on", note=62, velocity=80), mido.Message("note_off", note=62, time=TPQ)]
+    mid.save(str(tmp_path / "odd.mid"))
+    with pytest.raises(MidiFileError, match=r"bar 3 is in 7/8, which is not read; read are: .*4/4"):
+        read_phrase(tmp_path / "odd.mid", RemiTokenizer().settings)
+
+
+def test_prepare_keeps_files_whose_meter_changes_and_names_the_reason_of_each_it_skips(tmp_path):
+    from trainer.prepare import PrepareConfig, prepare
+
+    midi = tmp_path / "midi"
+    midi.mkdir()
+    for i, write in enumerate(FIXTURES.values()):
+        write(midi / f"{i}.mid")
+    (midi / "broken.mid").write_bytes(b"MThd not really")
+    summary = prepare(PrepareConfig(midi, tmp_path / "data", workers=1))
+    assert summary["files"] == len(FIXTURES)
+    index = json.loads((tmp_path / "data" / "index.json").read_text())
+    classical = next(e for e in index["files"] if e["path"] == "0.mid")
+    assert classical["meters"] == [[3, 4], [4, 4], [2, 4], [4, 4]] and classical["read_with_meter"] is None
+    skipped = json.loads((tmp_path / "data" / "skipped.json").read_text())
+    assert [s["path"] for s in skipped] == ["broken.mid"] and "not a readable MIDI file" in skipped[0]["reason"]
