@@ -174,6 +174,7 @@ class Phrase:
 
     @property
     def ticks_per_bar(self) -> int:
+        """A bar of the meter in force at the end (bars before a meter change may differ: ask `bars`)."""
         return ticks_per_bar(self.time_signature, self.ticks_per_beat)
 
     @property
