@@ -26,10 +26,10 @@ import torch
 from engine.checkpoint import Checkpoint
 from engine.generate import Cancelled
 from engine.keys import Key, detect_key
+from engine.music import Note
 from engine.session import Candidate, Session, Suggestion
 from engine.state import State
 from engine.style import load_style
-from engine.music import Note
 from muse_bridge.clock import ClockFollower
 from muse_bridge.controller import Command, MidiTriggers
 from muse_bridge.events import (GENERATING, IDLE, LISTENING, PLAYING, BridgeEvent, BridgeStatus, CandidatesReady,

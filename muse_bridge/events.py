@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Union
 
-from engine.session import Suggestion
 from engine.music import Note
+from engine.session import Suggestion
 
 if TYPE_CHECKING:
     from muse_bridge.settings import BridgeSettings

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import mido
 import pytest
 
-from engine.session import Candidate
 from engine.music import Note
+from engine.session import Candidate
 from muse_bridge.clock import ClockFollower, ClockSettings
 from muse_bridge.player import Player
 

@@ -25,9 +25,9 @@ from engine.generate import sample_bars
 from engine.grammar import RemiGrammar
 from engine.midi_file import read_phrase
 from engine.model import RWKV7
+from engine.music import TICKS_PER_QUARTER, MeterMap, Note
 from engine.sampler import SamplingConfig
 from engine.state import State
-from engine.music import TICKS_PER_QUARTER, MeterMap, Note
 from engine.tokenizer import RemiTokenizer, TokenizerSettings
 from trainer.data import TokenWindows
 from trainer.ngram import NGramModel
