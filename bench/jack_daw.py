@@ -77,7 +77,6 @@ class Recording:
     clock_frames: list[int]                      # frame of each clock sent, in order
     clock_positions: list[int]                   # the DAW's position of each, in clocks from its bar 1
     received: list[tuple[int, list[int]]]        # (frame, bytes)
-    xruns: int = 0                               # cycles JACK reported late while the script played
 
     def ms(self, frames: float) -> float:
         return 1000.0 * frames / self.samplerate
@@ -154,9 +153,7 @@ def child(args: argparse.Namespace) -> None:
     state = {"events": None, "next": 0, "probe_at": 0, "end": None}
     received: list[tuple[int, bytes]] = []
     finished = threading.Event()
-    xruns: list[float] = []
     shutdown: list[str] = []
-    client.set_xrun_callback(lambda delay: xruns.append(delay))
 
     @client.set_shutdown_callback
     def gone(status, reason: str) -> None:
@@ -197,7 +194,7 @@ def child(args: argparse.Namespace) -> None:
         period = client.blocksize
     Path(args.out).write_text(json.dumps({
         "samplerate": sr, "period": period, "zero_frame": zero, "clock_frames": clock_frames, "clock_positions": positions,
-        "received": [(f, list(b)) for f, b in received], "xruns": len(xruns)}))
+        "received": [(f, list(b)) for f, b in received]}))
     print(f"JACK shut the DAW down: {shutdown[0]}" if shutdown else "done", flush=True)
 
 
@@ -252,7 +249,7 @@ class JackDaw:
                                f"{out.strip()}")
         d = json.loads(self._out.read_text())
         return Recording(d["samplerate"], d["period"], d["zero_frame"], d["clock_frames"], d["clock_positions"],
-                         [(f, b) for f, b in d["received"]], d["xruns"])
+                         [(f, b) for f, b in d["received"]])
 
     def close(self) -> None:
         if self._process.poll() is None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import statistics
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from bench.jack_daw import CLOCKS_PER_QUARTER, JackDaw, Recording, Run, Script
 from bench.performance import pianist
-from bench.results import write
+from bench.results import RESULTS, write
 from engine.checkpoint import Checkpoint, load_checkpoint
 from engine.music import MeterMap
 from muse_bridge.bridge import LiveBridge
@@ -127,7 +128,6 @@ def measure_grid(checkpoint: Checkpoint, bpm: float, workdir: Path, tag: str = "
             "jack_period_ms": round(recording.ms(recording.period), 3),
             "suggestions": len(timed.suggests), "suggestions_heard": sum(1 for c in per_candidate if c),
             "candidate_1_notes_made": made, "candidate_1_notes_heard": [len(c) for c in per_candidate],
-            "daw_xruns": recording.xruns,
             "candidate_median_ms": [round(statistics.median(c), 2) if c else None for c in per_candidate],
             **error_summary(errors), "notices": [n.text for n in notices if n.error or "late" in n.text]}
 
@@ -179,7 +179,7 @@ def measure_pianist(checkpoint: Checkpoint, bpm: float, seconds: float, seed: in
     messages = len(timed.script.events)
     return {"seed": seed, "messages_played": messages, "suggest_seconds": seconds_to_candidates,
             "late_or_cut": [n.text for n in notices if "late" in n.text or "fell behind" in n.text],
-            "daw_xruns": recording.xruns, **result}
+            **result}
 
 
 @contextlib.contextmanager
@@ -201,7 +201,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--period", type=int, default=64, help="JACK frames per cycle (48 kHz) of the server started here")
     parser.add_argument("--bpm", type=float, nargs="+", default=[90.0, 120.0, 180.0])
     parser.add_argument("--busy", type=int, default=2, help="spin loops for the loaded runs")
+    parser.add_argument("--busy-bpm", type=float, nargs="*", default=None, help="tempos of the loaded runs (default: --bpm)")
     parser.add_argument("--pianist-runs", type=int, default=10)
+    parser.add_argument("--keep-grid", action="store_true",
+                        help="measure only the pianist: keep the grid rows of the last results file")
     parser.add_argument("--pianist-seconds", type=float, default=24.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -209,19 +212,42 @@ def main(argv: list[str] | None = None) -> None:
 
     load_before = os.getloadavg()
     checkpoint = load_checkpoint(args.checkpoint)
-    server = start_jackd(period=args.period)
     grid, pianist_runs = [], []
+    if args.keep_grid:
+        grid = json.loads((RESULTS / "timing.json").read_text())["grid"]
+
+    def save() -> Path:   # after every run: a run that hangs (JACK's server, under load) keeps the rest
+        counts = {
+            "runs": len(pianist_runs),
+            "played": sum(r["played"] for r in pianist_runs),
+            "started_on_the_next_bar_line": sum(r["starts_on_the_next_bar_line"] for r in pianist_runs),
+            "note_ons_outside_their_bars": sum(r["outside_its_bars"] for r in pianist_runs),
+            "note_ons_without_note_off": sum(r["left_without_note_off"] for r in pianist_runs),
+            "all_notes_off_sent": sum(r["all_notes_off_sent"] for r in pianist_runs),
+        }
+        return write("timing", {
+            "checkpoint": checkpoint.path, "transport": f"JACK dummy driver, 48 kHz, --sync, {args.period}-frame "
+            "periods requested (jack_period_frames: what the server ran at)",
+            "error": "note-on arrival frame minus the frame of the nearest eighth-of-a-beat clock of the DAW",
+            "grid": grid, "pianist": {"bpm": 120.0, "seconds": args.pianist_seconds, **counts, "runs": pianist_runs},
+            "load_average_1_5_15_min_before": [round(x, 2) for x in load_before],
+        })
+
+    server = start_jackd(period=args.period)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for load in (0, args.busy):
+            plans = [] if args.keep_grid else [(0, args.bpm)] + (
+                [(args.busy, args.bpm if args.busy_bpm is None else args.busy_bpm)] if args.busy else [])
+            for load, tempos in plans:
                 with busy(load) if load else contextlib.nullcontext():
-                    for bpm in args.bpm:
+                    for bpm in tempos:
                         try:
                             row = {"busy_processes": load, **measure_grid(checkpoint, bpm, Path(tmp) / "grid")}
                         except RuntimeError as e:   # the DAW thrown out of JACK's graph under load: said, not hidden
                             row = {"busy_processes": load, "bpm": bpm, "error": str(e)}
                         log.info("%s", row)
                         grid.append(row)
+                        save()
             for seed in range(args.pianist_runs):
                 try:
                     row = measure_pianist(checkpoint, 120.0, args.pianist_seconds, seed, Path(tmp) / "pianist")
@@ -230,25 +256,10 @@ def main(argv: list[str] | None = None) -> None:
                            "outside_its_bars": 0, "left_without_note_off": 0, "all_notes_off_sent": 0}
                 log.info("%s", row)
                 pianist_runs.append(row)
+                save()
     finally:
         stop_jackd(server)
-    counts = {
-        "runs": len(pianist_runs),
-        "played": sum(r["played"] for r in pianist_runs),
-        "started_on_the_next_bar_line": sum(r["starts_on_the_next_bar_line"] for r in pianist_runs),
-        "note_ons_outside_their_bars": sum(r["outside_its_bars"] for r in pianist_runs),
-        "note_ons_without_note_off": sum(r["left_without_note_off"] for r in pianist_runs),
-        "all_notes_off_sent": sum(r["all_notes_off_sent"] for r in pianist_runs),
-    }
-    path = write("timing", {
-        "checkpoint": checkpoint.path, "transport": f"JACK dummy driver, 48 kHz, --sync, {args.period}-frame periods "
-        "requested (jack_period_frames: what the server ran at)",
-        "error": "note-on arrival frame minus the frame of the nearest eighth-of-a-beat clock of the DAW",
-        "grid": grid, "pianist": {"bpm": 120.0, "seconds": args.pianist_seconds, **counts, "runs": pianist_runs},
-        "load_average_1_5_15_min_before": [round(x, 2) for x in load_before],
-    })
-    log.info("pianist: %s", counts)
-    log.info("wrote %s", path)
+    log.info("wrote %s", save())
 
 
 if __name__ == "__main__":

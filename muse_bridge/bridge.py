@@ -417,11 +417,10 @@ class LiveBridge:
         if index != 0:
             return
         if stream.playback is None:
-            # the rate measured so far (this suggestion's first bar when nothing was measured before; it also
-            # holds the wait in the worker's queue and the tail's prefill, so it is the slower guess)
-            known = self.rate.seconds_per_bar(job.candidates)
-            start = self._start_at(stream, partial, known if known is not None
-                                   else (time.perf_counter() - job.requested_at) / partial.bars)
+            # the rate measured so far: before this suggestion, and this suggestion's own first bar (after a
+            # dense context a bar takes several times longer than the start-up measurement's); the slower
+            so_far = (time.perf_counter() - job.requested_at) / partial.bars
+            start = self._start_at(stream, partial, max(so_far, self.rate.seconds_per_bar(job.candidates) or 0.0))
             stream.playback = self.player.play(partial, start, bars_expected=stream.bars)
             self.last_first_note_seconds = time.perf_counter() - job.requested_at
         else:
