@@ -33,6 +33,7 @@ from bench.jack_daw import CLOCKS_PER_QUARTER, JackDaw, Recording, Run, Script
 from bench.performance import pianist
 from bench.results import RESULTS, write
 from engine.checkpoint import Checkpoint, load_checkpoint
+from engine.fast_step import FastStep
 from engine.music import MeterMap
 from muse_bridge.bridge import LiveBridge
 from muse_bridge.events import CandidatesReady, Notice
@@ -101,11 +102,14 @@ def bridge_settings(tag: str, bpm: float) -> BridgeSettings:
 
 @contextlib.contextmanager
 def live(checkpoint: Checkpoint, tag: str, bpm: float, workdir: Path, script: Script,
-         settings: BridgeSettings | None = None):
-    """A bridge and a JACK DAW connected to it, the DAW ready to play `script`: yields (bridge, daw, notices)."""
+         settings: BridgeSettings | None = None, fast_step: bool = True):
+    """A bridge and a JACK DAW connected to it, the DAW ready to play `script`: yields (bridge, daw, events).
+    The bridge decodes on the fast step, as the app does once it has made it (`fast_step=False`: the model's own)."""
     settings = settings or bridge_settings(tag, bpm)
     events: list = []
+    fast = FastStep.for_model(checkpoint.model) if fast_step else None
     with LiveBridge(checkpoint, settings, settings_path=None, client_name=f"muse-{tag}") as bridge:
+        bridge.worker.call(lambda session: setattr(session, "fast_step", fast))
         bridge.subscribe(lambda e: events.append(e) if isinstance(e, (Notice, CandidatesReady)) else None)
         with JackDaw(settings.ports.input_name, settings.ports.output_name, script, workdir,
                      name=f"daw-{tag}") as daw:
@@ -148,9 +152,11 @@ def check_pianist(recording: Recording, timed: TimedScript, line: int, bars: int
     out = [(f, b) for f, b in recording.received if f >= start]
     ons = [(f, b[1]) for f, b in out if len(b) == 3 and b[0] & 0xF0 == 0x90 and b[2] > 0]
     half = GRID_CLOCKS / 2
-    end = DAW_BARS.bar_line(DAW_BARS.bar_of(line) + bars)
     positions = [recording.daw_clock_at(f) for f, _ in ons]
-    outside = sum(1 for p in positions if not line - half <= p < end - half)
+    # the candidate's own first bar line: the next one, or a later one the bridge chose and said so
+    start = DAW_BARS.bar_line_at_or_before(min(positions) + half) if positions else line
+    end = DAW_BARS.bar_line(DAW_BARS.bar_of(start) + bars)
+    outside = sum(1 for p in positions if not start - half <= p < end - half)
     sounding: dict[int, int] = {}
     for _, b in out:
         if len(b) == 3 and b[0] & 0xF0 in (0x80, 0x90):
@@ -159,9 +165,8 @@ def check_pianist(recording: Recording, timed: TimedScript, line: int, bars: int
             elif sounding.get(b[1]):
                 sounding[b[1]] -= 1
     all_notes_off = sum(1 for _, b in out if len(b) == 3 and b[0] & 0xF0 == 0xB0 and b[1] == ALL_NOTES_OFF)
-    first_bar = DAW_BARS.bar_line(DAW_BARS.bar_of(line) + 1)
-    return {"note_ons": len(ons), "played": bool(ons),
-            "starts_on_the_next_bar_line": bool(positions) and line - half <= min(positions) < first_bar - half,
+    return {"note_ons": len(ons), "played": bool(ons), "starts_on_the_next_bar_line": bool(positions) and start == line,
+            "bars_late": DAW_BARS.bar_of(start) - DAW_BARS.bar_of(line),
             "outside_its_bars": outside, "left_without_note_off": sum(v for v in sounding.values() if v > 0),
             "all_notes_off_sent": all_notes_off}
 

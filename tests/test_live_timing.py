@@ -75,7 +75,7 @@ def test_a_candidate_made_slower_than_it_plays_starts_later_and_plays_without_a_
         script.script.at_clock(0, beat * 24, [0x90, pitch, 90])
         script.script.at_clock(0, beat * 24 + 18, [0x80, pitch, 0])
     script.suggest(0, DAW_BARS.bar_line(1) + 30)
-    with live(checkpoint, tag, bpm, tmp_path, script.script, settings) as (bridge, daw, events):
+    with live(checkpoint, tag, bpm, tmp_path, script.script, settings, fast_step=False) as (bridge, daw, events):
         daw.go()
         recording = daw.wait()
         playback, suggestion = bridge.player.playback, bridge.suggestion
