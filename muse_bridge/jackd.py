@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 # 256 frames at 48 kHz (5.3 ms, a quarter of a MIDI clock tick at 120 bpm): with 64, cycles that come
@@ -42,11 +43,15 @@ def start_jackd(timeout: float = 20.0, period: int = PERIOD_FRAMES) -> subproces
     if jack_running():
         return None
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
-    process = subprocess.Popen(jackd_command(period), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    # its messages go to a file, never to a pipe nobody reads: under load jackd reports every xrun, and once a
+    # pipe's buffer is full the server blocks writing to it, and the whole graph with it
+    log_file = tempfile.TemporaryFile(mode="w+")
+    process = subprocess.Popen(jackd_command(period), stdout=subprocess.DEVNULL, stderr=log_file, text=True, env=env)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise JackUnavailable(f"jackd exited with {process.returncode}: {process.stderr.read()[-2000:]}")
+            log_file.seek(0)
+            raise JackUnavailable(f"jackd exited with {process.returncode}: {log_file.read()[-2000:]}")
         if jack_running():
             return process
         time.sleep(0.1)
