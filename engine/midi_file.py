@@ -61,10 +61,11 @@ def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, in
         events = [(0, tuple(time_signature))]
     file_changes = _meter_changes(events or [(0, (4, 4))], ticks_per_quarter)
     pickup = 0
-    if len(file_changes) > 1 and file_changes[1][0] == 1 and \
-            ticks_per_bar(file_changes[0][1]) < ticks_per_bar(file_changes[1][1]):
+    if len(file_changes) > 1 and file_changes[1][0] == 1:
         # a pickup written as a short bar of its own: padded at its start to a full bar of the meter after it
-        pickup = ticks_per_bar(file_changes[1][1], ticks_per_quarter) - ticks_per_bar(file_changes[0][1], ticks_per_quarter)
+        pickup = max(0, ticks_per_bar(file_changes[1][1], ticks_per_quarter)
+                     - ticks_per_bar(file_changes[0][1], ticks_per_quarter))
+    if pickup:
         file_changes = [(0, file_changes[1][1])] + file_changes[2:]
     changes = []
     for bar, meter in file_changes:

@@ -73,13 +73,14 @@ class MeterMap:
                 tick += (bar - prev_bar) * ticks_per_bar(prev_meter, self.ticks_per_beat)
             ticks.append(tick)
         object.__setattr__(self, "_change_ticks", tuple(ticks))
+        object.__setattr__(self, "_change_bars", tuple(bars))
 
     @classmethod
     def constant(cls, meter: Meter, ticks_per_beat: int = TICKS_PER_QUARTER, origin: int = 0) -> "MeterMap":
         return cls(((0, tuple(meter)),), ticks_per_beat, origin)
 
     def _change_at_bar(self, bar: int) -> int:
-        return max(0, bisect.bisect_right([b for b, _ in self.changes], bar) - 1)
+        return max(0, bisect.bisect_right(self._change_bars, bar) - 1)
 
     def _change_at_tick(self, tick: float) -> int:
         return max(0, bisect.bisect_right(self._change_ticks, tick) - 1)
@@ -133,7 +134,7 @@ class MeterMap:
         if not callable(steps_per_bar):
             if len(self.changes) == 1:
                 return quantize_onset(int(tick) - self.origin, self.bar_ticks(), steps_per_bar)
-            steps_per_bar = (lambda n: lambda meter: n)(steps_per_bar)
+            steps_per_bar = lambda meter, n=steps_per_bar: n  # noqa: E731
         bar = self.bar_of(tick)
         local = quantize_onset(int(tick - self.bar_line(bar)), self.bar_ticks(bar), steps_per_bar(self.meter(bar)))
         before = 0

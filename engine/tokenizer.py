@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field, fields
 import miditok
 import symusic
 
-from engine.music import TICKS_PER_QUARTER, MeterMap, Note, Phrase
+from engine.music import TICKS_PER_QUARTER, MeterMap, Note, Phrase, quantize_onset
 
 log = logging.getLogger(__name__)
 
@@ -224,8 +224,7 @@ class RemiTokenizer:
         for n in phrase.notes:
             bar = bars.bar_of(n.start)
             meter = bars.meter(bar)
-            step = MeterMap.constant(meter, phrase.ticks_per_beat, bars.bar_line(bar)).step_of(
-                n.start, self.positions_per_bar(meter))
+            step = quantize_onset(n.start - bars.bar_line(bar), bars.bar_ticks(bar), self.positions_per_bar(meter))
             start = score_bars.bar_line(bar) + step * step_ticks(meter)
             duration = max(1, round((n.end - n.start) * tpq_out / phrase.ticks_per_beat))
             velocity = max(1, min(127, n.velocity))
