@@ -222,10 +222,12 @@ def test_the_app_answers_muse_bridge_command_and_sigterm_leaves_no_note_sounding
     tag = f"{os.getpid()}-term"
     env = dict(os.environ, MUSE_BRIDGE_SETTINGS=str(tmp_path / "settings.json"),
                MUSE_BRIDGE_SOCKET=str(tmp_path / "muse.sock"), QT_QPA_PLATFORM="offscreen")
-    app = subprocess.Popen([sys.executable, "-m", "muse_bridge", "-v", "--midi-api", "jack", "--in", f"Term In {tag}",
-                            "--out", f"Term Out {tag}", "--bars", "4", "--candidates", "1", "--seed", "2",
-                            "--bpm", "240", "--device", "cpu", "--no-fast-step"], cwd=ROOT, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log_path = tmp_path / "app.log"     # a file, not a pipe nobody reads: a full pipe would block the app's logging
+    with log_path.open("w") as log_file:
+        app = subprocess.Popen([sys.executable, "-m", "muse_bridge", "-v", "--midi-api", "jack", "--in",
+                                f"Term In {tag}", "--out", f"Term Out {tag}", "--bars", "4", "--candidates", "1",
+                                "--seed", "2", "--bpm", "240", "--device", "cpu", "--no-fast-step"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=log_file, text=True)
     received: list[mido.Message] = []
     recorder = None
     try:
@@ -242,7 +244,7 @@ def test_the_app_answers_muse_bridge_command_and_sigterm_leaves_no_note_sounding
         assert command.returncode == 0 and command.stdout.strip() == "ok", command.stderr
         deadline = time.monotonic() + 30
         while not any(m.type == "note_on" and m.velocity > 0 for m in received):
-            assert time.monotonic() < deadline, "no candidate note came out"
+            assert time.monotonic() < deadline, f"no candidate note came out; the app's log:\n{log_path.read_text()}"
             time.sleep(0.02)
         app.terminate()                        # SIGTERM mid-candidate: 4 bars at 240 bpm take 4 s
         assert app.wait(timeout=20) == 0
