@@ -32,18 +32,22 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
     streams = [StreamState() for _ in meters]
     tokens = [[grammar.bar_id] for _ in meters]
     nxt = torch.full((len(meters),), grammar.bar_id, dtype=torch.long)
-    pitches = grammar.pitch_mask(sampling.pitch_range, sampling.key)
+    controls = [grammar.bar_controls(sampling, b) for b in range(bars)]
+    # per bar: a bar's chord wins over the key lock
+    pitches = [grammar.pitch_mask(sampling.pitch_range, sampling.key, sampling.chord_of_bar(b) or frozenset())
+               for b in range(bars)] if sampling.chords else [grammar.pitch_mask(sampling.pitch_range, sampling.key)] * bars
     while not all(s.done for s in streams):
         if cancelled is not None and cancelled():
             raise Cancelled()
         logits = step(nxt)
-        allowed = torch.stack([grammar.allowed(s, m, sampling.max_tokens_per_bar, pitches, bars)
+        allowed = torch.stack([grammar.allowed(s, m, sampling.max_tokens_per_bar, pitches[min(s.bars, bars) - 1],
+                                               bars, sampling.polyphony)
                                for s, m in zip(streams, meters)])
         nxt = sample(logits.detach().float().cpu(), allowed, sampling, generator)
         for i, (s, out, t) in enumerate(zip(streams, tokens, nxt.tolist())):
             if s.done:
                 continue
-            grammar.advance(s, t, bars)
+            grammar.advance(s, t, bars, controls)
             if t == grammar.bar_id and on_bar is not None:
                 on_bar(i, list(out), bars if s.done else s.bars - 1)
             if not s.done:

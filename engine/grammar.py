@@ -5,14 +5,20 @@ tokens are never sampled, positions rise strictly within a bar, and every Pitch 
 Velocity and a Duration. A stream is done when its N-th bar is complete, i.e. when it asks for the
 Bar token that would open bar N+1; that token is not part of the candidate. A candidate is never
 silent: its last bar cannot close before it holds a note (a Suggest that plays nothing is no answer).
+
+Bar controls (a vocabulary trained with them): the controls asked for are placed after each generated
+bar's TimeSig, in miditok's order (polyphony, pitch classes, density); with none asked for, control
+tokens are never sampled, so the model writes as it would without them. A polyphony cap also limits
+the Pitch tokens at one Position.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from engine.keys import Key
+from engine.sampler import SamplingConfig
 from engine.tokenizer import RemiTokenizer
 
 # Phases of a stream: what the last token was.
@@ -28,6 +34,8 @@ class StreamState:
     bars: int = 1               # bars opened so far (the forced first Bar counts)
     tokens_in_bar: int = 0
     notes: int = 0              # Pitch tokens so far
+    onset_notes: int = 0        # Pitch tokens at the current Position
+    controls: list[int] = field(default_factory=list)   # control tokens still to place in this bar
     done: bool = False
 
 
@@ -53,6 +61,31 @@ class RemiGrammar:
         self.timesig_id = {meter: i for i, meter in vocabulary.meter.items()}
         self.kind_of = kind
         self._meter_of_id = dict(vocabulary.meter)
+        self.has_controls = tokenizer.settings.controls
+        self._density_id = {v: i for i, v in vocabulary.density.items()}
+        self._polyphony_id = ({v: i for i, v in vocabulary.polyphony_min.items()},
+                              {v: i for i, v in vocabulary.polyphony_max.items()})
+        self._pitch_class_id = {v: i for i, v in vocabulary.pitch_class.items()}
+
+    def check_controls(self, sampling: SamplingConfig) -> None:
+        """ValueError when `sampling` asks for bar controls and this vocabulary has none."""
+        if sampling.controls and not self.has_controls:
+            raise ValueError("this model has no bar controls: density, polyphony and chords need a model trained "
+                             "with them (python -m trainer prepare --controls)")
+
+    def bar_controls(self, sampling: SamplingConfig, bar: int) -> list[int]:
+        """The control tokens that open generated bar `bar` (0-based) for `sampling`'s density, polyphony
+        and chords, in miditok's order; ValueError when some are asked of a vocabulary without them."""
+        if not sampling.controls:
+            return []
+        self.check_controls(sampling)
+        ids = []
+        if sampling.polyphony is not None:   # a cap: at least one note at an onset, at most N
+            ids += [self._polyphony_id[0][min(self._polyphony_id[0])], self._polyphony_id[1][sampling.polyphony]]
+        ids += [self._pitch_class_id[pc] for pc in sorted(sampling.chord_of_bar(bar) or ())]
+        if sampling.density is not None:
+            ids.append(self._density_id[min(sampling.density, max(self._density_id))])
+        return sorted(ids)   # miditok gives the controls ids in the order it writes them
 
     def meter_after(self, tokens: list[int], meter: tuple[int, int] = (4, 4)) -> tuple[int, int]:
         """The time signature in force after `tokens`, starting from `meter`."""
@@ -60,21 +93,25 @@ class RemiGrammar:
             meter = self._meter_of_id.get(t, meter)
         return meter
 
-    def pitch_mask(self, pitch_range: tuple[int, int] | None = None, key: Key | None = None) -> torch.Tensor:
-        """The Pitch tokens inside `pitch_range` (inclusive) and in `key`'s scale; ValueError when none is."""
+    def pitch_mask(self, pitch_range: tuple[int, int] | None = None, key: Key | None = None,
+                   also: frozenset[int] = frozenset()) -> torch.Tensor:
+        """The Pitch tokens inside `pitch_range` (inclusive) and in `key`'s scale or the pitch classes `also`
+        (a bar's chord wins over the key lock); ValueError when none is."""
         m = self.is_pitch.clone()
         if pitch_range is not None:
             m &= (self.pitch_of >= pitch_range[0]) & (self.pitch_of <= pitch_range[1])
         if key is not None:
-            m &= torch.tensor([p % 12 in key.pitch_classes for p in self.pitch_of.tolist()])
+            m &= torch.tensor([p % 12 in key.pitch_classes or p % 12 in also for p in self.pitch_of.tolist()])
         if not m.any():
             raise ValueError(f"no pitch of the model's vocabulary lies in range {pitch_range} and key {key}")
         return m
 
     def allowed(self, s: StreamState, time_signature: tuple[int, int], max_tokens_per_bar: int,
-                pitches: torch.Tensor | None = None, bars_wanted: int | None = None) -> torch.Tensor:
+                pitches: torch.Tensor | None = None, bars_wanted: int | None = None,
+                polyphony: int | None = None) -> torch.Tensor:
         """Boolean mask over the vocabulary of the tokens this stream may take next; `pitches`
-        (from `pitch_mask`) limits the Pitch tokens; with `bars_wanted`, the last bar cannot close silent."""
+        (from `pitch_mask`) limits the Pitch tokens, `polyphony` the Pitch tokens at one Position; with
+        `bars_wanted`, the last bar cannot close silent."""
         pitches = self.is_pitch if pitches is None else pitches
         m = torch.zeros(self.vocab_size, dtype=torch.bool)
         bar = torch.zeros_like(m)
@@ -85,11 +122,13 @@ class RemiGrammar:
         full = s.tokens_in_bar >= max_tokens_per_bar
         if s.phase == BAR:
             m[self.timesig_id[time_signature]] = True
+        elif s.phase == TIMESIG and s.controls:
+            m[s.controls[0]] = True
         elif s.phase in (TIMESIG, DURATION):
             if full:
                 return bar
             m |= self.is_position & (self.position_of > s.position) & (self.position_of < self.positions_per_bar(time_signature))
-            if s.phase == DURATION:
+            if s.phase == DURATION and (polyphony is None or s.onset_notes < polyphony):
                 m |= pitches
             silent = bars_wanted is not None and s.bars >= bars_wanted and s.notes == 0
             if not silent or not m.any():
@@ -102,8 +141,9 @@ class RemiGrammar:
             m |= self.is_duration
         return m
 
-    def advance(self, s: StreamState, token: int, bars_wanted: int) -> None:
-        """Move a stream past `token` (which the mask allowed)."""
+    def advance(self, s: StreamState, token: int, bars_wanted: int, controls: list[list[int]] = ()) -> None:
+        """Move a stream past `token` (which the mask allowed); `controls[b]` are the control tokens that
+        open bar b (from `bar_controls`)."""
         if s.done:
             return
         if token == self.bar_id:
@@ -116,10 +156,13 @@ class RemiGrammar:
         kind = self.kind_of[token]
         if kind == "TimeSig":
             s.phase = TIMESIG
+            s.controls = list(controls[s.bars - 1]) if controls else []
+        elif kind.startswith("AC") and s.controls and token == s.controls[0]:
+            s.controls.pop(0)
         elif kind == "Position":
-            s.phase, s.position = POSITION, int(self.position_of[token])
+            s.phase, s.position, s.onset_notes = POSITION, int(self.position_of[token]), 0
         elif kind == "Pitch":
-            s.phase, s.notes = PITCH, s.notes + 1
+            s.phase, s.notes, s.onset_notes = PITCH, s.notes + 1, s.onset_notes + 1
         elif kind == "Velocity":
             s.phase = VELOCITY
         elif kind == "Duration":

@@ -7,7 +7,7 @@ token's input from the state, so a sequence fed at once and fed token by token g
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -210,6 +210,23 @@ class RWKV7(nn.Module):
         # how the WKV operator runs: speed only, never the result (not part of cfg)
         self.chunk_len = 16          # the chunk-parallel form's chunk length
         self.wkv_backend = "auto"    # kernels.wkv7's backend: the fused CUDA kernel on a GPU, else chunk-parallel
+
+    @torch.no_grad()
+    def grow_vocabulary(self, vocab_size: int) -> None:
+        """Rows for new token ids after the existing ones (a vocabulary extended at its end, as bar controls
+        extend REMI's): every old id keeps its embedding and head row; a new id's embedding starts as at
+        initialisation and its head row at zero (a logit of 0 until trained)."""
+        old = self.cfg.vocab_size
+        if vocab_size < old:
+            raise ValueError(f"a vocabulary of {vocab_size} tokens cannot hold the model's {old}")
+        emb, head = self.emb.weight, self.head.weight
+        self.emb = nn.Embedding(vocab_size, self.cfg.n_embd, device=emb.device, dtype=emb.dtype)
+        nn.init.uniform_(self.emb.weight, -1e-4, 1e-4)
+        self.emb.weight[:old] = emb
+        self.head = nn.Linear(self.cfg.n_embd, vocab_size, bias=False, device=head.device, dtype=head.dtype)
+        self.head.weight.zero_()
+        self.head.weight[:old] = head
+        self.cfg = replace(self.cfg, vocab_size=vocab_size)
 
     def initial_state(self, batch: int = 1) -> State:
         cfg = self.cfg

@@ -1,12 +1,20 @@
 """Turning masked logits into tokens: temperature, top-k and top-p (nucleus) sampling."""
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 
+from engine.chords import chord_pitch_classes, parse_chords
 from engine.keys import Key, parse_key_lock
+
+from engine.tokenizer import TokenizerSettings
+
+MAX_DENSITY = TokenizerSettings.ac_note_density_bar_max   # the density control's top token ("64+")
+MAX_POLYPHONY = TokenizerSettings.ac_polyphony_max        # the polyphony control's highest value
 
 
 @dataclass(frozen=True)
@@ -17,6 +25,10 @@ class SamplingConfig:
     max_tokens_per_bar: int = 192   # a bar that grows this long is closed
     pitch_range: tuple[int, int] | None = None   # inclusive MIDI pitches the continuation may use
     key_lock: str = "off"           # "off", or a key whose scale every pitch must belong to: "A minor", "D dorian"
+    # bar controls (a model trained with them follows them; None / () leaves it the model's own choice)
+    density: int | None = None      # notes per bar
+    polyphony: int | None = None    # at most this many notes struck at one onset (1: a single line)
+    chords: tuple[str, ...] = ()    # one chord symbol per bar, cycling over the bars: the bar's pitch classes
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key_lock", str(parse_key_lock(self.key_lock) or "off"))  # normalised spelling
@@ -35,11 +47,84 @@ class SamplingConfig:
             raise ValueError(f"top-p must be in (0, 1], got {self.top_p}")
         if self.top_k < 0:
             raise ValueError(f"top-k must be >= 0, got {self.top_k}")
+        if self.density is not None and not 0 <= self.density <= MAX_DENSITY:
+            raise ValueError(f"density must be 0-{MAX_DENSITY} notes per bar, got {self.density}")
+        if self.polyphony is not None and not 1 <= self.polyphony <= MAX_POLYPHONY:
+            raise ValueError(f"polyphony must be 1-{MAX_POLYPHONY} notes per onset, got {self.polyphony}")
+        object.__setattr__(self, "chords", parse_chords(" ".join(self.chords)))
+
+    @property
+    def controls(self) -> bool:
+        """True when a bar control is asked for."""
+        return self.density is not None or self.polyphony is not None or bool(self.chords)
+
+    def chords_outside_key(self) -> str | None:
+        """The one line saying which chords lie outside the key lock (in their bars they win), None if none do."""
+        key = self.key
+        outside = [c for c in dict.fromkeys(self.chords) if key and not chord_pitch_classes(c) <= set(key.pitch_classes)]
+        if not outside:
+            return None
+        return (f"chord{'s' if len(outside) > 1 else ''} {', '.join(outside)} outside the key lock {key}: "
+                "in their bars the chord's notes are allowed too")
+
+    def chord_of_bar(self, bar: int) -> frozenset[int] | None:
+        """The pitch classes asked for in bar `bar` (0-based, the chords cycling), None without chords."""
+        return chord_pitch_classes(self.chords[bar % len(self.chords)]) if self.chords else None
 
     @property
     def key(self) -> Key | None:
         """The key lock, None when off."""
         return parse_key_lock(self.key_lock)
+
+
+# the sampling options of `muse-bridge suggest`, the live app and `trainer eval`, declared once:
+# option -> (SamplingConfig field, argparse type, help)
+def _chords_argument(text: str) -> tuple[str, ...] | str:
+    if text.strip().lower() == "auto":
+        return AUTO
+    try:
+        return parse_chords(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _whole_or_auto(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return AUTO
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number or auto, got {text!r}") from None
+
+
+AUTO = "auto"   # an option given as "auto": the model's own choice, whatever is saved
+SAMPLING_OPTIONS: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "--temperature": ("temperature", float, "0 picks the most likely token; higher is wilder"),
+    "--top-p": ("top_p", float, "keep the smallest set of tokens holding this much probability, (0, 1]"),
+    "--top-k": ("top_k", int, "keep only the k most likely tokens (0: no limit)"),
+    "--key": ("key_lock", str, 'key lock, e.g. "A minor", "D dorian" or "off"'),
+    "--density": ("density", _whole_or_auto, f"notes per bar, 0-{MAX_DENSITY}, or auto (a model with bar controls)"),
+    "--polyphony": ("polyphony", _whole_or_auto,
+                    f"at most N notes struck at once, 1-{MAX_POLYPHONY} (1: a single line), or auto"),
+    "--chords": ("chords", _chords_argument,
+                 'one chord per bar, cycling over the bars, e.g. "C Am F G" or "Dm7 G7 Cmaj7", or auto'),
+}
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser, saved: bool = False) -> None:
+    """The sampling options, in a group of their own. With `saved` (the live app) every default is None, so
+    an option left out keeps the saved setting; else the defaults are SamplingConfig's."""
+    group, defaults = parser.add_argument_group("sampling"), SamplingConfig()
+    for option, (name, kind, help_text) in SAMPLING_OPTIONS.items():
+        default = None if saved else getattr(defaults, name)
+        group.add_argument(option, dest=name, type=kind, default=default, help=help_text)
+
+
+def sampling_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """{SamplingConfig field: value} of the sampling options given ("auto" -> the model's own choice)."""
+    given = {name: getattr(args, name) for name, _, _ in SAMPLING_OPTIONS.values() if getattr(args, name) is not None}
+    return {name: SamplingConfig.__dataclass_fields__[name].default if value == AUTO else value
+            for name, value in given.items()}
 
 
 def sample(logits: torch.Tensor, allowed: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator) -> torch.Tensor:

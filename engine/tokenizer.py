@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import miditok
 import symusic
@@ -55,6 +55,24 @@ class TokenizerSettings:
     use_programs: bool = False        # one piano stream
     use_sustain_pedals: bool = False  # the pedal is folded into durations
     miditok_version: str = "3.1.0"
+    # miditok's bar attribute controls, written after a bar's Bar and TimeSig (their ids follow all others,
+    # so a vocabulary with them keeps every id of the one without): the bar's note count (0 .. max-1, then
+    # "max+"), its fewest and most notes struck at one onset, and the pitch classes it holds
+    ac_note_density_bar: bool = False
+    ac_note_density_bar_max: int = 64     # dense two-hand piano holds 20-60 notes a bar
+    ac_polyphony_bar: bool = False
+    ac_polyphony_min: int = 1
+    ac_polyphony_max: int = 6
+    ac_pitch_class_bar: bool = False
+
+    @property
+    def controls(self) -> bool:
+        """True when the vocabulary has bar controls."""
+        return self.ac_note_density_bar or self.ac_polyphony_bar or self.ac_pitch_class_bar
+
+    def with_controls(self) -> "TokenizerSettings":
+        """These settings with every bar control this engine reads: density, polyphony and pitch class."""
+        return replace(self, ac_note_density_bar=True, ac_polyphony_bar=True, ac_pitch_class_bar=True)
 
     def to_dict(self) -> dict:
         """Plain lists and numbers only, loadable with torch.load(weights_only=True)."""
@@ -67,9 +85,10 @@ class TokenizerSettings:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TokenizerSettings":
-        """Settings stored by any version (the switches and miditok's version are absent from 0.1's files)."""
+        """Settings stored by any version (the switches and miditok's version are absent from 0.1's files, the
+        bar controls from every file before them: off)."""
         recorded = {f.name: d[f.name] for f in fields(cls)
-                    if (f.name.startswith("use_") or f.name == "miditok_version") and f.name in d}
+                    if (f.name.startswith(("use_", "ac_")) or f.name == "miditok_version") and f.name in d}
         return cls(
             **recorded,
             num_velocities=int(d["num_velocities"]),
@@ -113,6 +132,11 @@ class Vocabulary:
     position: dict[int, int]                    # Position id -> grid step in the bar
     duration_beats: dict[int, float]            # Duration id -> length in beats of the meter
     meter: dict[int, tuple[int, int]]           # TimeSig id -> (numerator, denominator)
+    # bar controls (empty without them): the value each control token stands for
+    density: dict[int, int] = field(default_factory=dict)          # ACBarNoteDensity id -> notes ("64+": 64)
+    polyphony_min: dict[int, int] = field(default_factory=dict)    # ACBarOnsetPolyphonyMin id -> notes
+    polyphony_max: dict[int, int] = field(default_factory=dict)
+    pitch_class: dict[int, int] = field(default_factory=dict)      # ACBarPitchClass id -> 0 (C) .. 11 (B)
 
     @classmethod
     def of(cls, tokenizer: "miditok.MusicTokenizer") -> "Vocabulary":
@@ -132,10 +156,17 @@ class Vocabulary:
             return whole + steps / resolution
 
         return cls(tuple(kind), numbers("Pitch", int), numbers("Velocity", int), numbers("Position", int),
-                   numbers("Duration", beats), numbers("TimeSig", lambda v: tuple(int(x) for x in v.split("/"))))
+                   numbers("Duration", beats), numbers("TimeSig", lambda v: tuple(int(x) for x in v.split("/"))),
+                   numbers("ACBarNoteDensity", lambda v: int(v.rstrip("+"))),
+                   numbers("ACBarOnsetPolyphonyMin", int), numbers("ACBarOnsetPolyphonyMax", int),
+                   numbers("ACBarPitchClass", int))
 
     def ids(self, kind: str) -> list[int]:
         return [i for i, k in enumerate(self.kind) if k == kind]
+
+    def is_control(self, token_id: int) -> bool:
+        """A bar attribute control token (they all follow a bar's TimeSig)."""
+        return self.kind[token_id].startswith("AC")
 
 
 class RemiTokenizer:
@@ -165,6 +196,12 @@ class RemiTokenizer:
             use_chords=settings.use_chords,
             use_programs=settings.use_programs,
             use_sustain_pedals=settings.use_sustain_pedals,
+            ac_note_density_bar=settings.ac_note_density_bar,
+            ac_note_density_bar_max=settings.ac_note_density_bar_max,
+            ac_polyphony_bar=settings.ac_polyphony_bar,
+            ac_polyphony_min=settings.ac_polyphony_min,
+            ac_polyphony_max=settings.ac_polyphony_max,
+            ac_pitch_class_bar=settings.ac_pitch_class_bar,
         )
         self._miditok = miditok.REMI(config)
         self._id_to_str = [""] * len(self._miditok.vocab)
@@ -194,16 +231,21 @@ class RemiTokenizer:
 
     # ---- Phrase -> tokens --------------------------------------------------------------
 
-    def encode(self, phrase: Phrase) -> list[int]:
-        """REMI ids; starts with Bar and holds one Bar token per bar of the phrase ([] without notes)."""
+    def encode(self, phrase: Phrase, controls: bool = False) -> list[int]:
+        """REMI ids; starts with Bar and holds one Bar token per bar of the phrase ([] without notes). With
+        `controls` (a vocabulary with bar controls), every bar with notes carries its controls after its
+        TimeSig, as miditok computes them on the grid (miditok leaves the first bar without)."""
         if not phrase.notes:
             return []
+        if controls and not self.settings.controls:
+            raise ValueError("this vocabulary has no bar controls")
         bars = phrase.bars
         for bar, meter in bars.changes:
             if not self.settings.supports_time_signature(meter):
                 raise ValueError(f"time signature {meter[0]}/{meter[1]} (bar {bar + 1}) is not in the vocabulary")
         score = self._grid_score(phrase)
-        tokens = list(self._miditok.encode(score)[0].ids)
+        every_bar = {0: {i: list(range(phrase.n_bars)) for i in range(len(self._miditok.attribute_controls))}}
+        tokens = list(self._miditok.encode(score, attribute_controls_indexes=every_bar if controls else None)[0].ids)
         # miditok stops at its last note; bars whose notes it dropped (pitch out of range) come back empty
         for bar in range(self.count_bars(tokens), phrase.n_bars):
             num, den = bars.meter(bar)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine.checkpoint import CheckpointError
 from engine.midi_file import MidiFileError
-from engine.sampler import SamplingConfig
+from engine.sampler import SamplingConfig, add_sampling_arguments, sampling_changes
 from muse_bridge.command_channel import APP_COMMANDS, CommandChannelError, send_command
 from muse_bridge.controller import Command
 
@@ -29,14 +29,11 @@ def count(most: int):
 
 
 def add_suggest_parser(sub) -> None:
-    d = SamplingConfig()
     p = sub.add_parser("suggest", help="continue a MIDI phrase: write K candidate continuations of N bars")
     p.add_argument("midi", type=Path, help="the phrase (.mid)")
     p.add_argument("--bars", type=count(64), default=2)
     p.add_argument("--candidates", type=count(256), default=4)
-    p.add_argument("--temperature", type=float, default=d.temperature)
-    p.add_argument("--top-p", type=float, default=d.top_p)
-    p.add_argument("--top-k", type=int, default=d.top_k)
+    add_sampling_arguments(p)
     p.add_argument("--seed", type=int, default=None, help="make the candidates reproducible")
     p.add_argument("--checkpoint", type=Path, default=None, help="a model checkpoint (default: the bundled model)")
     p.add_argument("--style", type=Path, default=None, help="a style preset made by `trainer finetune --mode state`")
@@ -47,7 +44,7 @@ def run_suggest(args: argparse.Namespace) -> int:
     from muse_bridge.suggest import SuggestRequest, suggest_file
 
     try:
-        sampling = SamplingConfig(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k)
+        sampling = SamplingConfig(**sampling_changes(args))
         result = suggest_file(SuggestRequest(args.midi, args.out, args.bars, args.candidates, sampling,
                                              args.seed, args.checkpoint, args.style))
     except (MidiFileError, CheckpointError, ValueError, OSError) as e:

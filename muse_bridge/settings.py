@@ -159,6 +159,8 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
         return float(value)
     if hint is str and isinstance(value, str):
         return value
+    if origin is tuple and isinstance(value, (list, tuple)) and len(args) == 2 and args[1] is Ellipsis:
+        return tuple(_coerce(v, args[0], path) for v in value)
     if origin is tuple and isinstance(value, (list, tuple)) and len(value) == len(args):
         return tuple(_coerce(v, a, path) for v, a in zip(value, args))
     if origin is dict and isinstance(value, dict):

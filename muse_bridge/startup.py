@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from engine.checkpoint import Checkpoint, CheckpointError
 from engine.music import parse_time_signature
+from engine.sampler import add_sampling_arguments, sampling_changes
 from muse_bridge.ports import MIDI_APIS
 from muse_bridge.settings import BridgeSettings, SettingsError, default_settings_path, read_settings
 
@@ -29,9 +30,8 @@ Progress = Callable[[str, float], None]   # (what is happening, fraction done 0.
 # command-line option -> setting it overrides for this run (never saved)
 _OVERRIDES = {"midi_api": "ports.api", "input_port": "ports.input_name", "output_port": "ports.output_name",
               "virtual": "ports.virtual", "bpm": "clock.bpm", "time_signature": "clock.time_signature",
-              "candidates": "candidates", "bars": "bars", "temperature": "sampling.temperature",
-              "top_p": "sampling.top_p", "top_k": "sampling.top_k", "key": "sampling.key_lock", "seed": "seed",
-              "fast_step": "fast_step", "precompute": "precompute"}
+              "candidates": "candidates", "bars": "bars", "seed": "seed",
+              "fast_step": "fast_step", "precompute": "precompute"}   # and the sampling options, as sampling.*
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,6 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--time-signature", type=parse_time_signature, default=None, help="meter, e.g. 3/4 (default 4/4)")
     g.add_argument("--candidates", type=int, default=None)
     g.add_argument("--bars", type=int, default=None)
-    g.add_argument("--temperature", type=float, default=None)
-    g.add_argument("--top-p", type=float, default=None)
-    g.add_argument("--top-k", type=int, default=None)
-    g.add_argument("--key", default=None, help='key lock, e.g. "A minor", "D dorian" or "off"')
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--channel", type=int, default=None, help="output MIDI channel, 1-16")
     g.add_argument("--fast-step", action=argparse.BooleanOptionalAction, default=None,
@@ -74,10 +70,12 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default=None, help="torch device for the model (default: cuda if present, else cpu)")
     g.add_argument("--settings", type=Path, default=None,
                    help=f"settings file (default: $MUSE_BRIDGE_SETTINGS or {default_settings_path()})")
+    add_sampling_arguments(parser, saved=True)
 
 
 def launch_options(args: argparse.Namespace) -> LaunchOptions:
     overrides = {path: getattr(args, name) for name, path in _OVERRIDES.items() if getattr(args, name) is not None}
+    overrides.update({f"sampling.{name}": value for name, value in sampling_changes(args).items()})
     if args.channel is not None:
         overrides["ports.output_channel"] = args.channel - 1
     if args.style is not None:

@@ -1,6 +1,7 @@
 """`muse-bridge suggest`: a MIDI phrase in, K continuations of N bars out, one .mid file each."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -10,11 +11,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from engine.checkpoint import load_checkpoint
+from engine.grammar import RemiGrammar
 from engine.midi_file import MidiFileError, read_phrase
 from engine.sampler import SamplingConfig
 from engine.session import Session
 from engine.style import load_style
 
+
+log = logging.getLogger(__name__)
 
 PROGRESS_FROM_BARS = 64   # candidates x bars from which a progress bar is shown
 
@@ -50,6 +54,9 @@ def suggest_file(req: SuggestRequest) -> dict:
     check_out_dir(req.out_dir)   # before any model work
     ckpt = load_checkpoint(req.checkpoint)
     tokenizer = ckpt.tokenizer
+    RemiGrammar(tokenizer).check_controls(req.sampling)
+    if req.sampling.chords_outside_key():
+        log.warning(req.sampling.chords_outside_key())
     phrase = read_phrase(req.midi, tokenizer.settings)
     prompt = tokenizer.encode(phrase)
     if not prompt:

@@ -13,6 +13,7 @@ from engine.checkpoint import CheckpointError
 from engine.midi_file import MidiFileError
 from engine.model import SIZES
 from engine.music import parse_time_signature
+from engine.sampler import SamplingConfig, add_sampling_arguments, sampling_changes
 from trainer.data import DataError
 from trainer.train import TrainConfig
 
@@ -54,8 +55,7 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--midi", required=True, type=Path, help="folder of MIDI files to evaluate on (recursive)")
     p.add_argument("--windows", type=int, default=d.windows, help="4+2-bar windows in all, spread over the files")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--temperature", type=float, default=d.temperature)
-    p.add_argument("--top-p", type=float, default=d.top_p)
+    add_sampling_arguments(p)
     p.add_argument("--ngram-order", type=int, default=d.ngram_order)
     p.add_argument("--train-data", default=None,
                    help="prepared DATA whose train split fits the n-gram (default: the checkpoint's training data)")
@@ -68,8 +68,8 @@ def eval_config(args: argparse.Namespace):
     from trainer.evaluate import EvalConfig
     if args.split is not None and args.data is None:
         raise ValueError("--split needs --data (the prepared dataset that defines the splits)")
-    return EvalConfig(args.checkpoint, args.midi, windows=args.windows, seed=args.seed, temperature=args.temperature,
-                      top_p=args.top_p, ngram_order=args.ngram_order, train_data=args.train_data, data=args.data,
+    return EvalConfig(args.checkpoint, args.midi, windows=args.windows, seed=args.seed,
+                      sampling=SamplingConfig(**sampling_changes(args)), ngram_order=args.ngram_order, train_data=args.train_data, data=args.data,
                       split=args.split, batch_size=args.batch_size)
 
 
@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--validation-fraction", type=float, default=0.1)
     p.add_argument("--time-signature", type=parse_time_signature, default=None, help="override every file's meter, e.g. 4/4")
     p.add_argument("--workers", type=int, default=0, help="worker processes (0: one per CPU)")
+    p.add_argument("--controls", action="store_true",
+                   help="a vocabulary with bar controls (note density, polyphony, pitch classes) for steering")
 
     p = sub.add_parser("train", help="train a model from scratch")
     add_training_args(p)
@@ -122,11 +124,13 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
 
     if args.command == "prepare":
+        from engine.tokenizer import TokenizerSettings
         from trainer.prepare import PrepareConfig, prepare
         cfg = PrepareConfig(args.midi, args.out, args.validation_fraction, args.time_signature)
         if args.workers:
             cfg = PrepareConfig(args.midi, args.out, args.validation_fraction, args.time_signature, args.workers)
-        print(json.dumps(prepare(cfg)))
+        settings = TokenizerSettings().with_controls() if args.controls else TokenizerSettings()
+        print(json.dumps(prepare(cfg, settings)))
     elif args.command == "train":
         from trainer.train import train
         print(json.dumps(train(training_config(args, size=args.size), resume=args.resume)))

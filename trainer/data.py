@@ -2,6 +2,11 @@
 
 A batch is a pure function of (seed, step, rank): a resumed run sees exactly the batches the
 uninterrupted run would have seen, with no sampler state to save.
+
+Data prepared with bar controls holds every bar's controls; each window keeps a random subset of
+them (for each control, none of it in a quarter of the windows, otherwise each bar's with a ratio
+drawn per window), so one model learns to follow a control and to do without one. Transposition
+rotates the pitch-class controls with the pitches.
 """
 from __future__ import annotations
 
@@ -14,6 +19,9 @@ import torch
 from engine.tokenizer import RemiTokenizer, TokenizerSettings
 
 IGNORE = -100
+# the controls that are kept or dropped together, by the kind of their tokens
+CONTROL_GROUPS = (("ACBarNoteDensity",), ("ACBarOnsetPolyphonyMin", "ACBarOnsetPolyphonyMax"), ("ACBarPitchClass",))
+WITHOUT_CONTROL = 0.25   # the share of windows that carry none of a control
 
 
 class DataError(ValueError):
@@ -38,6 +46,10 @@ class TokenWindows:
         self.lengths = np.array([f["length"] for f in self.files], dtype=np.float64)
         self.pad_id = self.tokenizer.pad_id
         self._pitch_shift_tables()
+        kind = self.tokenizer.vocabulary.kind
+        # per id: 0, or 1 + the index of its control group
+        self.control_group = np.array([next((g + 1 for g, kinds in enumerate(CONTROL_GROUPS) if k in kinds), 0)
+                                       for k in kind], dtype=np.int64)
 
     @property
     def n_tokens(self) -> int:
@@ -51,12 +63,34 @@ class TokenWindows:
             id_of_pitch[pitch] = i
         self.id_of_pitch = id_of_pitch
         self.pitch_lo, self.pitch_hi = min(id_of_pitch), max(id_of_pitch)
+        self.pitch_class_of = np.full(self.tokenizer.vocab_size, -1, dtype=np.int64)
+        self.id_of_pitch_class = np.zeros(12, dtype=np.int64)
+        for i, pc in self.tokenizer.vocabulary.pitch_class.items():
+            self.pitch_class_of[i], self.id_of_pitch_class[pc] = pc, i
 
     def transpose(self, window: np.ndarray, semitones: int) -> np.ndarray:
+        """Every pitch moved by `semitones`, and every pitch-class control with it (each bar's run of them
+        kept in rising order, as miditok writes it)."""
         out = window.copy()
         is_pitch = self.pitch_of[window] >= 0
         out[is_pitch] = [self.id_of_pitch[p + semitones] for p in self.pitch_of[window[is_pitch]]]
+        at = np.flatnonzero(self.pitch_class_of[window] >= 0)
+        for run in np.split(at, np.flatnonzero(np.diff(at) > 1) + 1) if len(at) else ():
+            out[run] = self.id_of_pitch_class[np.sort((self.pitch_class_of[window[run]] + semitones) % 12)]
         return out
+
+    def keep_some_controls(self, window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The window with a random subset of its bars' controls (the draws come from the batch's `rng`)."""
+        group = self.control_group[window]
+        if not group.any():
+            return window
+        bar_of = np.cumsum(window == self.tokenizer.bar_id)
+        keep = np.ones(len(window), dtype=bool)
+        for g in range(1, len(CONTROL_GROUPS) + 1):
+            ratio = 0.0 if rng.random() < WITHOUT_CONTROL else rng.random()
+            kept_bars = rng.random(int(bar_of[-1]) + 1) < ratio
+            keep &= (group != g) | kept_bars[bar_of]
+        return window[keep]
 
     def window(self, file: dict, bar: int, length: int) -> np.ndarray:
         """`length` tokens of `file` from its bar `bar`, padded with pad_id past the file's end."""
@@ -75,7 +109,11 @@ class TokenWindows:
         xs, ys = [], []
         for fi in files:
             f = self.files[fi]
-            w = self.window(f, int(rng.integers(len(f["bars"]))), seq_len + 1)
+            bar = int(rng.integers(len(f["bars"])))
+            if self.settings.controls:   # read twice the length: the controls dropped leave room for more
+                w = self.keep_some_controls(self.window(f, bar, 2 * (seq_len + 1)), rng)[:seq_len + 1]
+            else:
+                w = self.window(f, bar, seq_len + 1)
             if max_transpose:
                 pitches = self.pitch_of[w][self.pitch_of[w] >= 0]
                 if len(pitches):

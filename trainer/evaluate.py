@@ -7,13 +7,17 @@ sampler stops on). The network sees only the 4 context bars; the n-gram sees its
 
 Sampled continuations (one per window) are compared with the real next 2 bars by their notes; the
 "repeat the last 2 context bars" baseline has no probabilities, only those note metrics.
+
+The loss is given per token and per note (the nats of the targets summed, over the completion's notes):
+per note compares models across vocabularies. Windows carry no bar controls; a model with them is scored
+with their tokens masked and the rest renormalised, as it samples with no control set.
 """
 from __future__ import annotations
 
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +50,7 @@ class EvalConfig:
     midi_dir: Path
     windows: int = 200              # at most this many windows in all, spread over the files
     seed: int = 0
-    temperature: float = 1.0
-    top_p: float = 0.95
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
     ngram_order: int = 6
     train_data: str | None = None   # n-gram training data (default: the checkpoint's, else --data's other splits)
     data: str | None = None         # with split: evaluate only the files DATA's index assigns to `split`
@@ -138,9 +141,16 @@ def select_windows(songs: list[tuple[str, list[int]]], tokenizer: RemiTokenizer,
 
 # ---- probabilities of the targets -----------------------------------------------------------
 
+def control_ids(tokenizer: RemiTokenizer) -> torch.Tensor:
+    """The bar-control token ids (none in a vocabulary without them)."""
+    return torch.tensor([i for i in range(tokenizer.vocab_size) if tokenizer.vocabulary.is_control(i)], dtype=torch.long)
+
+
 @torch.no_grad()
-def model_scores(model: RWKV7, windows: list[Window], batch_size: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """ln P and whether the argmax is right, for every target token (window order), in batched passes."""
+def model_scores(model: RWKV7, windows: list[Window], batch_size: int, pad_id: int,
+                 masked: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """ln P and whether the argmax is right, for every target token (window order), in batched passes; the
+    ids `masked` get no probability (the rest renormalised)."""
     order = sorted(range(len(windows)), key=lambda i: len(windows[i].context) + len(windows[i].completion))
     logp, correct = [None] * len(windows), [None] * len(windows)
     for start in tqdm(range(0, len(order), batch_size), desc="model NLL", unit="batch"):
@@ -153,14 +163,17 @@ def model_scores(model: RWKV7, windows: list[Window], batch_size: int, pad_id: i
         for row, (i, w) in enumerate(zip(order[start:start + batch_size], batch)):
             at = slice(len(w.context) - 1, len(w.context) - 1 + len(w.completion))
             logits = model.head(hidden[row, at]).float()
+            if masked is not None and len(masked):
+                logits[:, masked] = float("-inf")
             y = torch.tensor(w.completion)
             logp[i] = logits.log_softmax(-1).gather(1, y[:, None])[:, 0].numpy()
             correct[i] = (logits.argmax(-1) == y).numpy()
     return np.concatenate(logp), np.concatenate(correct)
 
 
-def ngram_scores(ngram: NGramModel, windows: list[Window]) -> tuple[np.ndarray, np.ndarray]:
-    """The same targets under the n-gram."""
+def ngram_scores(ngram: NGramModel, windows: list[Window],
+                 masked: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The same targets under the n-gram (the ids `masked` given no probability, the rest renormalised)."""
     h = ngram.order - 1
     histories, targets = [], []
     for w in windows:
@@ -172,6 +185,9 @@ def ngram_scores(ngram: NGramModel, windows: list[Window]) -> tuple[np.ndarray, 
     logp, correct = [], []
     for s in range(0, len(targets), 2048):
         p = ngram.probabilities(histories[s:s + 2048])
+        if masked is not None and len(masked):
+            p[:, masked.numpy()] = 0
+            p /= p.sum(-1, keepdims=True)
         logp.append(np.log(p[np.arange(len(p)), targets[s:s + 2048]]))
         correct.append(p.argmax(-1) == targets[s:s + 2048])
     return np.concatenate(logp), np.concatenate(correct)
@@ -179,7 +195,9 @@ def ngram_scores(ngram: NGramModel, windows: list[Window]) -> tuple[np.ndarray, 
 
 def nll_metrics(logp: np.ndarray, correct: np.ndarray, targets: np.ndarray, tokenizer: RemiTokenizer) -> dict:
     kinds = np.array(tokenizer.vocabulary.kind)[targets]
-    return {"nll": float(-logp.mean()), "accuracy": float(correct.mean()),
+    notes = int((kinds == "Pitch").sum())
+    return {"nll": float(-logp.mean()), "nll_per_note": float(-logp.sum() / notes) if notes else None,
+            "accuracy": float(correct.mean()),
             "nll_by_kind": {k: float(-logp[kinds == k].mean()) for k in sorted(set(kinds))}}
 
 
@@ -279,7 +297,9 @@ def ngram_training_data(cfg: EvalConfig, meta: dict,
         data = TokenWindows(data_dir, split)
         if data.settings != settings:
             raise ValueError(f"{data_dir}: tokenized with other settings than the checkpoint {cfg.checkpoint}")
-        sequences += [np.asarray(data.tokens[f["offset"]:f["offset"] + f["length"]]) for f in data.files]
+        for f in data.files:   # without bar controls, as the windows are
+            tokens = np.asarray(data.tokens[f["offset"]:f["offset"] + f["length"]])
+            sequences.append(tokens[data.control_group[tokens] == 0])
     return str(data_dir), splits, sequences
 
 
@@ -290,7 +310,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     started = time.perf_counter()
     ckpt = load_checkpoint(cfg.checkpoint)
     tokenizer, grammar = ckpt.tokenizer, RemiGrammar(ckpt.tokenizer)
-    sampling = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p)
+    sampling = cfg.sampling
     songs, skipped = read_songs(eval_files(cfg), tokenizer)
     windows = select_windows(songs, tokenizer, grammar, cfg.windows, cfg.seed)
     if not windows:
@@ -299,7 +319,8 @@ def evaluate(cfg: EvalConfig) -> dict:
 
     targets = np.concatenate([w.completion for w in windows])
     pad_id = tokenizer.pad_id
-    model_metrics = nll_metrics(*model_scores(ckpt.model, windows, cfg.batch_size, pad_id), targets, tokenizer)
+    masked = control_ids(tokenizer)
+    model_metrics = nll_metrics(*model_scores(ckpt.model, windows, cfg.batch_size, pad_id, masked), targets, tokenizer)
     model_metrics.update(continuation_metrics(
         model_samples(ckpt.model, grammar, windows, sampling, cfg.seed, cfg.sample_batch_size), windows, tokenizer))
     metrics = {"model": model_metrics}
@@ -315,12 +336,12 @@ def evaluate(cfg: EvalConfig) -> dict:
         ngram_info = {"order": cfg.ngram_order, "smoothing": "interpolated modified Kneser-Ney",
                       "train_data": train_dir, "train_splits": train_splits,
                       "train_tokens": ngram.n_tokens, "fit_seconds": round(time.perf_counter() - fit_start, 2)}
-        ngram_metrics = nll_metrics(*ngram_scores(ngram, windows), targets, tokenizer)
+        ngram_metrics = nll_metrics(*ngram_scores(ngram, windows, masked), targets, tokenizer)
         ngram_metrics.update(continuation_metrics(
             ngram_samples(ngram, grammar, windows, sampling, cfg.seed), windows, tokenizer))
         metrics["ngram"] = ngram_metrics
         below_ngram = 1 - model_metrics["nll"] / ngram_metrics["nll"]
-    repeat_metrics = {"nll": None, "accuracy": None, "nll_by_kind": None,
+    repeat_metrics = {"nll": None, "nll_per_note": None, "accuracy": None, "nll_by_kind": None,
                       **continuation_metrics(repeat_samples(windows, tokenizer.bar_id), windows, tokenizer)}
     return {
         "checkpoint": str(cfg.checkpoint), "midi_dir": str(cfg.midi_dir),
@@ -329,9 +350,9 @@ def evaluate(cfg: EvalConfig) -> dict:
         "windows": len(windows), "window_files": len({w.path for w in windows}),
         "context_bars": CONTEXT_BARS, "completion_bars": COMPLETION_BARS,
         "targets": TARGETS, "target_tokens": int(len(targets)),
-        "nll_unit": "nats/token",
-        "sampling": {"candidates_per_window": 1, "temperature": cfg.temperature, "top_p": cfg.top_p,
-                     "seed": cfg.seed},
+        "nll_unit": "nats/token; nll_per_note: nats summed over the targets / the completion's notes",
+        "controls_masked": int(len(masked)),
+        "sampling": {"candidates_per_window": 1, **asdict(sampling), "seed": cfg.seed},
         "ngram": ngram_info,
         "metrics": {**metrics, "repeat_last_2_bars": repeat_metrics},
         "model_nll_below_ngram": below_ngram,

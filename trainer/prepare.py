@@ -1,7 +1,8 @@
 """`prepare`: a folder of MIDI files -> a token array, per-file bar offsets and a train/validation split.
 
 Layout of DATA:
-    tokens.npy      uint16, every file's tokens one after another
+    tokens.npy      uint16, every file's tokens one after another (with `--controls`, every bar with notes
+                    carries its controls: the training windows keep a random subset of them)
     index.json      tokenizer settings, and per file: path, split, token offset, bar offsets (relative)
     skipped.json    every file that was not used, with the reason
 """
@@ -71,7 +72,7 @@ def _tokenize(args: tuple[Path, dict, tuple[int, int] | None, int, int]
     tokenizer = _worker_tokenizer(settings)
     try:
         phrase = read_phrase(path, tokenizer.settings, time_signature=meter)
-        tokens = tokenizer.encode(phrase)
+        tokens = tokenizer.encode(phrase, controls=tokenizer.settings.controls)
     except MidiFileError as e:
         return path, None, e.problem, None
     except Exception as e:  # a file that breaks the parser is skipped, never the run

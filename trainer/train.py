@@ -128,9 +128,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
 
     if cfg.init_from:
         base = load_checkpoint(cfg.init_from)
-        if base.tokenizer.settings != settings:
-            raise ValueError(f"{cfg.init_from}: its tokenizer differs from the one {cfg.data_dir} was prepared with")
         model = base.model.train()
+        if base.tokenizer.settings.with_controls() == settings and not base.tokenizer.settings.controls:
+            # data prepared with bar controls: their ids follow the model's, which keep their rows
+            model.grow_vocabulary(train_data.tokenizer.vocab_size)
+            log.info("%s: %d rows added for the bar controls", cfg.init_from, model.cfg.vocab_size - base.tokenizer.vocab_size)
+        elif base.tokenizer.settings != settings:
+            raise ValueError(f"{cfg.init_from}: its tokenizer differs from the one {cfg.data_dir} was prepared with")
     else:
         model = RWKV7(config_for_size(cfg.size, train_data.tokenizer.vocab_size))
     model.to(env.device).train()

@@ -1,0 +1,236 @@
+"""Bar controls: tokens and data (miditok's attribute controls), sampling that places them, the options that ask."""
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import mido
+import pytest
+import torch
+
+from conftest import POP909_FILES
+from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.chords import chord_pitch_classes, parse_chords
+from engine.midi_file import read_phrase
+from engine.model import RWKV7, config_for_size
+from engine.sampler import SamplingConfig
+from engine.session import Session
+from engine.tokenizer import RemiTokenizer, TokenizerSettings
+from trainer.data import TokenWindows
+from trainer.prepare import PrepareConfig, prepare
+from trainer.train import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def controlled() -> RemiTokenizer:
+    return RemiTokenizer(TokenizerSettings().with_controls())
+
+
+@pytest.fixture(scope="module")
+def controls_data(tmp_path_factory) -> Path:
+    midi = tmp_path_factory.mktemp("midi")
+    for f in POP909_FILES:
+        (midi / f.name).write_bytes(f.read_bytes())
+    out = tmp_path_factory.mktemp("data")
+    prepare(PrepareConfig(midi, out, validation_fraction=0.34, workers=1), TokenizerSettings().with_controls())
+    return out
+
+
+@pytest.fixture(scope="module")
+def controlled_session(controlled) -> Session:
+    torch.manual_seed(0)
+    return Session(RWKV7(config_for_size("micro", controlled.vocab_size)), controlled, graph_steps=False)
+
+
+def bars_of(tokens: list[int], tokenizer: RemiTokenizer) -> list[list[int]]:
+    """The tokens of each bar (its Bar token first); a bar cut off at the end is left out."""
+    at = [i for i, t in enumerate(tokens) if t == tokenizer.bar_id]
+    return [tokens[a:b] for a, b in zip(at, at[1:])]
+
+
+def test_the_controls_extend_the_vocabulary_after_every_existing_id(controlled, tokenizer):
+    assert controlled.vocab()[:tokenizer.vocab_size] == tokenizer.vocab()
+    assert all(controlled.vocabulary.is_control(i) for i in range(tokenizer.vocab_size, controlled.vocab_size))
+    assert max(controlled.vocabulary.density.values()) == 64   # well above 16 notes a bar
+
+
+def test_settings_written_before_the_controls_read_as_off():
+    old = TokenizerSettings().to_dict()
+    for name in [k for k in old if k.startswith("ac_")]:
+        del old[name]
+    assert not TokenizerSettings.from_dict(old).controls
+    on = TokenizerSettings().with_controls()
+    assert TokenizerSettings.from_dict(on.to_dict()) == on
+
+
+def test_every_bar_carries_its_own_density_polyphony_and_pitch_classes(controlled):
+    phrase = read_phrase(POP909_FILES[0], controlled.settings)
+    tokens = controlled.encode(phrase, controls=True)
+    v = controlled.vocabulary
+    assert [t for t in tokens if not v.is_control(t)] == controlled.encode(phrase)
+    checked = 0
+    for bar in bars_of(tokens, controlled)[1:]:       # miditok leaves the first bar without controls
+        pitches = [v.pitch[t] for t in bar if t in v.pitch]
+        if not pitches:
+            assert not any(v.is_control(t) for t in bar)
+            continue
+        assert [v.kind[t] for t in bar[:2]] == ["Bar", "TimeSig"] and v.is_control(bar[2])
+        assert [v.density[t] for t in bar if t in v.density] == [min(len(pitches), 64)]
+        assert {v.pitch_class[t] for t in bar if t in v.pitch_class} == {p % 12 for p in pitches}
+        onsets = Counter()
+        position = None
+        for t in bar:
+            position = v.position.get(t, position)
+            if t in v.pitch:
+                onsets[position] += 1
+        assert [v.polyphony_max[t] for t in bar if t in v.polyphony_max] == [min(max(onsets.values()), 6)]
+        checked += 1
+    assert checked > 30
+
+
+def test_windows_keep_a_random_subset_of_the_controls_and_resume_exactly(controls_data):
+    windows = TokenWindows(controls_data, "train")
+    shares = []
+    for step in range(12):
+        x, _ = windows.batch(seed=0, step=step, batch_size=2, seq_len=256, max_transpose=6)
+        again, _ = windows.batch(seed=0, step=step, batch_size=2, seq_len=256, max_transpose=6)
+        assert torch.equal(x, again)   # a pure function of (seed, step): --resume sees the same windows
+        for row in x.numpy():
+            bars = bars_of(list(row), windows.tokenizer)[1:]
+            with_density = sum(any(windows.control_group[t] == 1 for t in bar) for bar in bars)
+            shares.append(with_density / max(len(bars), 1))
+    assert min(shares) == 0.0 and max(shares) > 0.5   # some windows do without, others follow
+
+
+def test_transposition_rotates_the_pitch_classes_with_the_pitches(controls_data):
+    windows = TokenWindows(controls_data, "train")
+    v = windows.tokenizer.vocabulary
+    seen = 0
+    for step in range(10):
+        x, _ = windows.batch(seed=1, step=step, batch_size=2, seq_len=256, max_transpose=6)
+        for row in x.numpy():
+            for bar in bars_of(list(row), windows.tokenizer):
+                classes = [v.pitch_class[t] for t in bar if t in v.pitch_class]
+                if classes:
+                    assert classes == sorted(classes)
+                    assert set(classes) == {v.pitch[t] % 12 for t in bar if t in v.pitch}
+                    seen += 1
+    assert seen > 10
+
+
+def test_controls_are_placed_after_each_bars_meter_in_miditoks_order(controlled_session, controlled):
+    sampling = SamplingConfig(density=12, polyphony=1, chords=("C", "Am7/G"))
+    suggestion = controlled_session.suggest(3, 3, sampling, seed=4)
+    v = controlled.vocabulary
+    for c in suggestion.candidates:
+        assert c.bars == 3
+        bars = bars_of(c.tokens + [controlled.bar_id], controlled)
+        assert len(bars) == 3
+        for b, bar in enumerate(bars):
+            chord = sorted(chord_pitch_classes(sampling.chords[b % 2]))
+            expected = (["ACBarOnsetPolyphonyMin_1", "ACBarOnsetPolyphonyMax_1"]
+                        + [f"ACBarPitchClass_{pc}" for pc in chord] + ["ACBarNoteDensity_12"])
+            assert [controlled.token_str(t) for t in bar[2:2 + len(expected)]] == expected
+            assert not any(v.is_control(t) for t in bar[2 + len(expected):])
+        assert max(Counter(n.start for n in c.notes).values(), default=0) <= 1   # --polyphony 1: a single line
+
+
+def test_without_controls_no_control_token_is_sampled(controlled_session, controlled):
+    suggestion = controlled_session.suggest(4, 2, SamplingConfig(), seed=5)
+    assert not any(controlled.vocabulary.is_control(t) for c in suggestion.candidates for t in c.tokens)
+
+
+def test_a_model_without_controls_suggests_as_before_and_refuses_a_control(micro_checkpoint):
+    ckpt = load_checkpoint(micro_checkpoint)
+    session = Session(ckpt.model, ckpt.tokenizer, graph_steps=False)
+    assert all(c.bars == 2 for c in session.suggest(2, 2, SamplingConfig(), seed=1).candidates)
+    with pytest.raises(ValueError, match="has no bar controls"):
+        session.suggest(2, 2, SamplingConfig(density=8), seed=1)
+
+
+def test_a_chord_outside_the_key_lock_wins_in_its_bar(controlled_session):
+    sampling = SamplingConfig(key_lock="C major", chords=("C", "E7"))
+    assert "E7" in sampling.chords_outside_key() and "C," not in sampling.chords_outside_key()
+    suggestion = controlled_session.suggest(4, 2, sampling, seed=2)
+    c_major = {0, 2, 4, 5, 7, 9, 11}
+    bar = suggestion.candidates[0].bar_map.bar_ticks()
+    for c in suggestion.candidates:
+        assert all(n.pitch % 12 in c_major for n in c.notes if n.start < bar)
+        assert all(n.pitch % 12 in c_major | {8} for n in c.notes if n.start >= bar)   # E7 brings G#
+
+
+def test_chord_symbols():
+    assert chord_pitch_classes("Am7") == {9, 0, 4, 7}
+    assert chord_pitch_classes("Bdim") == {11, 2, 5}
+    assert chord_pitch_classes("Dsus4") == {2, 7, 9}
+    assert chord_pitch_classes("Fmaj7") == {5, 9, 0, 4}
+    assert chord_pitch_classes("G7") == {7, 11, 2, 5}
+    assert chord_pitch_classes("F/G") == {5, 9, 0, 7}
+    assert chord_pitch_classes("Ebm") == {3, 6, 10}
+    assert parse_chords("C Am, F | G") == ("C", "Am", "F", "G")
+    with pytest.raises(ValueError, match="unknown chord 'H7'"):
+        chord_pitch_classes("H7")
+
+
+def test_warm_start_keeps_every_old_row_and_adds_the_controls(micro_checkpoint, controls_data, tmp_path):
+    base = load_checkpoint(micro_checkpoint).model
+    grown = load_checkpoint(micro_checkpoint).model
+    grown.grow_vocabulary(base.cfg.vocab_size + 89)
+    x = torch.tensor([[3, 17, 40, 200, 5]])
+    old, new = base(x)[0], grown(x)[0]
+    assert torch.allclose(old, new[..., :base.cfg.vocab_size]) and (new[..., base.cfg.vocab_size:] == 0).all()
+    result = train(TrainConfig(str(controls_data), str(tmp_path / "run"), steps=2, batch_size=2, seq_len=64,
+                               val_every=2, val_windows=2, save_every=2, warmup_steps=1, init_from=str(micro_checkpoint)))
+    assert result["step"] == 2
+    tuned = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert tuned.tokenizer.settings.controls and tuned.model.cfg.vocab_size == tuned.tokenizer.vocab_size
+
+
+def run_suggest(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "muse_bridge", "suggest", str(POP909_FILES[0]), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_the_command_line_refuses_a_control_the_model_lacks_and_a_bad_value_in_one_line(tmp_path):
+    for args, named in ((["--density", "8"], "no bar controls"), (["--chords", "C H7"], "--chords"),
+                        (["--polyphony", "9"], "polyphony must be 1-6"), (["--density", "lots"], "--density")):
+        run = run_suggest(*args, "--out", str(tmp_path), "--bars", "1")
+        assert run.returncode == 2 and named in run.stderr.strip().splitlines()[-1], (args, run.stderr)
+        assert "Traceback" not in run.stderr
+
+
+def test_the_command_line_steers_a_model_with_controls(controlled, tmp_path):
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "controlled.pt"
+    save_checkpoint(checkpoint, RWKV7(config_for_size("micro", controlled.vocab_size)), controlled.settings)
+    run = run_suggest("--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"), "--bars", "2", "--seed", "3",
+                      "--candidates", "2", "--polyphony", "1", "--density", "6", "--chords", "Dm7 G7",
+                      "--key", "C major")
+    assert run.returncode == 0, run.stderr
+    files = json.loads(run.stdout)["files"]
+    assert len(files) == 2
+    for f in files:
+        onsets, tick = Counter(), 0
+        for m in mido.merge_tracks(mido.MidiFile(f).tracks):
+            tick += m.time
+            onsets[tick] += m.type == "note_on" and m.velocity > 0
+        assert 0 < sum(onsets.values()) and max(onsets.values()) == 1   # --polyphony 1: a single line
+
+
+def test_eval_reports_nats_per_note_with_the_controls_masked(controls_data, controlled, tmp_path):
+    from trainer.evaluate import EvalConfig, evaluate
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "controlled.pt"
+    save_checkpoint(checkpoint, RWKV7(config_for_size("micro", controlled.vocab_size)), controlled.settings,
+                    {"train_config": {"data_dir": str(controls_data)}})
+    midi = tmp_path / "midi"
+    midi.mkdir()
+    (midi / "001.mid").write_bytes(POP909_FILES[0].read_bytes())
+    out = evaluate(EvalConfig(str(checkpoint), midi, windows=2))
+    model, ngram = out["metrics"]["model"], out["metrics"]["ngram"]
+    assert out["controls_masked"] == controlled.vocab_size - 389
+    assert model["nll_per_note"] > model["nll"] > 0 and ngram["nll_per_note"] > 0
+    assert not any(k.startswith("AC") for k in model["nll_by_kind"])
