@@ -4,9 +4,11 @@ A bar's chord steers the bar's pitch-class control: the chord's tones, plus the 
 """
 from __future__ import annotations
 
+import math
 import re
 
 from engine.keys import NOTE_NAMES, parse_root
+from engine.music import MeterMap, Note
 
 # intervals above the root, in semitones, by the quality written after the root
 QUALITIES: dict[str, tuple[int, ...]] = {
@@ -48,3 +50,50 @@ def parse_chords(text: str) -> tuple[str, ...]:
     for s in symbols:
         chord_pitch_classes(s)
     return symbols
+
+
+# the chords `name_chord` chooses among, simplest first (a tie goes to the simpler)
+NAMED_QUALITIES = ("", "m", "7", "m7", "maj7", "dim", "sus4")
+
+
+def name_chord(weights) -> str | None:
+    """The chord symbol whose tones best match a pitch-class histogram (12 weights, e.g. note time per pitch
+    class): the largest cosine between the histogram and the chord's tones. None for silence."""
+    total = math.sqrt(sum(w * w for w in weights))
+    if total == 0:
+        return None
+    best, best_score = None, -1.0
+    for quality in NAMED_QUALITIES:
+        for root in range(12):
+            tones = {(root + i) % 12 for i in QUALITIES[quality]}
+            score = sum(weights[pc] for pc in tones) / (total * math.sqrt(len(tones)))
+            if score > best_score + 1e-9:
+                best, best_score = NOTE_NAMES[root] + quality, score
+    return best
+
+
+def chords_of_bars(notes, bar_map, bars: range) -> tuple[str, ...]:
+    """One chord symbol for each bar of `bars` (bar indices of `bar_map`), from the time its notes sound in
+    it; a silent bar repeats the chord before it (or is left out at the start)."""
+    names: list[str] = []
+    for bar in bars:
+        start, end = bar_map.bar_line(bar), bar_map.bar_line(bar + 1)
+        weights = [0.0] * 12
+        for n in notes:
+            weights[n.pitch % 12] += max(0, min(n.end, end) - max(n.start, start))
+        name = name_chord(weights)
+        if name is None and names:
+            name = names[-1]
+        if name is not None:
+            names.append(name)
+    return tuple(names)
+
+
+def chords_of_last_bars(tokens: list[int], bars: int, tokenizer, ticks_per_beat: int,
+                        time_signature: tuple[int, int]) -> tuple[str, ...]:
+    """The chords of the last `bars` bars of `tokens` (what a composer played), one a bar."""
+    notes, found = tokenizer.decode_last_bars(tokens, bars, ticks_per_beat, time_signature)
+    bar_map = MeterMap.constant(time_signature, ticks_per_beat)
+    span = bar_map.span(found)   # the notes end at tick 0: bar 0 starts `found` bars before
+    return chords_of_bars([Note(n.pitch, n.velocity, n.start + span, n.end + span) for n in notes], bar_map,
+                          range(found))

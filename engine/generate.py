@@ -20,36 +20,43 @@ class Cancelled(Exception):
 
 
 def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]], bars: int,
-                sampling: SamplingConfig, generator: torch.Generator,
+                sampling: SamplingConfig | list[SamplingConfig], generator: torch.Generator,
                 on_bar: Callable[[int, list[int], int], None] | None = None,
                 cancelled: Callable[[], bool] | None = None) -> list[list[int]]:
     """One continuation per entry of `meters`; each starts with the Bar that opens it and holds exactly `bars` bars.
 
-    `on_bar(stream, tokens, complete)` is called each time a stream completes a bar, with its tokens so
-    far (time order: a prefix of the final ones) and how many bars they complete. `cancelled()` is
-    checked before every step; when it says True, Cancelled is raised.
+    `sampling` is one config for every stream, or one per stream (their bar controls, key lock and pitch
+    range may differ; temperature, top-p and top-k are the first's). `on_bar(stream, tokens, complete)`
+    is called each time a stream completes a bar, with its tokens so far (time order: a prefix of the
+    final ones) and how many bars they complete. `cancelled()` is checked before every step; when it says
+    True, Cancelled is raised.
     """
+    configs = sampling if isinstance(sampling, list) else [sampling] * len(meters)
     streams = [StreamState() for _ in meters]
     tokens = [[grammar.bar_id] for _ in meters]
     nxt = torch.full((len(meters),), grammar.bar_id, dtype=torch.long)
-    controls = [grammar.bar_controls(sampling, b) for b in range(bars)]
-    # per bar: a bar's chord wins over the key lock
-    pitches = [grammar.pitch_mask(sampling.pitch_range, sampling.key, sampling.chord_of_bar(b) or frozenset())
-               for b in range(bars)] if sampling.chords else [grammar.pitch_mask(sampling.pitch_range, sampling.key)] * bars
+    controls = [[grammar.bar_controls(c, b) for b in range(bars)] for c in configs]
+    pitches = [_pitch_masks(grammar, c, bars) for c in configs]
     while not all(s.done for s in streams):
         if cancelled is not None and cancelled():
             raise Cancelled()
         logits = step(nxt)
-        allowed = torch.stack([grammar.allowed(s, m, sampling.max_tokens_per_bar, pitches[min(s.bars, bars) - 1],
-                                               bars, sampling.polyphony)
-                               for s, m in zip(streams, meters)])
-        nxt = sample(logits.detach().float().cpu(), allowed, sampling, generator)
+        allowed = torch.stack([grammar.allowed(s, m, c.max_tokens_per_bar, p[min(s.bars, bars) - 1], bars, c.polyphony)
+                               for s, m, c, p in zip(streams, meters, configs, pitches)])
+        nxt = sample(logits.detach().float().cpu(), allowed, configs[0], generator)
         for i, (s, out, t) in enumerate(zip(streams, tokens, nxt.tolist())):
             if s.done:
                 continue
-            grammar.advance(s, t, bars, controls)
+            grammar.advance(s, t, bars, controls[i])
             if t == grammar.bar_id and on_bar is not None:
                 on_bar(i, list(out), bars if s.done else s.bars - 1)
             if not s.done:
                 out.append(t)
     return tokens
+
+
+def _pitch_masks(grammar: RemiGrammar, sampling: SamplingConfig, bars: int) -> list[torch.Tensor]:
+    """The Pitch tokens each bar may use: in the pitch range and the key lock, or in the bar's chord."""
+    if not sampling.chords:
+        return [grammar.pitch_mask(sampling.pitch_range, sampling.key)] * bars
+    return [grammar.pitch_mask(sampling.pitch_range, sampling.key, sampling.chord_of_bar(b)) for b in range(bars)]

@@ -25,6 +25,7 @@ import torch
 
 from engine.checkpoint import Checkpoint
 from engine.generate import Cancelled
+from engine.chords import chords_of_last_bars
 from engine.keys import Key, detect_key
 from engine.music import Note
 from engine.session import Candidate, Session, Suggestion
@@ -515,6 +516,25 @@ class LiveBridge:
         clock = self.settings.clock
         return self.tokenizer.decode_last_bars(tokens, bars, clock.ticks_per_beat, clock.time_signature)[0]
 
+    @property
+    def has_controls(self) -> bool:
+        """Whether the model has bar controls (density, polyphony, chords)."""
+        return self.tokenizer.settings.controls
+
+    def chords_from_playing(self) -> tuple[str, ...]:
+        """Name the chords of the context's last `bars` bars (one a bar) and steer the suggestions with them."""
+        clock = self.settings.clock
+        with self._lock:
+            tokens = self.score.committed + self.score.tail(int(self.clock.position()))
+        chords = chords_of_last_bars(tokens, self.settings.bars, self.tokenizer, clock.ticks_per_beat,
+                                     clock.time_signature)
+        if not chords:
+            self._tell("no chords to take: nothing played yet")
+            return ()
+        self.update({"sampling.chords": chords}, persist=True)
+        self._tell(f"chords from what you played: {' '.join(chords)}")
+        return chords
+
     def detect_key(self) -> Key:
         """Estimate the key of the context's last bars and lock sampling to it."""
         key = detect_key(self.context_notes())
@@ -550,6 +570,10 @@ class LiveBridge:
         Notice. A SettingsChanged event tells the settings in force afterwards. `persist` saves the changes
         to the settings file."""
         wanted = self.settings.with_changes(changes)   # refused here, where the caller hears of it
+        try:
+            self.worker.session.grammar.check_controls(wanted.sampling)
+        except ValueError as e:
+            raise SettingsError(str(e)) from None
         self.submit(lambda: self._apply_settings(changes, persist), "settings")
         return wanted
 
@@ -574,7 +598,10 @@ class LiveBridge:
         with self._settings_lock:   # a trigger learned meanwhile (on the score thread) stays learned
             if "triggers" not in changes:
                 settings = replace(settings, triggers=self.settings.triggers)
-            self.settings = settings
+            old, self.settings = self.settings, settings
+        outside = settings.sampling.chords_outside_key()
+        if outside and outside != old.sampling.chords_outside_key():
+            self._tell(outside)   # once, when the chords or the key lock change
         self._emit(SettingsChanged(self.settings))
 
     @property

@@ -139,6 +139,9 @@ def open_bridge(options: LaunchOptions, settings: BridgeSettings, progress: Prog
         except CheckpointError as e:
             problems.append(f"style preset not loaded: {e}")
             settings = settings.with_changes({"style": None})
+    if settings.sampling.controls and not ckpt.tokenizer.settings.controls:   # saved for another model
+        problems.append("density, polyphony and chords set to auto: this model has no bar controls")
+        settings = settings.with_changes({"sampling.density": None, "sampling.polyphony": None, "sampling.chords": ()})
     progress("opening the MIDI ports", 0.8)
     bridge = LiveBridge(ckpt, settings, initial, settings_path=options.settings_path,
                         client_name=options.client_name).start(require_ports=require_ports)

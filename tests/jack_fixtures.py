@@ -54,6 +54,22 @@ def live_checkpoint(tmp_path_factory):
     return load_checkpoint(path)
 
 
+@pytest.fixture(scope="session")
+def controls_checkpoint(tmp_path_factory):
+    """An untrained micro checkpoint whose vocabulary has bar controls (density, polyphony, pitch classes)."""
+    import torch
+
+    from engine.checkpoint import load_checkpoint, save_checkpoint
+    from engine.model import RWKV7, config_for_size
+    from engine.tokenizer import RemiTokenizer, TokenizerSettings
+
+    torch.manual_seed(0)
+    tok = RemiTokenizer(TokenizerSettings().with_controls())
+    path = tmp_path_factory.mktemp("live") / "micro_controls.pt"
+    save_checkpoint(path, RWKV7(config_for_size("micro", tok.vocab_size)), tok.settings)
+    return load_checkpoint(path)
+
+
 def port_named(names: list[str], name: str) -> str:
     [match] = [n for n in names if n.endswith(":" + name)]
     return match

@@ -17,10 +17,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PyQt6.QtGui import QColor, QImage  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
-from jack_fixtures import jack_backend, jack_server, left_sounding, live_checkpoint, port_named, wait_connected  # noqa: E402,F401
+from jack_fixtures import (controls_checkpoint, jack_backend, jack_server, left_sounding, live_checkpoint,  # noqa: E402,F401
+                           port_named, wait_connected)
 from muse_bridge.controller import Command  # noqa: E402
 from muse_bridge.ports import PolledInput, close_output  # noqa: E402
-from muse_bridge.settings import BridgeSettings, read_settings  # noqa: E402
+from muse_bridge.settings import BridgeSettings, SettingsError, read_settings  # noqa: E402
 from muse_bridge.startup import LaunchOptions  # noqa: E402
 from ui.app import TrayApp  # noqa: E402
 from ui.panel import Panel  # noqa: E402
@@ -43,17 +44,31 @@ def wait_until(condition, what: str, timeout: float = 20.0) -> None:
         time.sleep(0.01)
 
 
-@pytest.fixture
-def tray_app(qapp, jack_server, live_checkpoint, tmp_path, monkeypatch):
+def open_app(qapp, checkpoint, tmp_path, monkeypatch) -> TrayApp:
     monkeypatch.setenv("MUSE_BRIDGE_SOCKET", str(tmp_path / "muse.sock"))
     tag = f"{os.getpid()}-{time.monotonic_ns() % 10**6}"
     settings = BridgeSettings().with_changes({
         "ports.api": "jack", "ports.input_name": f"UI In {tag}", "ports.output_name": f"UI Out {tag}",
         "candidates": 3, "bars": 1, "sampling.max_tokens_per_bar": 24, "seed": 4, "fast_step": False})
-    options = LaunchOptions(checkpoint=Path(live_checkpoint.path), device="cpu",
+    options = LaunchOptions(checkpoint=Path(checkpoint.path), device="cpu",
                             settings_path=tmp_path / "settings.json", client_name=f"ui-{tag}")
     app = TrayApp(qapp, options, settings, use_tray=False).start()
     wait_until(lambda: app.bridge is not None, "the bridge never loaded")
+    return app
+
+
+@pytest.fixture
+def tray_app(qapp, jack_server, live_checkpoint, tmp_path, monkeypatch):
+    app = open_app(qapp, live_checkpoint, tmp_path, monkeypatch)
+    yield app
+    app.shutdown()
+    app.panel.close()
+
+
+@pytest.fixture
+def steer_app(qapp, jack_server, controls_checkpoint, tmp_path, monkeypatch):
+    """The app with a model that has bar controls."""
+    app = open_app(qapp, controls_checkpoint, tmp_path, monkeypatch)
     yield app
     app.shutdown()
     app.panel.close()
@@ -114,6 +129,48 @@ def test_settings_changed_in_the_panel_are_saved_and_shown_again(tray_app, qapp)
     fresh.show_settings(saved)
     assert (fresh.bars.value(), fresh.key_root.currentText(), fresh.key_scale.currentText()) == (3, "A", "dorian")
     assert fresh.range_on.isChecked() and fresh.range_lo.value() == 48
+
+
+def test_density_polyphony_and_chords_from_the_panel_steer_the_suggestion_and_are_saved(steer_app):
+    panel, bridge = steer_app.panel, steer_app.bridge
+    assert panel.density.isEnabled() and panel.chords.isEnabled()
+    panel.density.slider.setValue(12)
+    panel.polyphony.slider.setValue(1)
+    panel.chords.setText("Am F")
+    panel.chords.editingFinished.emit()
+    wait_until(lambda: bridge.settings.sampling.chords == ("Am", "F"), "the chords never reached the bridge")
+    wait_until(lambda: (panel.density.text.text(), panel.polyphony.text.text()) == ("12 notes/bar", "single line"),
+               "the panel does not show the settings in force")
+    suggest(steer_app)
+    sampling = bridge.suggestion.sampling
+    assert (sampling.density, sampling.polyphony, sampling.chords) == (12, 1, ("Am", "F"))
+    tokenizer = bridge.tokenizer
+    for candidate in bridge.suggestion.candidates:
+        strings = [tokenizer.token_str(t) for t in candidate.tokens]
+        assert strings[2:8] == ["ACBarOnsetPolyphonyMin_1", "ACBarOnsetPolyphonyMax_1", "ACBarPitchClass_0",
+                                "ACBarPitchClass_4", "ACBarPitchClass_9", "ACBarNoteDensity_12"]   # Am: A C E
+    saved, _ = read_settings(steer_app.options.settings_path)
+    assert (saved.sampling.density, saved.sampling.polyphony, saved.sampling.chords) == (12, 1, ("Am", "F"))
+    fresh = Panel()
+    fresh.show_settings(saved)
+    assert (fresh.density.slider.value(), fresh.polyphony.slider.value(), fresh.chords.text()) == (12, 1, "Am F")
+    panel.density.slider.setValue(0)      # the slider's left end: auto
+    wait_until(lambda: bridge.settings.sampling.density is None, "auto never reached the bridge")
+    assert panel.density.text.text() == "auto"
+
+
+def test_chords_from_playing_names_the_chords_of_the_last_bars(steer_app):
+    play_c_major(steer_app)
+    steer_app.panel.chords_from_playing.click()
+    wait_until(lambda: steer_app.bridge.settings.sampling.chords, "no chords were taken from the playing")
+    assert steer_app.bridge.settings.sampling.chords[-1] == "C"
+    wait_until(lambda: steer_app.panel.chords.text().endswith("C"), "the panel does not show the chords")
+
+
+def test_a_model_without_controls_greys_them_out_and_refuses_them(tray_app):
+    assert not tray_app.panel.density.isEnabled() and "no bar controls" in tray_app.panel.density.toolTip()
+    with pytest.raises(SettingsError, match="no bar controls"):
+        tray_app.bridge.update({"sampling.density": 8})
 
 
 def test_suggest_fills_the_list_and_the_previews_paint_context_and_candidate_notes(tray_app):

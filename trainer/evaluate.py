@@ -204,9 +204,10 @@ def nll_metrics(logp: np.ndarray, correct: np.ndarray, targets: np.ndarray, toke
 # ---- sampled continuations ------------------------------------------------------------------
 
 @torch.no_grad()
-def model_samples(model: RWKV7, grammar: RemiGrammar, windows: list[Window], sampling: SamplingConfig, seed: int,
-                  batch_size: int) -> list[list[int]]:
-    """One continuation per window: each context is read on its own, then a batch of windows is sampled in lockstep."""
+def model_samples(model: RWKV7, grammar: RemiGrammar, windows: list[Window],
+                  sampling: SamplingConfig | list[SamplingConfig], seed: int, batch_size: int) -> list[list[int]]:
+    """One continuation per window (`sampling`: one config, or one per window): each context is read on its own,
+    then a batch of windows is sampled in lockstep."""
     generator = torch.Generator().manual_seed(seed)
     out = []
     for start in tqdm(range(0, len(windows), batch_size), desc="model samples", unit="batch"):
@@ -218,7 +219,8 @@ def model_samples(model: RWKV7, grammar: RemiGrammar, windows: list[Window], sam
             logits, state = model.step(tokens, state)
             return logits
 
-        out += sample_bars(step, grammar, [w.time_signature for w in batch], COMPLETION_BARS, sampling, generator)
+        configs = sampling[start:start + batch_size] if isinstance(sampling, list) else sampling
+        out += sample_bars(step, grammar, [w.time_signature for w in batch], COMPLETION_BARS, configs, generator)
     return out
 
 

@@ -75,6 +75,8 @@ class TrayApp(QObject):
         p.settingsRequested.connect(self.change_settings)
         p.learnRequested.connect(lambda c: self.bridge and self.bridge.learn(c))
         p.detectKeyRequested.connect(lambda: self._submit(lambda: self.bridge.detect_key(), "detect key"))
+        p.chordsFromPlayingRequested.connect(lambda: self._submit(lambda: self.bridge.chords_from_playing(),
+                                                                  "chords from playing"))
         p.refreshPortsRequested.connect(self.refresh_ports)
         p.exportRequested.connect(lambda i, path: self._submit(lambda: self.bridge.export(Path(path), i), "export"))
         for keys, command in SHORTCUTS.items():
@@ -144,6 +146,7 @@ class TrayApp(QObject):
         self.settings = bridge.settings
         self.panel.show_settings(bridge.settings)
         self.panel.show_ports(bridge.port_state())
+        self.panel.show_controls_available(bridge.has_controls)
         self.panel.set_ready(True)
         if self.tray is not None:
             self.tray.set_ready(True)
@@ -311,6 +314,7 @@ def run_screenshot(args: argparse.Namespace) -> int:
     app = _application()
     panel = Panel()
     panel.show_settings(settings)
+    panel.show_controls_available(tokenizer.settings.controls)
     panel.set_ready(True)
     panel.show_status(BridgeStatus(round(phrase.tempo_bpm, 1), "internal", phrase.n_bars + 1, len(tokens), 0,
                                    suggestion.seconds, str(session.device), 1, len(suggestion.candidates), True, 0,

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
-                             QProgressBar, QPushButton, QSlider, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
+                             QLineEdit, QProgressBar, QPushButton, QSlider, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from engine.keys import NOTE_NAMES, SCALES, Key
+from engine.sampler import MAX_DENSITY, MAX_POLYPHONY
 from muse_bridge.controller import Command
 from muse_bridge.events import BridgeStatus, CandidatesReady, Notice, PortsChanged
 from muse_bridge.ports import MIDI_APIS
@@ -22,6 +23,15 @@ from ui.tray import ACTIVITY_COLOURS, ACTIVITY_WORDS
 
 LEARNABLE = (Command.SUGGEST, Command.NEXT, Command.PREVIOUS, Command.ACCEPT, Command.PANIC)
 NO_STYLE = "none (the model's own)"
+NO_CONTROLS = "this model has no bar controls: density, polyphony and chords need one trained with them"
+
+
+def density_label(value: float) -> str:
+    return "auto" if value == 0 else f"{int(value)} notes/bar"
+
+
+def polyphony_label(value: float) -> str:
+    return "auto" if value == 0 else "single line" if value == 1 else f"≤ {int(value)} at once"
 
 
 def note_name(pitch: int) -> str:
@@ -86,6 +96,7 @@ class Panel(QWidget):
     detectKeyRequested = pyqtSignal()
     refreshPortsRequested = pyqtSignal(str)            # MIDI API
     exportRequested = pyqtSignal(int, str)             # candidate, path
+    chordsFromPlayingRequested = pyqtSignal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -171,6 +182,15 @@ class Panel(QWidget):
         form.addRow("Temperature", self.temperature)
         form.addRow("Top-p", self.top_p)
         form.addRow("Top-k", self.top_k)
+        # bar controls: the slider's left end is "auto", the model's own choice
+        self.density = ValueSlider(0, MAX_DENSITY, 1, label=density_label)
+        self.density.moved.connect(lambda v, done: self.settingsRequested.emit(
+            {"sampling.density": int(v) or None}, done))
+        self.polyphony = ValueSlider(0, MAX_POLYPHONY, 1, label=polyphony_label)
+        self.polyphony.moved.connect(lambda v, done: self.settingsRequested.emit(
+            {"sampling.polyphony": int(v) or None}, done))
+        form.addRow("Density", self.density)
+        form.addRow("Polyphony", self.polyphony)
         counts = QHBoxLayout()
         self.bars = QSpinBox()
         self.bars.setRange(1, 16)
@@ -222,7 +242,19 @@ class Panel(QWidget):
         range_row.addWidget(self.range_hi)
         range_row.addStretch(1)
         form.addRow("Pitch range", range_row)
-        hint = QLabel("Every suggested note stays in the key's scale and the range.")
+        chords_row = QHBoxLayout()
+        self.chords = QLineEdit()
+        self.chords.setPlaceholderText("auto, or one chord a bar: C Am F G")
+        self.chords.setToolTip("one chord per bar of the suggestion, cycling: C, Am, G7, Fmaj7, Dm7, Bdim, Dsus4, C/E …")
+        self.chords.editingFinished.connect(self._chords_edited)
+        played = QPushButton("From playing")
+        played.setToolTip("the chords of the last bars you played, one a bar")
+        played.clicked.connect(self.chordsFromPlayingRequested.emit)
+        chords_row.addWidget(self.chords, 1)
+        chords_row.addWidget(played)
+        self.chords_from_playing = played
+        form.addRow("Chords", chords_row)
+        hint = QLabel("Every suggested note stays in the key's scale and the range (a bar's chord wins).")
         hint.setStyleSheet("color: #8b929c;")
         form.addRow(hint)
         return page
@@ -302,6 +334,12 @@ class Panel(QWidget):
         root = self.key_root.currentText()
         self.settingsRequested.emit({"sampling.key_lock": "off" if root == "off"
                                      else f"{root} {self.key_scale.currentText()}"}, True)
+
+    def _chords_edited(self) -> None:
+        text = self.chords.text().strip()
+        chords = () if text.lower() in ("", "auto") else tuple(text.replace(",", " ").replace("|", " ").split())
+        if chords != self.settings.sampling.chords:
+            self.settingsRequested.emit({"sampling.chords": chords}, True)
 
     def _range_changed(self, *_) -> None:
         on = self.range_on.isChecked()
@@ -384,6 +422,9 @@ class Panel(QWidget):
         self.temperature.set_value(sampling.temperature)
         self.top_p.set_value(sampling.top_p)
         self.top_k.set_value(sampling.top_k)
+        self.density.set_value(sampling.density or 0)
+        self.polyphony.set_value(sampling.polyphony or 0)
+        self.chords.setText(" ".join(sampling.chords))
         widgets = (self.bars, self.count, self.key_root, self.key_scale, self.range_on, self.range_lo, self.range_hi,
                    self.api, self.virtual, self.channel)
         for w in widgets:
@@ -418,6 +459,16 @@ class Panel(QWidget):
 
     def show_playing(self, index: int | None) -> None:
         self.candidates.set_playing(index)
+
+    def show_controls_available(self, available: bool) -> None:
+        """Whether the model has bar controls: without them, their widgets are off and say why."""
+        for widget in (self.density, self.polyphony, self.chords, self.chords_from_playing):
+            help_text = widget.property("help")
+            if help_text is None:
+                help_text = widget.toolTip()
+                widget.setProperty("help", help_text)
+            widget.setEnabled(available)
+            widget.setToolTip(help_text if available else NO_CONTROLS)
 
     def show_key(self, key: Key) -> None:
         self.status_line.setText(f"key detected: {key}")
