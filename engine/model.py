@@ -1,4 +1,4 @@
-"""RWKV-7 ("x070") for one stream of REMI tokens, written as the equations of DESIGN §5.
+"""RWKV-7 ("x070") for one stream of REMI tokens, written as the equations of docs/design.md §4.
 
 There is one forward path. Training and prefill call it with T tokens; the live step calls it with
 T = 1, where the WKV operator takes its decode form. Either way the token shift reads the previous
@@ -42,7 +42,7 @@ class ModelConfig:
         return cls(**{k: v for k, v in d.items() if k != "chunk_len"})
 
 
-SIZES = {  # (n_layer, n_embd); `tiny` is the CPU-trainable default of DESIGN §5
+SIZES = {  # (n_layer, n_embd); `mini` is the bundled model's, trained on a 2-core CPU
     "micro": (2, 64),
     "mini": (6, 192),
     "tiny": (6, 256),

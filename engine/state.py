@@ -52,10 +52,6 @@ class State:
         return cls([LayerState(*(torch.cat([getattr(st.layers[i], f) for st in states]) for f in ("att_x", "wkv", "ffn_x")))
                     for i in range(len(states[0].layers))])
 
-    def select(self, index: int) -> "State":
-        """Stream `index` as a batch-1 state."""
-        return self._map(lambda t: t[index:index + 1].detach().clone())
-
     def copy_(self, other: "State") -> None:
         """Overwrite these tensors in place with `other`'s (same shapes): static buffers keep their memory."""
         for mine, theirs in zip(self.layers, other.layers):

@@ -16,7 +16,8 @@ bar structure is exact:
   a hair before a bar line stays in its own bar (position 31 of 4/4, not 0 of the next bar).
   The Score handed to miditok is already on its grid, so miditok only bins durations,
   velocities and tempo.
-- `decode` is our own parser of the token strings, the exact inverse of `encode` on the grid.
+- `decode` reads token ids through the Vocabulary's tables (never token strings), the exact inverse
+  of `encode` on the grid.
 
 A Phrase has one meter and one tempo (the ones in force at its end); bar 0 starts at tick 0.
 """
@@ -50,7 +51,7 @@ class TokenizerSettings:
     # miditok's switches, recorded with the version that made the vocabulary; this engine reads only these
     use_tempos: bool = True
     use_time_signatures: bool = True
-    use_rests: bool = False           # rests swallow Bar tokens (DESIGN §4)
+    use_rests: bool = False           # rests swallow Bar tokens (docs/design.md §3)
     use_chords: bool = False
     use_programs: bool = False        # one piano stream
     use_sustain_pedals: bool = False  # the pedal is folded into durations

@@ -1,6 +1,6 @@
 """Chunk-parallel WKV-7 in plain PyTorch, differentiable by autograd: the CPU training and prefill path.
 
-The algebra is in ../shared/notes/wkv7_chunked.md. Within a chunk of L steps, with Γ_t = w_1 ⊙ … ⊙ w_t:
+The algebra is written out in docs/design.md §5. Within a chunk of L steps, with Γ_t = w_1 ⊙ … ⊙ w_t:
 
     M   = tril((a ⊙ Γ_{t-1}) (b / Γ)^T, -1)      W   = tril((a ⊙ Γ_{t-1}) (k / Γ)^T, -1)
     Aqk = tril((r ⊙ Γ_t) (k / Γ)^T)              Aqb = tril((r ⊙ Γ_t) (b / Γ)^T)

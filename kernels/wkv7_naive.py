@@ -4,7 +4,7 @@ Per head, with state S (rows: value, columns: key):
 
     S_t = S_{t-1} (diag(w_t) + a_t b_t^T) + v_t k_t^T,    y_t = S_t r_t
 
-RWKV-7 uses a_t = -kk_t and b_t = kk_t * iclr_t (DESIGN §5).
+RWKV-7 uses a_t = -kk_t and b_t = kk_t * iclr_t (docs/design.md §4).
 """
 from __future__ import annotations
 

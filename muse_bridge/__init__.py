@@ -1,1 +1,2 @@
-"""Muse Bridge: the live MIDI side (ports, clock, live score, controller, player) and the command line."""
+"""The live MIDI side: ports, the clock follower, the live score, the session worker, the player, settings,
+triggers and the LiveBridge that wires them; the one-shot `suggest` and the `muse-bridge` command line. No Qt."""

@@ -132,7 +132,6 @@ class LiveBridge:
         self.callback_max_seconds = 0.0
         self.last_suggest_seconds: float | None = None       # request -> candidates ready
         self.last_first_note_seconds: float | None = None    # request -> first note scheduled
-        self._requested_at: float | None = None
         self.suggestions_done = threading.Event()
 
     # ---- life cycle ---------------------------------------------------------------------
@@ -335,7 +334,6 @@ class LiveBridge:
             if seed is None and ready is not None and ready.key == self._context_key(tail, target):
                 self._precompute_key = None        # the next pause makes a fresh set
                 job = SuggestJob(s.candidates, s.bars, s.sampling, tuple(tail), ready.suggestion.seed)
-                self._requested_at = job.requested_at
                 self._generating += 1
                 self.suggestions_done.clear()
                 self._suggested(job, ready.suggestion, None, _Stream(target, s.bars), list(ready.context))
@@ -345,7 +343,6 @@ class LiveBridge:
             job = SuggestJob(s.candidates, s.bars, s.sampling, tuple(tail), s.seed if seed is None else seed,
                              on_bars=lambda i, partial: self._stream_bars(stream, job, i, partial),
                              cancelled=lambda: generation != self._generation)
-            self._requested_at = job.requested_at
             self.suggestions_done.clear()
             self._generating += 1
             self.worker.suggest(job, lambda j, sug, err: self._suggested(j, sug, err, stream, context))
@@ -718,7 +715,7 @@ class LiveBridge:
                             self.worker.tokens_queued - fed, self.last_suggest_seconds, self.worker.device,
                             self.index + 1 if self.suggestion else None,
                             len(self.suggestion.candidates) if self.suggestion else 0,
-                            playing, self.overflow, self.message, activity)
+                            playing, self.overflow, self.message, activity, self.ports.unsent)
 
     def stats(self) -> LiveStats:
         return LiveStats(self.messages_in, self.overflow, self.callback_max_seconds, self.score.notes_seen,

@@ -58,10 +58,6 @@ class MidiTriggers:
     def wait_learned(self, timeout: float | None = None) -> bool:
         return self._learned.wait(timeout)
 
-    @property
-    def learning(self) -> Command | None:
-        return self._learning
-
     def claims(self, message: mido.Message) -> bool:
         """Whether the message is a trigger (bound, or being learned) rather than music, whatever its value."""
         control = _control_of(message)

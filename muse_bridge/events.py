@@ -34,6 +34,7 @@ class BridgeStatus:
     overflow: int                 # MIDI messages dropped because the queue was full
     message: str                  # the last thing worth telling (errors, port changes)
     activity: str = IDLE          # IDLE, LISTENING (notes in the context), GENERATING or PLAYING
+    unsent: int = 0               # MIDI messages not sent because the output port was gone
 
 
 @dataclass(frozen=True)

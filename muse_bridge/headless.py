@@ -75,6 +75,8 @@ def status_line(bridge) -> str:
             f"{f' (+{s.pending_tokens})' if s.pending_tokens else ''} | suggest {latency} | cand {cand} | {s.device}")
     if s.overflow:
         line += f" | {s.overflow} dropped"
+    if s.unsent:
+        line += f" | {s.unsent} unsent (output port gone)"
     return line + (f" | {s.message}" if s.message else "")
 
 

@@ -1,4 +1,4 @@
-"""LiveScore: MIDI note events, as they are played, turned into REMI tokens that are final (DESIGN §3).
+"""LiveScore: MIDI note events, as they are played, turned into REMI tokens that are final (docs/design.md §2).
 
 Notes are kept in ticks (`ticks_per_beat` per quarter) of a monotonic timeline whose bar lines are
 those of a `MeterMap` (engine/music.py). Bar 0 of the score is the bar holding the first note (or the tick

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -48,7 +47,6 @@ class Playback:
     bars_expected: int = 0               # the bars the candidate will have; more than candidate.bars while streaming
     scheduled: int = 0                   # notes of the candidate scheduled so far
     cut: bool = False                    # a bar was not made in time: it ended at its last complete bar
-    first_note_at: float | None = None   # perf_counter when the first note-on went out
 
     @property
     def complete(self) -> bool:
@@ -59,17 +57,15 @@ class Player:
     """Schedules on its own thread; `play`, `stop`, `panic` return at once."""
 
     def __init__(self, send: Callable[[mido.Message], bool], clock: ClockFollower, channel: int = 0,
-                 on_first_note: Callable[[Playback], None] | None = None,
                  on_cut: Callable[[Playback], None] | None = None):
         self._send, self.clock, self.channel = send, clock, channel
-        self.on_first_note, self.on_cut = on_first_note, on_cut
+        self.on_cut = on_cut
         self._cv = threading.Condition()
         self._playback: Playback | None = None
         self._events: list[_Event] = []
         self._next = 0
         self._owner: dict[int, int] = {}    # sounding pitch -> the note that struck it
         self._closed = False
-        self.notes_started = 0
         self._thread = threading.Thread(target=self._run, name="muse-player", daemon=True)
         self._thread.start()
 
@@ -184,11 +180,6 @@ class Player:
                 self._note_off(e.pitch)
             self._owner[e.pitch] = e.note
             self._send(mido.Message("note_on", channel=self.channel, note=e.pitch, velocity=max(1, min(127, e.velocity))))
-            self.notes_started += 1
-            if self._playback.first_note_at is None:
-                self._playback.first_note_at = time.perf_counter()
-                if self.on_first_note is not None:
-                    self.on_first_note(self._playback)
         elif self._owner.get(e.pitch) == e.note:
             self._note_off(e.pitch)
 

@@ -86,11 +86,6 @@ def midi_backend(api: str) -> mido.Backend:
     return mido.Backend(f"mido.backends.rtmidi/{rt_name}")
 
 
-def backend_api(backend: mido.Backend) -> str:
-    """The rtmidi API name of a backend made by `midi_backend`."""
-    return backend.api
-
-
 def find_port(direction: str, name: str, available: list[str]) -> str:
     """The available port called `name`: exact match, else the one port whose name contains it."""
     if name in available:
@@ -178,7 +173,7 @@ class BridgePorts:
                  on_change: Callable[[str], None] | None = None):
         self.settings = settings
         self.backend = midi_backend(settings.api)
-        self.api = backend_api(self.backend)
+        self.api = self.backend.api
         self.virtual = settings.virtual if settings.virtual is not None else self.api in VIRTUAL_CAPABLE
         if self.virtual and self.api not in VIRTUAL_CAPABLE:
             raise MidiApiError(f"the {self.api} MIDI API cannot create virtual ports; "

@@ -42,7 +42,6 @@ class LaunchOptions:
     device: str | None = None             # None: cuda when present, else cpu
     settings_path: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)   # settings for this run only
-    client_name: str | None = None
 
 
 def add_live_arguments(parser: argparse.ArgumentParser) -> None:
@@ -143,8 +142,7 @@ def open_bridge(options: LaunchOptions, settings: BridgeSettings, progress: Prog
         problems.append("density, polyphony and chords set to auto: this model has no bar controls")
         settings = settings.with_changes({"sampling.density": None, "sampling.polyphony": None, "sampling.chords": ()})
     progress("opening the MIDI ports", 0.8)
-    bridge = LiveBridge(ckpt, settings, initial, settings_path=options.settings_path,
-                        client_name=options.client_name).start(require_ports=require_ports)
+    bridge = LiveBridge(ckpt, settings, initial, settings_path=options.settings_path).start(require_ports=require_ports)
     if settings.fast_step and model_device.type == "cpu":
         threading.Thread(target=prepare_fast_step, args=(bridge,), name="muse-fast-step", daemon=True).start()
     progress("ready", 1.0)

@@ -85,7 +85,6 @@ class SessionWorker:
         self._thread: threading.Thread | None = None
         self.tokens_fed = 0        # tokens that reached the Session's state
         self.tokens_queued = 0     # tokens given to `feed`
-        self.last_suggest_seconds: float | None = None
         self.busy = threading.Event()
         self._idle = threading.Condition()
         self._pending = 0
@@ -170,7 +169,6 @@ class SessionWorker:
                 log.exception("suggest failed")
                 job.done(j, None, e)
                 return
-            self.last_suggest_seconds = time.perf_counter() - j.requested_at
             job.done(j, suggestion, None)
         elif isinstance(job, _Reset):
             self.session.reset()

@@ -308,6 +308,10 @@ def test_a_port_that_disappears_is_reopened_and_the_session_kept(jack_server, li
         keys.send(mido.Message("note_off", note=62))
         wait_for(lambda: bridge.stats().notes_seen == 2, "no note after reopening")
         assert bridge.score.started   # same score, same session: the first note is still in it
+        sink.close()
+        wait_for(lambda: "output port" in bridge.message and "lost" in bridge.message, "the lost output was not reported")
+        bridge.panic()                # All Notes Off on 16 channels, with nowhere to go
+        assert bridge.status().unsent >= 16   # counted and shown, as the lost port is
     finally:
         bridge.close()
         close_output(keys)

@@ -49,9 +49,9 @@ def open_app(qapp, checkpoint, tmp_path, monkeypatch) -> TrayApp:
     tag = f"{os.getpid()}-{time.monotonic_ns() % 10**6}"
     settings = BridgeSettings().with_changes({
         "ports.api": "jack", "ports.input_name": f"UI In {tag}", "ports.output_name": f"UI Out {tag}",
-        "candidates": 3, "bars": 1, "sampling.max_tokens_per_bar": 24, "seed": 4, "fast_step": False})
-    options = LaunchOptions(checkpoint=Path(checkpoint.path), device="cpu",
-                            settings_path=tmp_path / "settings.json", client_name=f"ui-{tag}")
+        "candidates": 3, "bars": 1, "sampling.max_tokens_per_bar": 24, "seed": 4, "fast_step": False,
+        "ports.client_name": f"ui-{tag}"})
+    options = LaunchOptions(checkpoint=Path(checkpoint.path), device="cpu", settings_path=tmp_path / "settings.json")
     app = TrayApp(qapp, options, settings, use_tray=False).start()
     wait_until(lambda: app.bridge is not None, "the bridge never loaded")
     return app

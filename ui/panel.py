@@ -12,7 +12,7 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
                              QLineEdit, QProgressBar, QPushButton, QSlider, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
-from engine.keys import NOTE_NAMES, SCALES, Key
+from engine.keys import NOTE_NAMES, SCALES
 from engine.sampler import MAX_DENSITY, MAX_POLYPHONY
 from muse_bridge.controller import Command
 from muse_bridge.events import BridgeStatus, CandidatesReady, Notice, PortsChanged
@@ -379,7 +379,8 @@ class Panel(QWidget):
         self.bar.setText(f"bar {s.bar}" if s.bar else "bar –")
         latency = f"{s.last_suggest_seconds:.2f} s" if s.last_suggest_seconds is not None else "–"
         pending = f" (+{s.pending_tokens})" if s.pending_tokens else ""
-        dropped = f" · {s.overflow} dropped" if s.overflow else ""
+        dropped = (f" · {s.overflow} dropped" if s.overflow else "") + (
+            f" · {s.unsent} unsent (output port gone)" if s.unsent else "")
         self.details.setText(f"context {s.context_tokens} tokens{pending} · last suggestion {latency} · "
                              f"{s.device}{dropped}")
 
@@ -470,5 +471,3 @@ class Panel(QWidget):
             widget.setEnabled(available)
             widget.setToolTip(help_text if available else NO_CONTROLS)
 
-    def show_key(self, key: Key) -> None:
-        self.status_line.setText(f"key detected: {key}")
