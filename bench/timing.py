@@ -109,7 +109,7 @@ def live(checkpoint: Checkpoint, tag: str, bpm: float, workdir: Path, script: Sc
     events: list = []
     fast = FastStep.for_model(checkpoint.model) if fast_step else None
     with LiveBridge(checkpoint, settings, settings_path=None, client_name=f"muse-{tag}") as bridge:
-        bridge.worker.call(lambda session: setattr(session, "fast_step", fast))
+        bridge.use_fast_step(fast)
         bridge.subscribe(lambda e: events.append(e) if isinstance(e, (Notice, CandidatesReady)) else None)
         with JackDaw(settings.ports.input_name, settings.ports.output_name, script, workdir,
                      name=f"daw-{tag}") as daw:
@@ -178,7 +178,7 @@ def measure_pianist(checkpoint: Checkpoint, bpm: float, seconds: float, seed: in
     with live(checkpoint, f"{tag}{os.getpid()}", bpm, workdir, timed.script, settings) as (bridge, daw, events):
         daw.go()
         recording = daw.wait()
-        seconds_to_candidates = bridge.last_suggest_seconds
+        seconds_to_candidates = bridge.suggestions.last_suggest_seconds
     notices = [e for e in events if isinstance(e, Notice)]
     result = check_pianist(recording, timed, line, settings.bars)
     messages = len(timed.script.events)

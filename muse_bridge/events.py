@@ -1,10 +1,12 @@
-"""What the live bridge tells its front ends (console, tray), as frozen dataclasses through one subscription.
+"""What the live bridge tells its front ends (console, tray), as frozen dataclasses through one subscription,
+and the EventHub that delivers them.
 
 Events are delivered on the bridge's own threads; a front end copies them onto its thread (the tray
 does it with a Qt signal) and never calls back into the bridge from the delivery.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Union
 
@@ -13,6 +15,8 @@ from engine.session import Suggestion
 
 if TYPE_CHECKING:
     from muse_bridge.settings import BridgeSettings
+
+log = logging.getLogger(__name__)
 
 IDLE, LISTENING, GENERATING, PLAYING = "idle", "listening", "generating", "playing"
 
@@ -81,3 +85,39 @@ class SettingsChanged:
 
 BridgeEvent = Union[StatusChanged, CandidatesReady, PlayingCandidate, Notice, PortsChanged, SettingsChanged]
 Listener = Callable[[BridgeEvent], None]
+
+
+class EventHub:
+    """The listeners of one bridge: `emit` delivers an event to each (a listener's failure is logged, never
+    raised: a front end's bug must not stop the music), `tell` says something worth telling, `publish`
+    delivers a status only when it changed."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+        self.message = ""                           # the last thing told
+        self.last_status: BridgeStatus | None = None
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener(event)` for every event from now on; it hears the last status at once. Returns the
+        unsubscribe."""
+        self._listeners.append(listener)
+        if self.last_status is not None:
+            listener(StatusChanged(self.last_status))
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def emit(self, event: BridgeEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a front end's bug must not stop the music
+                log.exception("event listener failed on %s", type(event).__name__)
+
+    def tell(self, text: str, error: bool = False) -> None:
+        self.message = text
+        (log.warning if error else log.info)(text)
+        self.emit(Notice(text, error))
+
+    def publish(self, status: BridgeStatus) -> None:
+        if status != self.last_status:
+            self.last_status = status
+            self.emit(StatusChanged(status))

@@ -53,7 +53,7 @@ def run_live(args: argparse.Namespace) -> int:
         channel = None
     print(f"Muse Bridge: in {bridge.ports.input_name!r}, out {bridge.ports.output_name!r} "
           f"({bridge.ports.api}, {'virtual' if bridge.ports.virtual else 'existing'} ports), "
-          f"model on {bridge.worker.device}")
+          f"model on {bridge.device}")
     print(HELP)
     try:
         _console(bridge, stop)

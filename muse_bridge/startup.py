@@ -158,7 +158,7 @@ def prepare_fast_step(bridge) -> None:
     except Exception as e:  # the exporter can fail in many ways; the PyTorch step serves instead
         log.warning("fast decode step unavailable (%s: %s); suggestions use the PyTorch step", type(e).__name__, e)
         return
-    bridge.worker.call(lambda session: setattr(session, "fast_step", fast))
+    bridge.use_fast_step(fast)
     log.info("fast decode step ready: %s", fast.path)
 
 

@@ -135,7 +135,7 @@ def test_suggest_plays_the_candidate_from_the_next_bar_line(bridge, daw):
     phrase(daw)
     daw.at(CLOCKS_PER_BAR + 6, mido.Message("control_change", control=20, value=127))
     daw.play()
-    assert bridge.suggestions_done.wait(20), "no suggestion came"
+    assert bridge.suggestions.done.wait(20), "no suggestion came"
     playback = bridge.player.playback
     assert playback is not None
     candidate = playback.candidate
@@ -157,7 +157,7 @@ def suggest_two_bars_by_cc20(bridge, daw) -> int:
     phrase(daw)
     daw.at(CLOCKS_PER_BAR + 6, mido.Message("control_change", control=20, value=127))
     daw.play()
-    assert bridge.suggestions_done.wait(20)
+    assert bridge.suggestions.done.wait(20)
     return bridge.player.playback.start_tick // TICKS_PER_CLOCK
 
 
@@ -244,7 +244,7 @@ def test_the_midi_callback_never_waits_for_the_score_or_the_model(bridge):
         bridge.worker.call(lambda session: release.wait(60))
         assert bridge.worker.busy.wait(10), "the model never got busy"
         sent = bridge.stats().messages_in
-        with bridge._lock:                 # what the score thread holds while it takes messages in
+        with bridge.score_lock:                 # what the score thread holds while it takes messages in
             for i in range(200):
                 out.send(mido.Message("note_on", note=40 + i % 40, velocity=80))
                 out.send(mido.Message("note_off", note=40 + i % 40, velocity=0))
@@ -277,7 +277,7 @@ def test_a_learned_trigger_works_and_is_saved_in_the_settings_file(bridge, daw):
     saved = load_settings(bridge.settings_path)
     assert saved.triggers["suggest"] == ["cc", 50]
     daw.out.send(mido.Message("control_change", control=50, value=1))
-    assert bridge.suggestions_done.wait(20)
+    assert bridge.suggestions.done.wait(20)
     assert bridge.suggestion is not None
 
 
@@ -337,8 +337,8 @@ def test_candidate_one_is_scheduled_before_all_candidates_are_made(bridge, daw):
     phrase(daw)
     daw.at(CLOCKS_PER_BAR + 6, mido.Message("control_change", control=20, value=127))
     daw.play()
-    assert bridge.suggestions_done.wait(30)
-    assert bridge.last_first_note_seconds < bridge.last_suggest_seconds   # its first bar went ahead
+    assert bridge.suggestions.done.wait(30)
+    assert bridge.suggestions.last_first_note_seconds < bridge.suggestions.last_suggest_seconds   # its first bar went ahead
     playback = bridge.player.playback
     assert playback is not None and playback.candidate is bridge.suggestion.candidates[0]
     daw.wait_clock(playback.start_tick // TICKS_PER_CLOCK + 4 * CLOCKS_PER_BAR + 12)
@@ -355,7 +355,7 @@ def test_a_suggestion_asked_while_one_is_made_replaces_it(bridge, daw):
     daw.wait_clock(CLOCKS_PER_BAR + 6)
     bridge.do(Command.SUGGEST)
     bridge.submit(lambda: bridge.suggest(seed=77), "suggest")    # at once, while the first is being made
-    assert bridge.suggestions_done.wait(60) and bridge.wait_commands() and bridge.worker.wait_idle(30)
+    assert bridge.suggestions.done.wait(60) and bridge.wait_commands() and bridge.worker.wait_idle(30)
     assert [event.suggestion.seed for event in ready] == [77]       # the first never finished
     deadline = time.monotonic() + 30
     while bridge.player.playback is not None:
@@ -367,10 +367,10 @@ def test_a_suggestion_asked_while_one_is_made_replaces_it(bridge, daw):
 
 def wait_prepared(bridge, timeout: float = 20):
     deadline = time.monotonic() + timeout
-    while bridge.prepared is None:
+    while bridge.suggestions.prepared is None:
         assert time.monotonic() < deadline, "no candidates were made in the pause"
         time.sleep(0.02)
-    return bridge.prepared
+    return bridge.suggestions.prepared
 
 
 def test_candidates_made_in_a_pause_are_played_at_once_and_new_notes_discard_them(bridge, daw):
@@ -380,8 +380,8 @@ def test_candidates_made_in_a_pause_are_played_at_once_and_new_notes_discard_the
     daw.wait_clock(CLOCKS_PER_BAR)
     wait_prepared(bridge)                                          # the pause after the phrase
     bridge.do(Command.SUGGEST)
-    assert bridge.suggestions_done.wait(10) and bridge.wait_commands()
-    assert bridge.last_suggest_seconds < 0.05 and bridge.last_first_note_seconds < 0.05
+    assert bridge.suggestions.done.wait(10) and bridge.wait_commands()
+    assert bridge.suggestions.last_suggest_seconds < 0.05 and bridge.suggestions.last_first_note_seconds < 0.05
     assert bridge.player.playback.start_tick % (CLOCKS_PER_BAR * TICKS_PER_CLOCK) == 0
     bridge.panic()
     before_notes = wait_prepared(bridge)                           # a fresh set for the next request
@@ -390,7 +390,7 @@ def test_candidates_made_in_a_pause_are_played_at_once_and_new_notes_discard_the
         time.sleep(0.05)
         daw.out.send(mido.Message("note_off", note=pitch))
     assert bridge.settle(10)
-    assert bridge.prepared is not before_notes
+    assert bridge.suggestions.prepared is not before_notes
     bridge.do(Command.SUGGEST)
-    assert bridge.suggestions_done.wait(20) and bridge.wait_commands()
+    assert bridge.suggestions.done.wait(20) and bridge.wait_commands()
     assert bridge.suggestion is not before_notes

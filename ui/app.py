@@ -150,7 +150,7 @@ class TrayApp(QObject):
         self.panel.set_ready(True)
         if self.tray is not None:
             self.tray.set_ready(True)
-        self.notify(Notice(f"ready: model on {bridge.worker.device}"))
+        self.notify(Notice(f"ready: model on {bridge.device}"))
         if not bridge.ports_open:   # told before this app subscribed
             self.notify(Notice(bridge.message, error=True))
         for problem in problems:
@@ -217,7 +217,7 @@ class TrayApp(QObject):
                 self.tray.set_activity(s.activity, f"{s.bpm:.0f} bpm · bar {s.bar}" +
                                        (f" · candidate {s.candidate}/{s.candidates}" if s.candidate else ""))
         elif isinstance(event, CandidatesReady):
-            self.panel.show_candidates(event, self.bridge.clock.bpm)
+            self.panel.show_candidates(event, self.bridge.bpm)
         elif isinstance(event, PlayingCandidate):
             self.panel.show_playing(event.index)
         elif isinstance(event, Notice):

@@ -1,0 +1,245 @@
+"""Suggestions: a Suggest request and what follows it, for a LiveBridge.
+
+- The request: K candidates of N bars after the context (committed tokens and the not-yet-final tail),
+  from the next bar line; a suggestion still being made is replaced (it stops at a bar line).
+- Streaming: candidate 1 goes to the Player bar by bar, from the first bar line from which all its bars
+  are made in time at the generation rate measured so far (muse_bridge/stream_plan.py).
+- Made ahead: in a pause (no key down for a moment, none sounding) the worker makes the candidates a
+  Suggest would ask for, kept while the context, its start and the settings stay as they were.
+- CUDA out of memory moves the model to the CPU and asks again.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from engine.generate import Cancelled
+from engine.session import Candidate, Session, Suggestion
+from muse_bridge.events import CandidatesReady, PlayingCandidate
+from muse_bridge.player import Playback
+from muse_bridge.stream_plan import GenerationRate, first_bar_line_in_time
+from muse_bridge.worker import SuggestJob
+
+if TYPE_CHECKING:
+    from muse_bridge.bridge import LiveBridge
+
+log = logging.getLogger(__name__)
+
+PREVIEW_BARS = 2                 # context bars sent with the candidates, for previews
+PRECOMPUTE_AFTER_SECONDS = 0.3   # no key pressed or released for this long, none held: the composer paused
+PRECOMPUTE_IDLE_BARS = 4         # ... and not for more bars than this: nobody is there to ask
+KEY_TOKENS = 256                 # the context's last tokens that name it for candidates made ahead
+
+
+@dataclass
+class _Stream:
+    """Where a suggestion's candidate 1 is headed: its bar line, its bars, and its playback once started."""
+
+    target: int
+    bars: int
+    playback: Playback | None = None
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """Candidates made ahead of the request, for the context `key` names, starting at bar line `target`."""
+
+    key: tuple
+    suggestion: Suggestion
+    target: int
+    context: tuple[int, ...]
+
+
+class Suggestions:
+    """The suggestion being made, those made ahead, and how long they took."""
+
+    def __init__(self, bridge: "LiveBridge"):
+        self.bridge = bridge
+        self.rate = GenerationRate()          # seconds per bar of candidates, measured at start-up and since
+        self.generating = 0
+        self._generation = 0                  # bumped by every suggest: an older one still being made stops
+        self._context_version = 0             # bumped when the context changes other than by growing
+        self._ready: _Ready | None = None     # candidates made in a pause, for the context as it is
+        self._precompute_key: tuple | None = None
+        self.last_suggest_seconds: float | None = None       # request -> candidates ready
+        self.last_first_note_seconds: float | None = None    # request -> first note scheduled
+        self.done = threading.Event()
+
+    def measure_rate(self, session: Session) -> None:
+        """How fast candidates are made here, before any suggestion: one bar of K candidates from the start
+        (on the worker)."""
+        s = self.bridge.settings
+        started = time.perf_counter()
+        try:
+            session.suggest(s.candidates, 1, s.sampling, seed=0)
+        except (RuntimeError, ValueError) as e:
+            log.warning("the generation rate could not be measured at start-up: %s", e)
+            return
+        self.rate.measured(s.candidates, time.perf_counter() - started, 1)
+        log.info("generation rate at start-up: %.2f s per bar of %d candidates",
+                 self.rate.seconds_per_bar(s.candidates), s.candidates)
+
+    @property
+    def prepared(self) -> Suggestion | None:
+        """Candidates made in a pause for the context as it was then (None when there are none)."""
+        ready = self._ready
+        return ready.suggestion if ready is not None else None
+
+    def discard_prepared(self) -> None:
+        """A note was played: candidates made before it no longer fit."""
+        self._ready = None
+
+    def context_changed(self) -> None:
+        """The context was cleared or re-read (not grown): nothing made ahead for it applies."""
+        self._ready = None
+        self._context_version += 1
+
+    # ---- the request -----------------------------------------------------------------------
+
+    def suggest(self, seed: int | None = None) -> None:
+        """K candidates of N bars from the next bar line (on the command thread)."""
+        b = self.bridge
+        with b.score_lock:
+            b.clock.ensure_running()
+            now = b.clock.position()
+            b.worker.feed(b.score.advance(int(now)))
+            tail = b.score.tail(int(now))
+            context = b.score.committed + tail
+            target = b.clock.bars.next_bar_line(now)
+            s = b.settings
+            self._generation += 1
+            ready, self._ready = self._ready, None
+            if seed is None and ready is not None and ready.key == self._context_key(tail, target):
+                self._precompute_key = None        # the next pause makes a fresh set
+                job = SuggestJob(s.candidates, s.bars, s.sampling, tuple(tail), ready.suggestion.seed)
+                self.generating += 1
+                self.done.clear()
+                self._suggested(job, ready.suggestion, None, _Stream(target, s.bars), list(ready.context))
+                return
+            generation = self._generation
+            stream = _Stream(target, s.bars)
+            job = SuggestJob(s.candidates, s.bars, s.sampling, tuple(tail), s.seed if seed is None else seed,
+                             on_bars=lambda i, partial: self._stream_bars(stream, job, i, partial),
+                             cancelled=lambda: generation != self._generation)
+            self.done.clear()
+            self.generating += 1
+            b.worker.suggest(job, lambda j, sug, err: self._suggested(j, sug, err, stream, context))
+        b.publish_status()
+
+    def _context_key(self, tail: list[int], target: int) -> tuple:
+        """What a suggestion depends on: the context (committed + tail, whichever part is final yet), where
+        it starts, and the settings it is sampled with. The context only grows between version bumps, so
+        its length and last tokens name it."""
+        s, committed = self.bridge.settings, self.bridge.score.committed
+        recent = (committed[-KEY_TOKENS:] + list(tail))[-KEY_TOKENS:]
+        return (self._context_version, len(committed) + len(tail), tuple(recent), target, s.sampling,
+                s.candidates, s.bars, s.seed)
+
+    # ---- made ahead, in a pause ------------------------------------------------------------
+
+    def maybe_precompute(self, last_note_at: float) -> None:
+        """In a pause (no note sounding or just played), make the candidates a Suggest before the next bar line
+        would ask for, on the worker when it has nothing else to do; any new job stops it after one step."""
+        b = self.bridge
+        if (not b.settings.precompute or self.generating or b.worker.pending or not b.score.started
+                or b.score.sounding):
+            return
+        if time.monotonic() - last_note_at < PRECOMPUTE_AFTER_SECONDS:
+            return
+        with b.score_lock:
+            now = int(b.clock.position())
+            last = b.score.bar_of(b.clock.position(last_note_at)) if last_note_at > 0 else 0
+            if b.score.bar_of(now) - last > PRECOMPUTE_IDLE_BARS or not b.clock.running:
+                return
+            b.worker.feed(b.score.advance(now))
+            tail = b.score.tail(now)
+            target = b.clock.bars.next_bar_line(now)
+            key = self._context_key(tail, target)
+            if key == self._precompute_key:
+                return
+            self._precompute_key = key
+            context = tuple(b.score.committed + tail)
+            s, generation = b.settings, self._generation
+            job = SuggestJob(s.candidates, s.bars, s.sampling, tuple(tail), s.seed,
+                             cancelled=lambda: generation != self._generation or b.worker.pending > 1)
+            b.worker.suggest(job, lambda j, sug, err: self._precomputed(key, sug, err, target, context))
+
+    def _precomputed(self, key: tuple, suggestion: Suggestion | None, error: Exception | None, target: int,
+                     context: tuple[int, ...]) -> None:
+        if error is not None:
+            if not isinstance(error, Cancelled):
+                log.warning("making candidates ahead failed: %s", error)
+            if self._precompute_key == key:
+                self._precompute_key = None   # try again in the next pause
+            return
+        self._ready = _Ready(key, suggestion, target, context)
+        self.rate.measured(len(suggestion.candidates), suggestion.seconds, suggestion.candidates[0].bars)
+        log.info("candidates ready ahead of the request (%.2f s)", suggestion.seconds)
+
+    # ---- candidate 1 on its way to the Player ----------------------------------------------
+
+    def _start_at(self, stream: _Stream, candidate: Candidate, seconds_per_bar: float | None = None) -> int:
+        """The first bar line, from the suggestion's on, from which all of the candidate's bars are made in time
+        (the status says so when that is a later one)."""
+        clock = self.bridge.clock
+        line = first_bar_line_in_time(clock, stream.target, stream.bars, candidate.bars, seconds_per_bar)
+        if line != stream.target:
+            late = clock.bars.bar_of(line) - clock.bars.bar_of(stream.target)
+            self.bridge.tell(f"the suggestion starts {late} bar(s) late, so that every bar of it is ready in time")
+        return line
+
+    def _stream_bars(self, stream: _Stream, job: SuggestJob, index: int, partial: Candidate) -> None:
+        """Candidate 1's bars, as they are made (worker thread): the first starts playback, the rest extend it."""
+        if index != 0:
+            return
+        player = self.bridge.player
+        if stream.playback is None:
+            # the rate measured so far: before this suggestion, and this suggestion's own first bar (after a
+            # dense context a bar takes several times longer than the start-up measurement's); the slower
+            so_far = (time.perf_counter() - job.requested_at) / partial.bars
+            start = self._start_at(stream, partial, max(so_far, self.rate.seconds_per_bar(job.candidates) or 0.0))
+            stream.playback = player.play(partial, start, bars_expected=stream.bars)
+            self.last_first_note_seconds = time.perf_counter() - job.requested_at
+        else:
+            player.extend(stream.playback, partial)
+
+    def _suggested(self, job: SuggestJob, suggestion: Suggestion | None, error: Exception | None,
+                   stream: _Stream, context: list[int]) -> None:
+        b = self.bridge
+        self.generating -= 1
+        if isinstance(error, Cancelled):
+            if stream.playback is not None:
+                b.player.finish(stream.playback)   # the bars it has, to their bar line
+            log.info("a suggestion being made was replaced by a newer one")
+            return
+        if isinstance(error, torch.OutOfMemoryError) and b.worker.device != "cpu":
+            b.tell(f"CUDA out of memory on {b.worker.device}: the model moves to the CPU and suggests there",
+                   error=True)
+            b.worker.call(lambda session: session.to("cpu"))
+            b.submit(lambda: self.suggest(job.seed), "suggest")
+            return
+        if error is not None:
+            b.tell(f"suggest failed: {error}", error=True)
+            self.done.set()
+            return
+        self.last_suggest_seconds = time.perf_counter() - job.requested_at
+        b.audition.show(suggestion)
+        first = suggestion.candidates[0]
+        if job.on_bars is not None:   # made now, not ahead
+            self.rate.measured(len(suggestion.candidates), suggestion.seconds, first.bars)
+        if stream.playback is None:
+            stream.playback = b.player.play(first, self._start_at(stream, first))
+            self.last_first_note_seconds = time.perf_counter() - job.requested_at
+        else:   # its bars streamed; if panic or another candidate stopped it meanwhile, it stays stopped
+            b.player.extend(stream.playback, first)
+        notes, bars = b.tokenizer.decode_last_bars(context, PREVIEW_BARS, first.ticks_per_beat, first.time_signature)
+        b.emit(CandidatesReady(suggestion, tuple(notes), bars))
+        if b.player.playback is stream.playback:
+            b.emit(PlayingCandidate(0, stream.playback.start_tick))
+        b.tell(f"{len(suggestion.candidates)} candidates in {self.last_suggest_seconds:.2f} s")
+        self.done.set()
