@@ -190,7 +190,7 @@ def test_warm_start_keeps_every_old_row_and_adds_the_controls(micro_checkpoint, 
 
 
 def run_suggest(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "muse_bridge", "suggest", str(POP909_FILES[0]), *args],
+    return subprocess.run([sys.executable, "-m", "ui", "suggest", str(POP909_FILES[0]), *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 

@@ -7,7 +7,7 @@ import mido
 import pytest
 
 from fuzz_midi import fuzz_corpus
-from muse_bridge.cli import main
+from ui.cli import main
 
 BARS = 2
 

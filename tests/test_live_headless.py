@@ -12,7 +12,7 @@ from jack_fixtures import jack_backend, jack_server, left_sounding, live_checkpo
 from muse_bridge.ports import close_output
 
 ROOT = Path(__file__).resolve().parent.parent
-MAIN = "import sys; from muse_bridge.cli import main; sys.exit(main(sys.argv[1:]))"
+MAIN = "import sys; from ui.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def test_headless_bridge_suggests_on_a_key_and_sigterm_leaves_no_note_sounding(jack_server, live_checkpoint, tmp_path):

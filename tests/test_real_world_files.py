@@ -7,7 +7,7 @@ import pytest
 
 from engine.midi_file import MidiFileError, read_phrase
 from engine.tokenizer import RemiTokenizer
-from muse_bridge.cli import main
+from ui.cli import main
 from real_world_midi import FIXTURES, TPQ
 from test_fuzz import BARS, check_candidate
 

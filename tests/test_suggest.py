@@ -15,7 +15,7 @@ from engine.model import RWKV7, config_for_size
 from engine.sampler import SamplingConfig
 from engine.session import Session
 from engine.style import load_style, save_style
-from muse_bridge.cli import main
+from ui.cli import main
 
 PROMPT = POP909_FILES[0]
 
@@ -158,7 +158,7 @@ def test_style_preset_changes_the_suggestions_and_is_refused_by_another_model(tm
 
 
 def test_the_bundled_model_loads_and_suggests_from_the_command_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "muse_bridge", "suggest", str(PROMPT), "--bars", "2",
+    proc = subprocess.run([sys.executable, "-m", "ui", "suggest", str(PROMPT), "--bars", "2",
                            "--candidates", "2", "--seed", "0", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[1])
     assert proc.returncode == 0, proc.stderr

@@ -74,7 +74,7 @@ def test_the_tray_app_answers_the_hotkey_and_its_menu_over_jack(desktop, jack_se
     env = dict(desktop, MUSE_BRIDGE_SETTINGS=str(tmp_path / "settings.json"), MUSE_BRIDGE_SOCKET=str(socket_path))
     log_path = tmp_path / "app.log"
     with open(log_path, "w") as log:
-        app = subprocess.Popen([sys.executable, "-m", "muse_bridge", "-v", "--midi-api", "jack",
+        app = subprocess.Popen([sys.executable, "-m", "ui", "-v", "--midi-api", "jack",
                                 "--in", f"Tray In {tag}", "--out", f"Tray Out {tag}", "--bars", "1",
                                 "--candidates", "2", "--seed", "5", "--bpm", "240", "--device", "cpu", "--no-fast-step"],
                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -104,42 +104,42 @@ def colour_columns(image: QImage, colour: QColor) -> set[int]:
 
 def test_moving_a_slider_changes_the_sampling_the_next_suggestion_uses(tray_app, tmp_path):
     panel = tray_app.panel
-    panel.temperature.slider.setValue(35)
-    panel.top_k.slider.setValue(12)
+    panel.sampling.temperature.slider.setValue(35)
+    panel.sampling.top_k.slider.setValue(12)
     wait_until(lambda: tray_app.bridge.settings.sampling.top_k == 12, "the sliders never reached the bridge")
     suggest(tray_app)
     assert tray_app.bridge.suggestion.sampling.temperature == pytest.approx(0.35)
     assert tray_app.bridge.suggestion.sampling.top_k == 12
-    assert panel.temperature.text.text() == "0.35"
+    assert panel.sampling.temperature.text.text() == "0.35"
 
 
 def test_settings_changed_in_the_panel_are_saved_and_shown_again(tray_app, qapp):
     panel = tray_app.panel
-    panel.bars.setValue(3)
-    panel.key_scale.setCurrentText("dorian")
-    panel.key_root.setCurrentText("A")
-    panel.key_root.activated.emit(panel.key_root.currentIndex())   # what a pick from the list sends
-    panel.range_lo.setValue(48)
-    panel.range_on.setChecked(True)
+    panel.sampling.bars.setValue(3)
+    panel.key.key_scale.setCurrentText("dorian")
+    panel.key.key_root.setCurrentText("A")
+    panel.key.key_root.activated.emit(panel.key.key_root.currentIndex())   # what a pick from the list sends
+    panel.key.range_lo.setValue(48)
+    panel.key.range_on.setChecked(True)
     wait_until(lambda: tray_app.bridge.settings.sampling.pitch_range == (48, 96), "the range never reached the bridge")
     saved, problems = read_settings(tray_app.options.settings_path)
     assert problems == []
     assert (saved.bars, saved.sampling.key_lock, saved.sampling.pitch_range) == (3, "A dorian", (48, 96))
     fresh = Panel()
     fresh.show_settings(saved)
-    assert (fresh.bars.value(), fresh.key_root.currentText(), fresh.key_scale.currentText()) == (3, "A", "dorian")
-    assert fresh.range_on.isChecked() and fresh.range_lo.value() == 48
+    assert (fresh.sampling.bars.value(), fresh.key.key_root.currentText(), fresh.key.key_scale.currentText()) == (3, "A", "dorian")
+    assert fresh.key.range_on.isChecked() and fresh.key.range_lo.value() == 48
 
 
 def test_density_polyphony_and_chords_from_the_panel_steer_the_suggestion_and_are_saved(steer_app):
     panel, bridge = steer_app.panel, steer_app.bridge
-    assert panel.density.isEnabled() and panel.chords.isEnabled()
-    panel.density.slider.setValue(12)
-    panel.polyphony.slider.setValue(1)
-    panel.chords.setText("Am F")
-    panel.chords.editingFinished.emit()
+    assert panel.sampling.density.isEnabled() and panel.key.chords.isEnabled()
+    panel.sampling.density.slider.setValue(12)
+    panel.sampling.polyphony.slider.setValue(1)
+    panel.key.chords.setText("Am F")
+    panel.key.chords.editingFinished.emit()
     wait_until(lambda: bridge.settings.sampling.chords == ("Am", "F"), "the chords never reached the bridge")
-    wait_until(lambda: (panel.density.text.text(), panel.polyphony.text.text()) == ("12 notes/bar", "single line"),
+    wait_until(lambda: (panel.sampling.density.text.text(), panel.sampling.polyphony.text.text()) == ("12 notes/bar", "single line"),
                "the panel does not show the settings in force")
     suggest(steer_app)
     sampling = bridge.suggestion.sampling
@@ -153,22 +153,22 @@ def test_density_polyphony_and_chords_from_the_panel_steer_the_suggestion_and_ar
     assert (saved.sampling.density, saved.sampling.polyphony, saved.sampling.chords) == (12, 1, ("Am", "F"))
     fresh = Panel()
     fresh.show_settings(saved)
-    assert (fresh.density.slider.value(), fresh.polyphony.slider.value(), fresh.chords.text()) == (12, 1, "Am F")
-    panel.density.slider.setValue(0)      # the slider's left end: auto
+    assert (fresh.sampling.density.slider.value(), fresh.sampling.polyphony.slider.value(), fresh.key.chords.text()) == (12, 1, "Am F")
+    panel.sampling.density.slider.setValue(0)      # the slider's left end: auto
     wait_until(lambda: bridge.settings.sampling.density is None, "auto never reached the bridge")
-    assert panel.density.text.text() == "auto"
+    assert panel.sampling.density.text.text() == "auto"
 
 
 def test_chords_from_playing_names_the_chords_of_the_last_bars(steer_app):
     play_c_major(steer_app)
-    steer_app.panel.chords_from_playing.click()
+    steer_app.panel.key.chords_from_playing.click()
     wait_until(lambda: steer_app.bridge.settings.sampling.chords, "no chords were taken from the playing")
     assert steer_app.bridge.settings.sampling.chords[-1] == "C"
-    wait_until(lambda: steer_app.panel.chords.text().endswith("C"), "the panel does not show the chords")
+    wait_until(lambda: steer_app.panel.key.chords.text().endswith("C"), "the panel does not show the chords")
 
 
 def test_a_model_without_controls_greys_them_out_and_refuses_them(tray_app):
-    assert not tray_app.panel.density.isEnabled() and "no bar controls" in tray_app.panel.density.toolTip()
+    assert not tray_app.panel.sampling.density.isEnabled() and "no bar controls" in tray_app.panel.sampling.density.toolTip()
     with pytest.raises(SettingsError, match="no bar controls"):
         tray_app.bridge.update({"sampling.density": 8})
 
@@ -230,19 +230,19 @@ def test_detect_key_locks_to_what_was_played(tray_app):
     play_c_major(tray_app)
     tray_app.panel.detectKeyRequested.emit()
     wait_until(lambda: tray_app.bridge.settings.sampling.key_lock == "C major", "no key was detected")
-    wait_until(lambda: tray_app.panel.key_root.currentText() == "C", "the panel does not show the key")
+    wait_until(lambda: tray_app.panel.key.key_root.currentText() == "C", "the panel does not show the key")
 
 
 def test_a_port_that_cannot_open_is_refused_and_the_old_ports_keep_working(tray_app):
     before = tray_app.bridge.settings.ports
     panel = tray_app.panel
-    panel.virtual.setChecked(False)
-    panel.input_port.setCurrentText("No Such Keyboard")
-    panel.apply_ports.click()
+    panel.midi.virtual.setChecked(False)
+    panel.midi.input_port.setCurrentText("No Such Keyboard")
+    panel.midi.apply_ports.click()
     wait_until(lambda: "No Such Keyboard" in panel.status_line.text(), "the refused port was not reported")
     assert tray_app.bridge.settings.ports == before
     assert tray_app.bridge.ports.input is not None and tray_app.bridge.ports.output is not None
-    wait_until(lambda: panel.virtual.isChecked() and panel.input_port.currentText() == before.input_name,
+    wait_until(lambda: panel.midi.virtual.isChecked() and panel.midi.input_port.currentText() == before.input_name,
                "the panel does not show the ports in force")
 
 
@@ -265,7 +265,7 @@ def test_the_screenshot_shows_a_panel_with_real_candidates(tmp_path):
     png = tmp_path / "panel.png"
     env = dict(os.environ, MUSE_BRIDGE_SETTINGS=str(tmp_path / "settings.json"))
     env.pop("DISPLAY", None)
-    run = subprocess.run([sys.executable, "-m", "muse_bridge", "--screenshot", str(png)], cwd=ROOT, env=env,
+    run = subprocess.run([sys.executable, "-m", "ui", "--screenshot", str(png)], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     image = QImage(str(png))
@@ -281,7 +281,7 @@ def test_the_app_answers_muse_bridge_command_and_sigterm_leaves_no_note_sounding
                MUSE_BRIDGE_SOCKET=str(tmp_path / "muse.sock"), QT_QPA_PLATFORM="offscreen")
     log_path = tmp_path / "app.log"     # a file, not a pipe nobody reads: a full pipe would block the app's logging
     with log_path.open("w") as log_file:
-        app = subprocess.Popen([sys.executable, "-m", "muse_bridge", "-v", "--midi-api", "jack", "--in",
+        app = subprocess.Popen([sys.executable, "-m", "ui", "-v", "--midi-api", "jack", "--in",
                                 f"Term In {tag}", "--out", f"Term Out {tag}", "--bars", "4", "--candidates", "1",
                                 "--seed", "2", "--bpm", "240", "--device", "cpu", "--no-fast-step"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=log_file, text=True)
@@ -298,7 +298,7 @@ def test_the_app_answers_muse_bridge_command_and_sigterm_leaves_no_note_sounding
         recorder = PolledInput("UNIX_JACK", port_named(backend.get_input_names(), f"Term Out {tag}"), virtual=False,
                                client_name="term-test-daw", queue_size=65536, callback=lambda m, _t: received.append(m))
         time.sleep(0.3)
-        command = subprocess.run([sys.executable, "-m", "muse_bridge", "--command", "suggest"], cwd=ROOT, env=env,
+        command = subprocess.run([sys.executable, "-m", "ui", "--command", "suggest"], cwd=ROOT, env=env,
                                  capture_output=True, text=True, timeout=30)
         assert command.returncode == 0 and command.stdout.strip() == "ok", command.stderr
         deadline = time.monotonic() + 30
@@ -318,7 +318,7 @@ def test_the_app_answers_muse_bridge_command_and_sigterm_leaves_no_note_sounding
 
 def test_muse_bridge_command_without_a_running_app_says_so(tmp_path):
     env = dict(os.environ, MUSE_BRIDGE_SOCKET=str(tmp_path / "nobody.sock"))
-    run = subprocess.run([sys.executable, "-m", "muse_bridge", "--command", "suggest"], cwd=ROOT, env=env,
+    run = subprocess.run([sys.executable, "-m", "ui", "--command", "suggest"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=30)
     assert run.returncode == 2 and "not running" in run.stderr and "Traceback" not in run.stderr
 
@@ -340,10 +340,10 @@ def test_the_app_starts_without_its_ports_says_so_and_opens_them_when_applied(qa
         assert not app.bridge.ports_open
         keys = backend.open_output(f"Late Keys {tag}", virtual=True, client_name=f"late-keys-{tag}")
         synth = backend.open_input(f"Late Synth {tag}", virtual=True, client_name=f"late-synth-{tag}")
-        assert "in: not open" in app.panel.port_state.text()
-        app.panel.apply_ports.click()
+        assert "in: not open" in app.panel.midi.port_state.text()
+        app.panel.midi.apply_ports.click()
         wait_until(lambda: app.bridge.ports_open, "the ports did not open when applied")
-        wait_until(lambda: f"Late Keys {tag}" in app.panel.port_state.text(), "the panel does not show the open ports")
+        wait_until(lambda: f"Late Keys {tag}" in app.panel.midi.port_state.text(), "the panel does not show the open ports")
     finally:
         app.shutdown()
         app.panel.close()

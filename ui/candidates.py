@@ -15,6 +15,7 @@ from PyQt6.QtWidgets import QAbstractItemView, QHBoxLayout, QLabel, QListWidget,
 
 from engine.session import Candidate
 from muse_bridge.events import CandidatesReady
+from ui import theme
 from ui.pianoroll import PianoRoll, Roll
 
 EMPTY_HINT = ("Play a phrase into “Muse In”, then Suggest: the button, Ctrl+Space here, the global hotkey, "
@@ -36,14 +37,14 @@ class CandidateRow(QWidget):
         span = f"{min(n.pitch for n in notes)}–{max(n.pitch for n in notes)}" if notes else "rest"
         self.info = QLabel(f"{len(notes)} notes\n{span}")
         self.info.setFixedWidth(64)
-        self.info.setStyleSheet("color: #8b929c; font-size: 10px;")
+        self.info.setStyleSheet(f"color: {theme.HINT}; font-size: 10px;")
         layout.addWidget(self.number)
         layout.addWidget(self.roll, 1)
         layout.addWidget(self.info)
 
     def set_playing(self, playing: bool) -> None:
         self.number.setText(f"▶{self.index + 1}" if playing else str(self.index + 1))
-        self.number.setStyleSheet("color: #5cc8ff; font-weight: bold;" if playing else "")
+        self.number.setStyleSheet(f"color: {theme.PLAYING_NOTE}; font-weight: bold;" if playing else "")
         self.roll.set_roll(self.roll.roll, playing)
 
 
@@ -58,7 +59,7 @@ class CandidateList(QListWidget):
         self.setDragEnabled(True)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.setSpacing(2)
-        self.setStyleSheet("QListWidget::item:selected { background: #2d3f55; }")
+        self.setStyleSheet(f"QListWidget::item:selected {{ background: {theme.SELECTED}; }}")
         self.candidates: list[Candidate] = []
         self.bpm = 120.0
         self.drag_folder = Path(tempfile.mkdtemp(prefix="muse-bridge-drag-"))
@@ -79,7 +80,7 @@ class CandidateList(QListWidget):
         super().paintEvent(event)
         if self.count() == 0:   # what to do, where the candidates will be
             painter = QPainter(self.viewport())
-            painter.setPen(QColor("#8b929c"))
+            painter.setPen(QColor(theme.HINT))
             painter.drawText(self.viewport().rect().adjusted(24, 0, -24, 0),
                              Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, EMPTY_HINT)
             painter.end()

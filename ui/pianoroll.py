@@ -8,13 +8,11 @@ from PyQt6.QtGui import QColor, QPainter, QPen
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 from engine.music import Note
+from ui import theme
 
-BACKGROUND = QColor("#1e2126")
-BAR_LINE = QColor("#4a505a")
-BEAT_LINE = QColor("#2a2e35")
-CONTEXT_NOTE = QColor("#7d848f")
-CANDIDATE_NOTE = QColor("#f2a33a")
-PLAYING_NOTE = QColor("#5cc8ff")
+BACKGROUND, BAR_LINE, BEAT_LINE = QColor(theme.BACKGROUND), QColor(theme.BAR_LINE), QColor(theme.BEAT_LINE)
+CONTEXT_NOTE, CANDIDATE_NOTE = QColor(theme.CONTEXT_NOTE), QColor(theme.CANDIDATE_NOTE)
+PLAYING_NOTE = QColor(theme.PLAYING_NOTE)
 MIN_NOTE_HEIGHT = 3.0        # pixels: a wide pitch span still shows every note
 MIN_SPAN = 14                 # semitones shown at least, so a narrow melody is not stretched to blocks
 
@@ -57,7 +55,7 @@ def paint_roll(painter: QPainter, rect: QRectF, roll: Roll, playing: bool = Fals
         painter.drawLine(int(x), int(rect.top()), int(x), int(rect.bottom()))
     if roll.context_bars:   # where the suggestion begins
         x = rect.left() + roll.context_bars * roll.bar_ticks * x_per_tick
-        painter.setPen(QPen(QColor("#c9ced6"), 2))
+        painter.setPen(QPen(QColor(theme.START_LINE), 2))
         painter.drawLine(int(x), int(rect.top()), int(x), int(rect.bottom()))
 
     painter.setPen(Qt.PenStyle.NoPen)

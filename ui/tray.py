@@ -7,8 +7,8 @@ from PyQt6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 
 from muse_bridge.controller import Command
 from muse_bridge.events import GENERATING, IDLE, LISTENING, PLAYING
+from ui.theme import ACTIVITY_COLOURS, TRAY_OUTLINE
 
-ACTIVITY_COLOURS = {IDLE: "#8b929c", LISTENING: "#4cc38a", GENERATING: "#f2a33a", PLAYING: "#5cc8ff"}
 ACTIVITY_WORDS = {IDLE: "idle", LISTENING: "listening", GENERATING: "generating…", PLAYING: "playing"}
 MENU = [("Suggest", Command.SUGGEST), ("Next", Command.NEXT), ("Previous", Command.PREVIOUS),
         ("Accept", Command.ACCEPT), ("Clear", Command.CLEAR), ("Panic", Command.PANIC)]
@@ -24,7 +24,7 @@ def activity_icon(activity: str, size: int = 64) -> QIcon:
     p.setPen(Qt.PenStyle.NoPen)
     p.setBrush(QColor(ACTIVITY_COLOURS.get(activity, ACTIVITY_COLOURS[IDLE])))
     p.drawEllipse(QRectF(2 * s, 2 * s, 60 * s, 60 * s))
-    p.setBrush(QColor("#14161a"))
+    p.setBrush(QColor(TRAY_OUTLINE))
     if activity == PLAYING:
         path = QPainterPath(QPointF(24 * s, 18 * s))
         path.lineTo(QPointF(48 * s, 32 * s))
@@ -39,7 +39,7 @@ def activity_icon(activity: str, size: int = 64) -> QIcon:
             p.setBrush(Qt.BrushStyle.NoBrush)
             pen = p.pen()
             pen.setStyle(Qt.PenStyle.SolidLine)
-            pen.setColor(QColor("#14161a"))
+            pen.setColor(QColor(TRAY_OUTLINE))
             pen.setWidthF(4 * s)
             p.setPen(pen)
             p.drawArc(QRectF(8 * s, 8 * s, 48 * s, 48 * s), 30 * 16, 120 * 16)

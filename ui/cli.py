@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_tray(args)
         logging.getLogger(__name__).info("console mode: %s", reason)
 
-    from muse_bridge.headless import run_live
+    from ui.console import run_live
     return run_live(args)
 
 
