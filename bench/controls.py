@@ -25,7 +25,7 @@ from engine.checkpoint import load_checkpoint
 from engine.chords import chord_pitch_classes, chords_of_bars
 from engine.grammar import RemiGrammar
 from engine.music import MeterMap, Note
-from engine.sampler import SamplingConfig
+from engine.sampler import MAX_DENSITY, SamplingConfig
 from trainer.evaluate import (COMPLETION_BARS, TICKS_PER_BEAT, EvalConfig, Window, bar_notes, eval_files, read_songs,
                               select_windows, model_samples)
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = {
         "auto": [SamplingConfig()] * len(windows),
-        "density_truth": [SamplingConfig(density=round(d)) for d in density],
+        "density_truth": [SamplingConfig(density=min(round(d), MAX_DENSITY)) for d in density],
         "density_4": [SamplingConfig(density=4)] * len(windows),
         "density_16": [SamplingConfig(density=16)] * len(windows),
         "polyphony_truth": [SamplingConfig(polyphony=p) for p in polyphony],

@@ -156,9 +156,7 @@ def bench_training(sizes, device: torch.device, batch: int, seq_len: int, steps:
 
 
 def bench_live(models: dict[str, RWKV7], tokenizer, device: torch.device, repeats: int, prompt_bars: int) -> list[dict]:
-    phrase = tokenizer.encode(read_phrase(PROMPT, tokenizer.settings))
-    bars = [i for i, t in enumerate(phrase) if t == tokenizer.bar_id]
-    prompt = phrase[: bars[prompt_bars]] if len(bars) > prompt_bars else phrase
+    phrase = read_phrase(PROMPT, tokenizer.settings)
     rows = []
     for name, model in models.items():
         model.eval()
@@ -174,8 +172,7 @@ def bench_live(models: dict[str, RWKV7], tokenizer, device: torch.device, repeat
             row[f"step_B{batch}_eager_ms"] = round(median_ms(eager, device, 50), 3)
             row[f"step_B{batch}_graph_ms"] = round(median_ms(lambda: graph(tokens), device, 50), 3)
         for graphs in (False, True):
-            session = Session(model, tokenizer, graph_steps=graphs)
-            session.feed(prompt)
+            session, _ = Session.for_phrase(model, tokenizer, phrase, bars=prompt_bars, graph_steps=graphs)
             runs = [session.suggest(4, 2, SamplingConfig(), seed=seed) for seed in range(repeats + 1)][1:]
             label = "graph" if graphs else "eager"
             row[f"suggest_4x2_{label}_median_ms"] = round(1000 * statistics.median(r.seconds for r in runs), 1)

@@ -59,11 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     fast = FastStep.for_model(ckpt.model)
     fast_ready = time.perf_counter() - start
-    tokens = ckpt.tokenizer.encode(read_phrase(PROMPT, ckpt.tokenizer.settings))
-
-    song = Session(ckpt.model, ckpt.tokenizer)
+    phrase = read_phrase(PROMPT, ckpt.tokenizer.settings)
+    tokens = ckpt.tokenizer.encode(phrase)
     start = time.perf_counter()
-    song.feed(tokens)
+    Session(ckpt.model, ckpt.tokenizer).feed(tokens)
     prefill = {"tokens": len(tokens), "seconds": round(time.perf_counter() - start, 3),
                "tokens_per_s": round(len(tokens) / (time.perf_counter() - start))}
     log.info("prefill %s", prefill)
@@ -72,10 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     for row in steps:
         log.info("step %s", row)
 
-    bars = [i for i, t in enumerate(tokens) if t == ckpt.tokenizer.bar_id]
-    prompt = tokens[: bars[args.prompt_bars]] if len(bars) > args.prompt_bars else tokens
-    session = Session(ckpt.model, ckpt.tokenizer)
-    session.feed(prompt)
+    session, prompt = Session.for_phrase(ckpt.model, ckpt.tokenizer, phrase, bars=args.prompt_bars)
     rows = []
     for k in (1, 4, 8):
         runs = {"pytorch": [], "fast": []}

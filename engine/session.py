@@ -8,13 +8,14 @@ from typing import Callable
 
 import torch
 
-from engine.fast_step import FastStep, PackedState
+from engine.decode import EagerStepper, GraphStepper, OnnxStepper, Stepper
+from engine.fast_step import FastStep
 from engine.generate import sample_bars
 from engine.graph_step import GraphSteps
 from engine.grammar import RemiGrammar
 from engine.midi_file import write_notes
 from engine.model import RWKV7
-from engine.music import TICKS_PER_QUARTER, MeterMap, Note
+from engine.music import TICKS_PER_QUARTER, MeterMap, Note, Phrase
 from engine.sampler import SamplingConfig
 from engine.state import State
 from engine.tokenizer import RemiTokenizer
@@ -80,6 +81,18 @@ class Session:
         self._graphs: GraphSteps | None = None
         self.reset()
 
+    @classmethod
+    def for_phrase(cls, model: RWKV7, tokenizer: RemiTokenizer, phrase: Phrase, bars: int | None = None,
+                   **options) -> tuple["Session", list[int]]:
+        """A Session holding `phrase` (its first `bars` bars when given), and the prompt's tokens: the one way from
+        a phrase to candidates (`muse-bridge suggest`, the screenshot, the benchmarks). `options` go to Session."""
+        prompt = tokenizer.encode(phrase)
+        if bars is not None:
+            prompt = tokenizer.first_bars(prompt, bars)
+        session = cls(model, tokenizer, **options)
+        session.feed(prompt)
+        return session, prompt
+
     def reset(self) -> None:
         """Forget the context (a loaded style's initial state stays)."""
         self.state = self._initial.clone().to(self.device) if self._initial is not None else self.model.initial_state(1)
@@ -108,23 +121,27 @@ class Session:
             self._graphs = GraphSteps(self.model, capture=self.device.type == "cuda")
         return self._graphs
 
+    def stepper(self, state: State) -> Stepper:
+        """The decode step for `state`'s streams, chosen here for every use: ONNX Runtime where its export
+        exists on a CPU, CUDA graphs on a GPU (unless turned off), else the model's own step."""
+        if self.fast_step is not None and self.device.type == "cpu":
+            return OnnxStepper(self.fast_step, state)
+        graphs = self._graph_steps()
+        if graphs is not None:
+            return GraphStepper(graphs.for_state(state))
+        return EagerStepper(self.model, state)
+
     @torch.no_grad()
     def _advance(self, state: State, tokens: list[int]) -> State:
-        """The state after `tokens`: a few (a note just played) by the fast step where there is one, more (a
-        prompt, a catch-up) by the parallel forward, `prefill_chunk` tokens at a time."""
+        """The state after `tokens`: a few (a note just played) by the decode step, more (a prompt, a catch-up)
+        by the parallel forward, `prefill_chunk` tokens at a time."""
         if not tokens:
             return state
-        if self.fast_step is not None and self.device.type == "cpu" and len(tokens) <= FAST_FEED_TOKENS:
-            packed = PackedState.of(state)
+        if len(tokens) <= FAST_FEED_TOKENS and (self.fast_step is not None or self._graph_steps() is not None):
+            stepper = self.stepper(state)
             for token in tokens:
-                _, packed = self.fast_step(torch.tensor([token]), packed)
-            return packed.state(self.device)
-        graphs = self._graph_steps()
-        if graphs is not None and len(tokens) <= FAST_FEED_TOKENS:
-            step = graphs.for_state(state)
-            for token in tokens:
-                step(torch.tensor([token]))
-            return step.state.clone()   # the buffers serve the next call
+                stepper.step(torch.tensor([token]))
+            return stepper.state()
         for i in range(0, len(tokens), self.prefill_chunk):
             x = torch.tensor([tokens[i:i + self.prefill_chunk]], dtype=torch.long, device=self.device)
             _, state = self.model(x, state)
@@ -154,26 +171,12 @@ class Session:
             seed = secrets.randbits(63)
         generator = torch.Generator().manual_seed(seed)
         meter = self.grammar.meter_after(list(tail), self.time_signature)
-        state = self._advance(self.state.clone(), list(tail)).expand(k)
-        if self.fast_step is not None and self.device.type == "cpu":
-            packed = PackedState.of(state)
-
-            def step(tokens: torch.Tensor) -> torch.Tensor:
-                nonlocal packed
-                logits, packed = self.fast_step(tokens, packed)
-                return logits
-        elif (graphs := self._graph_steps()) is not None:
-            step = graphs.for_state(state)
-        else:
-            def step(tokens: torch.Tensor) -> torch.Tensor:
-                nonlocal state
-                logits, state = self.model.step(tokens.to(self.device), state)
-                return logits
+        stepper = self.stepper(self._advance(self.state.clone(), list(tail)).expand(k))
 
         def bar_done(i: int, partial: list[int], complete: int) -> None:
             on_bars(i, self._candidate(partial, bars, meter, ticks_per_beat, complete))
 
-        tokens = sample_bars(step, self.grammar, [meter] * k, bars, sampling, generator,
+        tokens = sample_bars(stepper.step, self.grammar, [meter] * k, bars, sampling, generator,
                              on_bar=bar_done if on_bars is not None else None, cancelled=cancelled)
         generated = sum(len(t) - 1 for t in tokens)
         candidates = [self._candidate(t, bars, meter, ticks_per_beat) for t in tokens]

@@ -230,6 +230,15 @@ class RemiTokenizer:
     def count_bars(self, tokens) -> int:
         return sum(1 for t in tokens if t == self.bar_id)
 
+    def bar_starts(self, tokens) -> list[int]:
+        """The index of every Bar token in `tokens`: where each bar begins."""
+        return [i for i, t in enumerate(tokens) if t == self.bar_id]
+
+    def first_bars(self, tokens: list[int], bars: int) -> list[int]:
+        """The tokens of the first `bars` bars (all of them when there are no more)."""
+        starts = self.bar_starts(tokens)
+        return tokens[:starts[bars]] if len(starts) > bars else tokens
+
     # ---- Phrase -> tokens --------------------------------------------------------------
 
     def encode(self, phrase: Phrase, controls: bool = False) -> list[int]:
@@ -331,7 +340,7 @@ class RemiTokenizer:
                          time_signature=(4, 4)) -> tuple[list[Note], int]:
         """The notes of the last `bars` bars of `tokens`, in ticks that end at 0 (earlier notes start
         below 0, notes are cut at 0), and how many bars there were (fewer when `tokens` is shorter)."""
-        bar_at = [i for i, t in enumerate(tokens) if t == self.bar_id][-bars:] if bars > 0 else []
+        bar_at = self.bar_starts(tokens)[-bars:] if bars > 0 else []
         if not bar_at:
             return [], 0
         meter = tuple(time_signature)

@@ -249,7 +249,7 @@ class LiveScore:
         last_bar = max(self.bar_of(now), len(self._bar_index) - 1)
         tail = self._beyond_committed(self._window_tokens(notes, window, last_bar), window)
         if self._insertion:
-            bars = [i for i, t in enumerate(tail) if t == self.tokenizer.bar_id]
+            bars = self.tokenizer.bar_starts(tail)
             at = bars[0] if bars else len(tail)
             tail = tail[:at] + self._insertion + tail[at:]
         return tail
@@ -289,7 +289,7 @@ class LiveScore:
     def _splice_insertion(self, new: list[int]) -> list[int]:
         if not self._insertion:
             return new
-        bars = [i for i, t in enumerate(new) if t == self.tokenizer.bar_id]
+        bars = self.tokenizer.bar_starts(new)
         if not bars:
             return new
         at = bars[0]

@@ -58,12 +58,10 @@ def suggest_file(req: SuggestRequest) -> dict:
     if req.sampling.chords_outside_key():
         log.warning(req.sampling.chords_outside_key())
     phrase = read_phrase(req.midi, tokenizer.settings)
-    prompt = tokenizer.encode(phrase)
+    initial = load_style(req.style, ckpt) if req.style else None
+    session, prompt = Session.for_phrase(ckpt.model, tokenizer, phrase, initial_state=initial)
     if not prompt:
         raise MidiFileError(req.midi, "no notes in the piano range")
-    initial = load_style(req.style, ckpt) if req.style else None
-    session = Session(ckpt.model, tokenizer, initial_state=initial)
-    session.feed(prompt)
     total = req.candidates * req.bars
     with tqdm(total=total, desc="bars", unit="bar", disable=None if total >= PROGRESS_FROM_BARS else True,
               file=sys.stderr) as progress:

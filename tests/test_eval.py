@@ -136,7 +136,7 @@ def test_repeat_baseline_reproduces_a_phrase_whose_bars_repeat(remi):
     bars = [i for i, t in enumerate(tokens) if t == remi.bar_id]
     context, completion = tokens[bars[0]:bars[4]], tokens[bars[4]:bars[6]] + [remi.bar_id]
     window = Window("song.mid", 0, context, completion, grammar.meter_after(context))
-    metrics = continuation_metrics(repeat_samples([window], remi.bar_id), [window], remi)
+    metrics = continuation_metrics(repeat_samples([window], remi), [window], remi)
     assert metrics == {"pitch_class_overlap": 1.0, "note_density_ratio_mean": 1.0,
                        "note_density_ratio_of_totals": 1.0, "exactly_2_bars": 1.0}
 

@@ -25,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from engine.checkpoint import load_checkpoint
+from engine.decode import EagerStepper
 from engine.generate import sample_bars
 from engine.grammar import RemiGrammar
 from engine.midi_file import read_phrase
@@ -123,7 +124,7 @@ def select_windows(songs: list[tuple[str, list[int]]], tokenizer: RemiTokenizer,
     span = CONTEXT_BARS + COMPLETION_BARS
     per_song = []
     for rel, tokens in songs:
-        bars = [i for i, t in enumerate(tokens) if t == tokenizer.bar_id]
+        bars = tokenizer.bar_starts(tokens)
         starts = list(range(0, len(bars) - span, span))  # bars[b + span] closes the completion
         rng.shuffle(starts)
         per_song.append([(rel, tokens, bars, b) for b in starts])
@@ -212,15 +213,10 @@ def model_samples(model: RWKV7, grammar: RemiGrammar, windows: list[Window],
     out = []
     for start in tqdm(range(0, len(windows), batch_size), desc="model samples", unit="batch"):
         batch = windows[start:start + batch_size]
-        state = State.cat([model(torch.tensor([w.context]))[1] for w in batch])
-
-        def step(tokens: torch.Tensor) -> torch.Tensor:
-            nonlocal state
-            logits, state = model.step(tokens, state)
-            return logits
-
+        stepper = EagerStepper(model, State.cat([model(torch.tensor([w.context]))[1] for w in batch]))
         configs = sampling[start:start + batch_size] if isinstance(sampling, list) else sampling
-        out += sample_bars(step, grammar, [w.time_signature for w in batch], COMPLETION_BARS, configs, generator)
+        out += sample_bars(stepper.step, grammar, [w.time_signature for w in batch], COMPLETION_BARS, configs,
+                           generator)
     return out
 
 
@@ -240,13 +236,9 @@ def ngram_samples(ngram: NGramModel, grammar: RemiGrammar, windows: list[Window]
     return sample_bars(step, grammar, [w.time_signature for w in windows], COMPLETION_BARS, sampling, generator)
 
 
-def repeat_samples(windows: list[Window], bar_id: int) -> list[list[int]]:
+def repeat_samples(windows: list[Window], tokenizer: RemiTokenizer) -> list[list[int]]:
     """The last 2 context bars, played again."""
-    out = []
-    for w in windows:
-        bars = [i for i, t in enumerate(w.context) if t == bar_id]
-        out.append(w.context[bars[-COMPLETION_BARS]:])
-    return out
+    return [w.context[tokenizer.bar_starts(w.context)[-COMPLETION_BARS]:] for w in windows]
 
 
 def bar_notes(tokens: list[int], w: Window, tokenizer: RemiTokenizer) -> tuple[list[Note], bool]:
@@ -344,7 +336,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         metrics["ngram"] = ngram_metrics
         below_ngram = 1 - model_metrics["nll"] / ngram_metrics["nll"]
     repeat_metrics = {"nll": None, "nll_per_note": None, "accuracy": None, "nll_by_kind": None,
-                      **continuation_metrics(repeat_samples(windows, tokenizer.bar_id), windows, tokenizer)}
+                      **continuation_metrics(repeat_samples(windows, tokenizer), windows, tokenizer)}
     return {
         "checkpoint": str(cfg.checkpoint), "midi_dir": str(cfg.midi_dir),
         "data": cfg.data, "split": cfg.split,

@@ -50,10 +50,6 @@ def split_of(relative_path: str, validation_fraction: float) -> str:
     return "val" if h < validation_fraction else "train"
 
 
-def bar_offsets(tokens: list[int], bar_id: int) -> list[int]:
-    return [i for i, t in enumerate(tokens) if t == bar_id]
-
-
 def longest_silence(tokens: list[int], bar_id: int, is_note: set[int]) -> int:
     """The longest run of bars without a note."""
     longest = run = 0
@@ -128,7 +124,7 @@ def prepare(cfg: PrepareConfig, settings: TokenizerSettings = TokenizerSettings(
                     log.warning("%s declares %d/%d, an unusual meter: its bars may not be real bars "
                                 "(use --time-signature to override)", path, *m)
             entries.append({"path": rel, "split": split_of(rel, cfg.validation_fraction), "offset": offset,
-                            "length": len(tokens), "bars": bar_offsets(tokens, tokenizer.bar_id),
+                            "length": len(tokens), "bars": tokenizer.bar_starts(tokens),
                             "time_signature": list(meter[-1]), "meters": [list(m) for m in meter],
                             "read_with_meter": list(cfg.time_signature) if cfg.time_signature else None})
             chunks.append(np.asarray(tokens, dtype=np.uint16))

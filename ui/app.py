@@ -303,9 +303,7 @@ def run_screenshot(args: argparse.Namespace) -> int:
     except (CheckpointError, ValueError, OSError) as e:
         print(f"muse-bridge: {e}", file=sys.stderr)
         return 2
-    tokens = tokenizer.encode(phrase)
-    session = Session(ckpt.model, tokenizer)
-    session.feed(tokens)
+    session, tokens = Session.for_phrase(ckpt.model, tokenizer, phrase)
     seed = settings.seed if settings.seed is not None else 7
     suggestion = session.suggest(settings.candidates, settings.bars, settings.sampling, seed)
     first = suggestion.candidates[0]
