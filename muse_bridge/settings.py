@@ -35,12 +35,16 @@ SETTINGS_ENV = "MUSE_BRIDGE_SETTINGS"
 DEFAULT_TRIGGERS = {"suggest": ["cc", 20], "next": ["cc", 21], "previous": ["cc", 22],
                     "accept": ["cc", 23], "panic": ["cc", 24]}
 
-# where the flat settings files of version 0.1 kept each value
-_FLAT_NAMES = {"midi_api": "ports.api", "input_port": "ports.input_name", "output_port": "ports.output_name",
-               "virtual_ports": "ports.virtual", "output_channel": "ports.output_channel",
-               "queue_size": "ports.queue_size", "bpm": "clock.bpm", "time_signature": "clock.time_signature",
-               "temperature": "sampling.temperature", "top_p": "sampling.top_p", "top_k": "sampling.top_k",
-               "max_tokens_per_bar": "sampling.max_tokens_per_bar"}
+# a flat name -> the setting it names: the keys of version 0.1's flat settings files, and the live command line's
+# option names (`--virtual` is virtual_ports); the one map from flat names to settings
+FLAT_NAMES = {"midi_api": "ports.api", "input_port": "ports.input_name", "output_port": "ports.output_name",
+              "virtual_ports": "ports.virtual", "output_channel": "ports.output_channel",
+              "queue_size": "ports.queue_size", "bpm": "clock.bpm", "time_signature": "clock.time_signature",
+              "temperature": "sampling.temperature", "top_p": "sampling.top_p", "top_k": "sampling.top_k",
+              "max_tokens_per_bar": "sampling.max_tokens_per_bar", "candidates": "candidates", "bars": "bars",
+              "seed": "seed", "fast_step": "fast_step", "precompute": "precompute"}
+MAX_CANDIDATES = 64
+MAX_BARS = 64
 
 
 class SettingsError(ValueError):
@@ -62,10 +66,10 @@ class BridgeSettings:
     precompute: bool = True                        # make candidates in pauses, ready before Suggest is pressed
 
     def __post_init__(self) -> None:
-        if not 1 <= self.candidates <= 64:
-            raise ValueError(f"candidates must be 1-64, got {self.candidates}")
-        if not 1 <= self.bars <= 64:
-            raise ValueError(f"bars must be 1-64, got {self.bars}")
+        if not 1 <= self.candidates <= MAX_CANDIDATES:
+            raise ValueError(f"candidates must be 1-{MAX_CANDIDATES}, got {self.candidates}")
+        if not 1 <= self.bars <= MAX_BARS:
+            raise ValueError(f"bars must be 1-{MAX_BARS}, got {self.bars}")
         for command, trigger in self.triggers.items():
             Command(command)  # ValueError names an unknown command
             if not (isinstance(trigger, (list, tuple)) and len(trigger) == 2 and trigger[0] in ("cc", "note")
@@ -92,7 +96,7 @@ class BridgeSettings:
             return cls(), [f"{source}: not a JSON object of settings; using the defaults"]
         settings, problems = cls(), []
         for path, value in _flatten(data):
-            path = _FLAT_NAMES.get(path, path)
+            path = FLAT_NAMES.get(path, path)
             try:
                 settings = settings.with_changes({path: value})
             except SettingsError as e:

@@ -18,7 +18,7 @@ from engine.checkpoint import Checkpoint, CheckpointError
 from engine.music import parse_time_signature
 from engine.sampler import add_sampling_arguments, sampling_changes
 from muse_bridge.ports import MIDI_APIS
-from muse_bridge.settings import BridgeSettings, SettingsError, default_settings_path, read_settings
+from muse_bridge.settings import FLAT_NAMES, BridgeSettings, SettingsError, default_settings_path, read_settings
 
 if TYPE_CHECKING:
     from muse_bridge.bridge import LiveBridge
@@ -26,13 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]   # (what is happening, fraction done 0..1)
-
-# command-line option -> setting it overrides for this run (never saved)
-_OVERRIDES = {"midi_api": "ports.api", "input_port": "ports.input_name", "output_port": "ports.output_name",
-              "virtual": "ports.virtual", "bpm": "clock.bpm", "time_signature": "clock.time_signature",
-              "candidates": "candidates", "bars": "bars", "seed": "seed",
-              "fast_step": "fast_step", "precompute": "precompute"}   # and the sampling options, as sampling.*
-
 
 @dataclass(frozen=True)
 class LaunchOptions:
@@ -51,7 +44,7 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--midi-api", choices=sorted(MIDI_APIS), default=None, help="rtmidi API (default: saved, else auto)")
     g.add_argument("--in", dest="input_port", metavar="NAME", default=None, help='input port (default "Muse In")')
     g.add_argument("--out", dest="output_port", metavar="NAME", default=None, help='output port (default "Muse Out")')
-    g.add_argument("--virtual", action=argparse.BooleanOptionalAction, default=None,
+    g.add_argument("--virtual", dest="virtual_ports", action=argparse.BooleanOptionalAction, default=None,
                    help="create virtual ports (default where the API can) or open existing ones by name")
     g.add_argument("--checkpoint", type=Path, default=None, help="a model checkpoint (default: the bundled model)")
     g.add_argument("--style", type=Path, default=None, help="a style preset for the checkpoint")
@@ -73,7 +66,9 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def launch_options(args: argparse.Namespace) -> LaunchOptions:
-    overrides = {path: getattr(args, name) for name, path in _OVERRIDES.items() if getattr(args, name) is not None}
+    # every option given is a setting for this run only (never saved)
+    overrides = {path: getattr(args, name) for name, path in FLAT_NAMES.items()
+                 if getattr(args, name, None) is not None}
     overrides.update({f"sampling.{name}": value for name, value in sampling_changes(args).items()})
     if args.channel is not None:
         overrides["ports.output_channel"] = args.channel - 1

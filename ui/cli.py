@@ -13,6 +13,7 @@ from engine.midi_file import MidiFileError
 from engine.sampler import SamplingConfig, add_sampling_arguments, sampling_changes
 from muse_bridge.command_channel import APP_COMMANDS, CommandChannelError, send_command
 from muse_bridge.controller import Command
+from muse_bridge.settings import MAX_BARS, MAX_CANDIDATES
 
 
 def count(most: int):
@@ -31,8 +32,8 @@ def count(most: int):
 def add_suggest_parser(sub) -> None:
     p = sub.add_parser("suggest", help="continue a MIDI phrase: write K candidate continuations of N bars")
     p.add_argument("midi", type=Path, help="the phrase (.mid)")
-    p.add_argument("--bars", type=count(64), default=2)
-    p.add_argument("--candidates", type=count(256), default=4)
+    p.add_argument("--bars", type=count(MAX_BARS), default=2)
+    p.add_argument("--candidates", type=count(MAX_CANDIDATES), default=4)
     add_sampling_arguments(p)
     p.add_argument("--seed", type=int, default=None, help="make the candidates reproducible")
     p.add_argument("--checkpoint", type=Path, default=None, help="a model checkpoint (default: the bundled model)")

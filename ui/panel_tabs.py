@@ -15,13 +15,12 @@ from engine.keys import NOTE_NAMES, SCALES
 from engine.sampler import MAX_DENSITY, MAX_POLYPHONY
 from muse_bridge.controller import Command
 from muse_bridge.ports import MIDI_APIS
-from muse_bridge.settings import BridgeSettings
+from muse_bridge.settings import MAX_BARS, MAX_CANDIDATES, BridgeSettings
 from ui.theme import HINT
 
 LEARNABLE = (Command.SUGGEST, Command.NEXT, Command.PREVIOUS, Command.ACCEPT, Command.PANIC)
 NO_STYLE = "none (the model's own)"
 NO_CONTROLS = "this model has no bar controls: density, polyphony and chords need one trained with them"
-MAX_BARS = MAX_CANDIDATES = 16   # what the panel offers (the settings allow more, from the command line)
 
 
 def note_name(pitch: int) -> str:
