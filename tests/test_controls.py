@@ -194,8 +194,9 @@ def run_suggest(*args: str) -> subprocess.CompletedProcess:
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
-def test_the_command_line_refuses_a_control_the_model_lacks_and_a_bad_value_in_one_line(tmp_path):
-    for args, named in ((["--density", "8"], "no bar controls"), (["--chords", "C H7"], "--chords"),
+def test_the_command_line_refuses_a_control_the_model_lacks_and_a_bad_value_in_one_line(micro_checkpoint, tmp_path):
+    without = ["--checkpoint", str(micro_checkpoint)]   # a model without bar controls
+    for args, named in ((["--density", "8", *without], "no bar controls"), (["--chords", "C H7"], "--chords"),
                         (["--polyphony", "9"], "polyphony must be 1-6"), (["--density", "lots"], "--density")):
         run = run_suggest(*args, "--out", str(tmp_path), "--bars", "1")
         assert run.returncode == 2 and named in run.stderr.strip().splitlines()[-1], (args, run.stderr)
@@ -234,3 +235,23 @@ def test_eval_reports_nats_per_note_with_the_controls_masked(controls_data, cont
     assert out["controls_masked"] == controlled.vocab_size - 389
     assert model["nll_per_note"] > model["nll"] > 0 and ngram["nll_per_note"] > 0
     assert not any(k.startswith("AC") for k in model["nll_by_kind"])
+
+
+def test_the_bundled_model_has_bar_controls_and_follows_the_chords_asked_for():
+    ckpt = load_checkpoint()
+    assert ckpt.tokenizer.settings.controls
+    session, _ = Session.for_phrase(ckpt.model, ckpt.tokenizer, read_phrase(POP909_FILES[0], ckpt.tokenizer.settings),
+                                    bars=16, graph_steps=False)
+    chords = ("C", "Am", "F", "G")   # far from the song's key: on its own the model plays few of their tones
+
+    def time_on_chord_tones(sampling: SamplingConfig) -> float:
+        on = total = 0
+        for c in session.suggest(4, 4, sampling, seed=2).candidates:
+            assert c.bars == 4
+            for n in c.notes:
+                tones = chord_pitch_classes(chords[n.start // c.bar_map.bar_ticks()])
+                on, total = on + (n.end - n.start) * (n.pitch % 12 in tones), total + n.end - n.start
+        return on / total
+
+    steered, own = time_on_chord_tones(SamplingConfig(chords=chords)), time_on_chord_tones(SamplingConfig())
+    assert steered > 0.35 and steered > 4 * own, (steered, own)

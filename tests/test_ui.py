@@ -57,21 +57,22 @@ def open_app(qapp, checkpoint, tmp_path, monkeypatch) -> TrayApp:
     return app
 
 
-@pytest.fixture
-def tray_app(qapp, jack_server, live_checkpoint, tmp_path, monkeypatch):
-    app = open_app(qapp, live_checkpoint, tmp_path, monkeypatch)
+def running_app(qapp, checkpoint, tmp_path, monkeypatch):
+    app = open_app(qapp, checkpoint, tmp_path, monkeypatch)
     yield app
     app.shutdown()
     app.panel.close()
+
+
+@pytest.fixture
+def tray_app(qapp, jack_server, live_checkpoint, tmp_path, monkeypatch):
+    yield from running_app(qapp, live_checkpoint, tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def steer_app(qapp, jack_server, controls_checkpoint, tmp_path, monkeypatch):
     """The app with a model that has bar controls."""
-    app = open_app(qapp, controls_checkpoint, tmp_path, monkeypatch)
-    yield app
-    app.shutdown()
-    app.panel.close()
+    yield from running_app(qapp, controls_checkpoint, tmp_path, monkeypatch)
 
 
 def play_c_major(app: TrayApp) -> None:
