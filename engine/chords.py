@@ -44,9 +44,14 @@ def chord_pitch_classes(symbol: str) -> frozenset[int]:
     return frozenset(classes)
 
 
+def split_chords(text: str) -> tuple[str, ...]:
+    """'C Am, F | G' (spaces, commas or bars between symbols) -> ('C', 'Am', 'F', 'G'), not checked."""
+    return tuple(s for s in re.split(r"[\s,|]+", text.strip()) if s)
+
+
 def parse_chords(text: str) -> tuple[str, ...]:
-    """'C Am F G' (spaces, commas or bars between symbols) -> ('C', 'Am', 'F', 'G'), each checked."""
-    symbols = tuple(s for s in re.split(r"[\s,|]+", text.strip()) if s)
+    """'C Am F G' -> ('C', 'Am', 'F', 'G'), each symbol checked (ValueError naming the first unknown one)."""
+    symbols = split_chords(text)
     for s in symbols:
         chord_pitch_classes(s)
     return symbols

@@ -10,7 +10,6 @@ import torch
 
 from engine.chords import chord_pitch_classes, parse_chords
 from engine.keys import Key, parse_key_lock
-
 from engine.tokenizer import TokenizerSettings
 
 MAX_DENSITY = TokenizerSettings.ac_note_density_bar_max   # the density control's top token ("64+")

@@ -11,6 +11,7 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
                              QLineEdit, QPushButton, QSlider, QSpinBox, QWidget)
 
+from engine.chords import split_chords
 from engine.keys import NOTE_NAMES, SCALES
 from engine.sampler import MAX_DENSITY, MAX_POLYPHONY
 from muse_bridge.controller import Command
@@ -245,7 +246,7 @@ class KeyTab(QWidget):
 
     def _chords_edited(self) -> None:
         text = self.chords.text().strip()
-        chords = () if text.lower() in ("", "auto") else tuple(text.replace(",", " ").replace("|", " ").split())
+        chords = () if text.lower() == "auto" else split_chords(text)   # checked by the bridge, which names a bad one
         if chords != self.settings.sampling.chords:
             self.settingsRequested.emit({"sampling.chords": chords}, True)
 
