@@ -41,7 +41,8 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
         if cancelled is not None and cancelled():
             raise Cancelled()
         logits = step(nxt)
-        allowed = torch.stack([grammar.allowed(s, m, c.max_tokens_per_bar, p[min(s.bars, bars) - 1], bars, c.polyphony)
+        allowed = torch.stack([grammar.allowed(s, m, c.max_tokens_per_bar, p[min(s.bars, bars) - 1], bars, c.polyphony,
+                                               c.density_bounds())
                                for s, m, c, p in zip(streams, meters, configs, pitches)])
         nxt = sample(logits.detach().float().cpu(), allowed, configs[0], generator)
         for i, (s, out, t) in enumerate(zip(streams, tokens, nxt.tolist())):

@@ -9,7 +9,8 @@ silent: its last bar cannot close before it holds a note (a Suggest that plays n
 Bar controls (a vocabulary trained with them): the controls asked for are placed after each generated
 bar's TimeSig, in miditok's order (polyphony, pitch classes, density); with none asked for, control
 tokens are never sampled, so the model writes as it would without them. A polyphony cap also limits
-the Pitch tokens at one Position.
+the Pitch tokens at one Position, and a density keeps each bar's notes inside its band: no Position or
+Pitch past the most, no Bar before the fewest (unless nothing else may come).
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ class StreamState:
     bars: int = 1               # bars opened so far (the forced first Bar counts)
     tokens_in_bar: int = 0
     notes: int = 0              # Pitch tokens so far
+    bar_notes: int = 0          # Pitch tokens in the current bar
     onset_notes: int = 0        # Pitch tokens at the current Position
     controls: list[int] = field(default_factory=list)   # control tokens still to place in this bar
     done: bool = False
@@ -108,10 +110,11 @@ class RemiGrammar:
 
     def allowed(self, s: StreamState, time_signature: tuple[int, int], max_tokens_per_bar: int,
                 pitches: torch.Tensor | None = None, bars_wanted: int | None = None,
-                polyphony: int | None = None) -> torch.Tensor:
+                polyphony: int | None = None, density: tuple[int, float] | None = None) -> torch.Tensor:
         """Boolean mask over the vocabulary of the tokens this stream may take next; `pitches`
-        (from `pitch_mask`) limits the Pitch tokens, `polyphony` the Pitch tokens at one Position; with
-        `bars_wanted`, the last bar cannot close silent."""
+        (from `pitch_mask`) limits the Pitch tokens, `polyphony` the Pitch tokens at one Position, `density`
+        (fewest, most; from SamplingConfig.density_bounds) the notes in a bar; with `bars_wanted`, the last
+        bar cannot close silent."""
         pitches = self.is_pitch if pitches is None else pitches
         m = torch.zeros(self.vocab_size, dtype=torch.bool)
         bar = torch.zeros_like(m)
@@ -127,11 +130,13 @@ class RemiGrammar:
         elif s.phase in (TIMESIG, DURATION):
             if full:
                 return bar
-            m |= self.is_position & (self.position_of > s.position) & (self.position_of < self.positions_per_bar(time_signature))
-            if s.phase == DURATION and (polyphony is None or s.onset_notes < polyphony):
-                m |= pitches
+            fewest, most = density or (0, float("inf"))
+            if s.bar_notes < most:   # a Position is always followed by a Pitch
+                m |= self.is_position & (self.position_of > s.position) & (self.position_of < self.positions_per_bar(time_signature))
+                if s.phase == DURATION and (polyphony is None or s.onset_notes < polyphony):
+                    m |= pitches
             silent = bars_wanted is not None and s.bars >= bars_wanted and s.notes == 0
-            if not silent or not m.any():
+            if (not silent and s.bar_notes >= fewest) or not m.any():
                 m |= bar
         elif s.phase == POSITION:
             m |= pitches
@@ -150,7 +155,7 @@ class RemiGrammar:
             if s.bars == bars_wanted:
                 s.done = True
                 return
-            s.bars, s.phase, s.position, s.tokens_in_bar = s.bars + 1, BAR, -1, 0
+            s.bars, s.phase, s.position, s.tokens_in_bar, s.bar_notes = s.bars + 1, BAR, -1, 0, 0
             return
         s.tokens_in_bar += 1
         kind = self.kind_of[token]
@@ -162,7 +167,7 @@ class RemiGrammar:
         elif kind == "Position":
             s.phase, s.position, s.onset_notes = POSITION, int(self.position_of[token]), 0
         elif kind == "Pitch":
-            s.phase, s.notes, s.onset_notes = PITCH, s.notes + 1, s.onset_notes + 1
+            s.phase, s.notes, s.onset_notes, s.bar_notes = PITCH, s.notes + 1, s.onset_notes + 1, s.bar_notes + 1
         elif kind == "Velocity":
             s.phase = VELOCITY
         elif kind == "Duration":

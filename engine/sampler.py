@@ -28,6 +28,7 @@ class SamplingConfig:
     density: int | None = None      # notes per bar
     polyphony: int | None = None    # at most this many notes struck at one onset (1: a single line)
     chords: tuple[str, ...] = ()    # one chord symbol per bar, cycling over the bars: the bar's pitch classes
+    density_band: float = 0.1       # with a density, each bar holds it within this share (at least one note)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key_lock", str(parse_key_lock(self.key_lock) or "off"))  # normalised spelling
@@ -48,6 +49,8 @@ class SamplingConfig:
             raise ValueError(f"top-k must be >= 0, got {self.top_k}")
         if self.density is not None and not 0 <= self.density <= MAX_DENSITY:
             raise ValueError(f"density must be 0-{MAX_DENSITY} notes per bar, got {self.density}")
+        if not 0 <= self.density_band <= 1:
+            raise ValueError(f"density band must be a share in 0-1, got {self.density_band}")
         if self.polyphony is not None and not 1 <= self.polyphony <= MAX_POLYPHONY:
             raise ValueError(f"polyphony must be 1-{MAX_POLYPHONY} notes per onset, got {self.polyphony}")
         object.__setattr__(self, "chords", parse_chords(" ".join(self.chords)))
@@ -56,6 +59,15 @@ class SamplingConfig:
     def controls(self) -> bool:
         """True when a bar control is asked for."""
         return self.density is not None or self.polyphony is not None or bool(self.chords)
+
+    def density_bounds(self) -> tuple[int, float] | None:
+        """The fewest and most notes a bar may hold for the density asked for (the top value means that
+        many or more), None without a density."""
+        if self.density is None:
+            return None
+        slack = max(1, round(self.density * self.density_band))
+        most = math.inf if self.density >= MAX_DENSITY else self.density + slack
+        return max(0, self.density - slack), most
 
     def chords_outside_key(self) -> str | None:
         """The one line saying which chords lie outside the key lock (in their bars they win), None if none do."""

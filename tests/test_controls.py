@@ -138,6 +138,20 @@ def test_controls_are_placed_after_each_bars_meter_in_miditoks_order(controlled_
         assert max(Counter(n.start for n in c.notes).values(), default=0) <= 1   # --polyphony 1: a single line
 
 
+def test_a_density_keeps_every_bar_inside_its_band(controlled_session, controlled):
+    v = controlled.vocabulary
+    for density in (4, 16):
+        sampling = SamplingConfig(density=density)
+        fewest, most = sampling.density_bounds()
+        assert fewest < density < most and (fewest, most) == ((3, 5) if density == 4 else (14, 18))
+        for c in controlled_session.suggest(4, 2, sampling, seed=density).candidates:
+            bars = bars_of(c.tokens + [controlled.bar_id], controlled)
+            assert [fewest <= sum(t in v.pitch for t in bar) <= most for bar in bars] == [True, True]
+    assert SamplingConfig(density=64).density_bounds()[1] == float("inf")   # the top token means that many or more
+    with pytest.raises(ValueError, match="density band"):
+        SamplingConfig(density=4, density_band=1.5)
+
+
 def test_without_controls_no_control_token_is_sampled(controlled_session, controlled):
     suggestion = controlled_session.suggest(4, 2, SamplingConfig(), seed=5)
     assert not any(controlled.vocabulary.is_control(t) for c in suggestion.candidates for t in c.tokens)
@@ -237,7 +251,7 @@ def test_eval_reports_nats_per_note_with_the_controls_masked(controls_data, cont
     assert not any(k.startswith("AC") for k in model["nll_by_kind"])
 
 
-def test_the_bundled_model_has_bar_controls_and_follows_the_chords_asked_for():
+def test_the_bundled_model_has_bar_controls_and_follows_the_chords_and_density_asked_for():
     ckpt = load_checkpoint()
     assert ckpt.tokenizer.settings.controls
     session, _ = Session.for_phrase(ckpt.model, ckpt.tokenizer, read_phrase(POP909_FILES[0], ckpt.tokenizer.settings),
@@ -255,3 +269,10 @@ def test_the_bundled_model_has_bar_controls_and_follows_the_chords_asked_for():
 
     steered, own = time_on_chord_tones(SamplingConfig(chords=chords)), time_on_chord_tones(SamplingConfig())
     assert steered > 0.35 and steered > 4 * own, (steered, own)
+
+    def notes_per_bar(density: int) -> float:
+        candidates = session.suggest(4, 2, SamplingConfig(density=density), seed=3).candidates
+        return sum(len(c.notes) for c in candidates) / (2 * len(candidates))
+
+    sparse, busy = notes_per_bar(4), notes_per_bar(16)
+    assert 4 * 0.7 <= sparse <= 4 * 1.3 and 16 * 0.7 <= busy <= 16 * 1.3, (sparse, busy)
