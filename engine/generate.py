@@ -37,14 +37,18 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
     nxt = torch.full((len(meters),), grammar.bar_id, dtype=torch.long)
     controls = [[grammar.bar_controls(c, b) for b in range(bars)] for c in configs]
     pitches = [_pitch_masks(grammar, c, bars) for c in configs]
+    biases = [_chord_biases(grammar, c, bars) for c in configs]
     while not all(s.done for s in streams):
         if cancelled is not None and cancelled():
             raise Cancelled()
-        logits = step(nxt)
+        logits = step(nxt).detach().float().cpu()
+        if any(biases):
+            logits = logits + torch.stack([b[min(s.bars, bars) - 1] if b else torch.zeros(logits.shape[-1])
+                                           for s, b in zip(streams, biases)])
         allowed = torch.stack([grammar.allowed(s, m, c.max_tokens_per_bar, p[min(s.bars, bars) - 1], bars, c.polyphony,
                                                c.density_bounds())
                                for s, m, c, p in zip(streams, meters, configs, pitches)])
-        nxt = sample(logits.detach().float().cpu(), allowed, configs[0], generator)
+        nxt = sample(logits, allowed, configs[0], generator)
         for i, (s, out, t) in enumerate(zip(streams, tokens, nxt.tolist())):
             if s.done:
                 continue
@@ -54,6 +58,13 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
             if not s.done:
                 out.append(t)
     return tokens
+
+
+def _chord_biases(grammar: RemiGrammar, sampling: SamplingConfig, bars: int) -> list[torch.Tensor]:
+    """Each bar's logit bias toward its chord's tones ([] without chords or weight)."""
+    if not sampling.chords or not sampling.chord_weight:
+        return []
+    return [grammar.pitch_class_bias(sampling.chord_of_bar(b), sampling.chord_weight) for b in range(bars)]
 
 
 def _pitch_masks(grammar: RemiGrammar, sampling: SamplingConfig, bars: int) -> list[torch.Tensor]:

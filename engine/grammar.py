@@ -4,13 +4,15 @@ Continuations follow the prompt's meter and tempo: a Bar is followed by the prom
 tokens are never sampled, positions rise strictly within a bar, and every Pitch is followed by a
 Velocity and a Duration. A stream is done when its N-th bar is complete, i.e. when it asks for the
 Bar token that would open bar N+1; that token is not part of the candidate. A candidate is never
-silent: its last bar cannot close before it holds a note (a Suggest that plays nothing is no answer).
+silent: its first bar cannot close before it holds a note (a suggestion, or an answer, is heard from its
+bar line; one that plays nothing is no answer).
 
 Bar controls (a vocabulary trained with them): the controls asked for are placed after each generated
 bar's TimeSig, in miditok's order (polyphony, pitch classes, density); with none asked for, control
 tokens are never sampled, so the model writes as it would without them. A polyphony cap also limits
 the Pitch tokens at one Position, and a density keeps each bar's notes inside its band: no Position or
-Pitch past the most, no Bar before the fewest (unless nothing else may come).
+Pitch past the most, no Bar before the fewest (unless nothing else may come). A bar's chord also adds
+a weight to the logits of its tones (`pitch_class_bias`): a preference, every other pitch stays possible.
 """
 from __future__ import annotations
 
@@ -108,13 +110,18 @@ class RemiGrammar:
             raise ValueError(f"no pitch of the model's vocabulary lies in range {pitch_range} and key {key}")
         return m
 
+    def pitch_class_bias(self, pitch_classes: frozenset[int], weight: float) -> torch.Tensor:
+        """A logit bias over the vocabulary: `weight` on the Pitch tokens of `pitch_classes`, 0 elsewhere."""
+        return torch.tensor([weight if k == "Pitch" and p % 12 in pitch_classes else 0.0
+                             for k, p in zip(self.kind_of, self.pitch_of.tolist())])
+
     def allowed(self, s: StreamState, time_signature: tuple[int, int], max_tokens_per_bar: int,
                 pitches: torch.Tensor | None = None, bars_wanted: int | None = None,
                 polyphony: int | None = None, density: tuple[int, float] | None = None) -> torch.Tensor:
         """Boolean mask over the vocabulary of the tokens this stream may take next; `pitches`
         (from `pitch_mask`) limits the Pitch tokens, `polyphony` the Pitch tokens at one Position, `density`
         (fewest, most; from SamplingConfig.density_bounds) the notes in a bar; with `bars_wanted`, the last
-        bar cannot close silent."""
+        first bar cannot close silent."""
         pitches = self.is_pitch if pitches is None else pitches
         m = torch.zeros(self.vocab_size, dtype=torch.bool)
         bar = torch.zeros_like(m)
@@ -135,7 +142,7 @@ class RemiGrammar:
                 m |= self.is_position & (self.position_of > s.position) & (self.position_of < self.positions_per_bar(time_signature))
                 if s.phase == DURATION and (polyphony is None or s.onset_notes < polyphony):
                     m |= pitches
-            silent = bars_wanted is not None and s.bars >= bars_wanted and s.notes == 0
+            silent = bars_wanted is not None and s.bars == 1 and s.notes == 0
             if (not silent and s.bar_notes >= fewest) or not m.any():
                 m |= bar
         elif s.phase == POSITION:

@@ -29,6 +29,7 @@ class SamplingConfig:
     polyphony: int | None = None    # at most this many notes struck at one onset (1: a single line)
     chords: tuple[str, ...] = ()    # one chord symbol per bar, cycling over the bars: the bar's pitch classes
     density_band: float = 0.1       # with a density, each bar holds it within this share (at least one note)
+    chord_weight: float = 1.0       # with chords, nats added to the logits of the bar's chord tones (a preference, no mask)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key_lock", str(parse_key_lock(self.key_lock) or "off"))  # normalised spelling
@@ -49,6 +50,8 @@ class SamplingConfig:
             raise ValueError(f"top-k must be >= 0, got {self.top_k}")
         if self.density is not None and not 0 <= self.density <= MAX_DENSITY:
             raise ValueError(f"density must be 0-{MAX_DENSITY} notes per bar, got {self.density}")
+        if not (math.isfinite(self.chord_weight) and self.chord_weight >= 0):
+            raise ValueError(f"chord weight must be a number >= 0, got {self.chord_weight}")
         if not 0 <= self.density_band <= 1:
             raise ValueError(f"density band must be a share in 0-1, got {self.density_band}")
         if self.polyphony is not None and not 1 <= self.polyphony <= MAX_POLYPHONY:

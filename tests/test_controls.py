@@ -152,6 +152,18 @@ def test_a_density_keeps_every_bar_inside_its_band(controlled_session, controlle
         SamplingConfig(density=4, density_band=1.5)
 
 
+def test_the_chord_weight_leans_toward_the_chord_tones_without_forbidding_the_rest(controlled_session):
+    def on_chord_tones(weight: float) -> float:
+        sampling = SamplingConfig(chords=("C",), chord_weight=weight)
+        notes = [n for c in controlled_session.suggest(4, 2, sampling, seed=7).candidates for n in c.notes]
+        return sum(n.pitch % 12 in (0, 4, 7) for n in notes) / len(notes)
+
+    assert on_chord_tones(50.0) == 1.0
+    assert on_chord_tones(0.0) < 0.9    # the chord's pitch-class tokens alone do not steer an untrained model
+    with pytest.raises(ValueError, match="chord weight"):
+        SamplingConfig(chord_weight=-1)
+
+
 def test_without_controls_no_control_token_is_sampled(controlled_session, controlled):
     suggestion = controlled_session.suggest(4, 2, SamplingConfig(), seed=5)
     assert not any(controlled.vocabulary.is_control(t) for c in suggestion.candidates for t in c.tokens)
