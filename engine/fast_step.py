@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine import folders
 from engine.atomic import atomic_write
 from engine.model import RWKV7
 from engine.state import LayerState, State
@@ -34,11 +35,10 @@ MAX_BATCH = 256
 
 
 def cache_folder() -> Path:
-    """`$MUSE_BRIDGE_CACHE`, else the platform's cache folder + muse-bridge."""
+    """`$MUSE_BRIDGE_CACHE`, else the platform's cache folder (engine/folders.py)."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
-    return Path(base) / "muse-bridge"
+    return folders.cache_folder()
 
 
 @dataclass

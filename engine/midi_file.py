@@ -37,6 +37,12 @@ class MidiFileError(ValueError):
         self.problem = problem
 
 
+def bundled_phrase() -> Path:
+    """The small phrase shipped in the package, for a first try and the panel's screenshot: the first 16 bars of
+    POP909 song 001 (MIT licence: engine/assets/POP909_LICENSE beside it)."""
+    return Path(__file__).parent / "assets" / "phrase.mid"
+
+
 def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, int] | None = None) -> Phrase:
     """All non-drum tracks merged, sustain pedal folded into durations; `time_signature` overrides the file's meter."""
     path = Path(path)

@@ -10,12 +10,14 @@ it expects w bounded away from 0, as RWKV-7's decay is (w > 0.545).
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import sys
 import sysconfig
 import threading
 from pathlib import Path
+from typing import Callable, Mapping
 
 import torch
 
@@ -35,15 +37,49 @@ _module = None
 _failure: str | None = None
 
 
-def _why_not_buildable() -> str | None:
-    from torch.utils.cpp_extension import CUDA_HOME, is_ninja_available
+def find_nvcc(platform: str | None = None, env: Mapping[str, str] = os.environ,
+              which: Callable[[str], str | None] = shutil.which) -> Path | None:
+    """The CUDA compiler: `bin/nvcc` (`bin\\nvcc.exe` on Windows) under $CUDA_HOME or $CUDA_PATH (the CUDA
+    installer's variable on Windows), else the one on PATH, else under torch's guess of the toolkit."""
+    windows = (platform or sys.platform) == "win32"
+    name = "nvcc.exe" if windows else "nvcc"
+    for variable in ("CUDA_HOME", "CUDA_PATH"):
+        if env.get(variable) and (Path(env[variable]) / "bin" / name).is_file():
+            return Path(env[variable]) / "bin" / name
+    on_path = which(name)
+    if on_path:
+        return Path(on_path)
+    from torch.utils.cpp_extension import CUDA_HOME
+    guess = Path(CUDA_HOME) / "bin" / name if CUDA_HOME else None
+    return guess if guess is not None and guess.is_file() else None
 
-    if torch.version.cuda is None:
-        return f"this PyTorch ({torch.__version__}) is a CPU build"
-    if not torch.cuda.is_available():
+
+def missing_host_compiler(platform: str | None = None, which: Callable[[str], str | None] = shutil.which) -> str | None:
+    """What to do when the C++ compiler torch's extension builder needs is missing (MSVC's cl.exe on Windows)."""
+    if (platform or sys.platform) == "win32" and which("cl") is None:
+        return ("MSVC's cl.exe was not found: start Muse Bridge from a Developer Command Prompt for Visual Studio "
+                "(x64 Native Tools), or install Visual Studio's Build Tools with the C++ workload")
+    return None
+
+
+def _why_not_buildable(platform: str | None = None, env: Mapping[str, str] = os.environ,
+                       which: Callable[[str], str | None] = shutil.which, cuda: bool | None = None) -> str | None:
+    """Why the kernel cannot be built here (None: it can); `cuda` stands for a CUDA build with a device."""
+    from torch.utils.cpp_extension import is_ninja_available
+
+    if cuda is None:
+        if torch.version.cuda is None:
+            return f"this PyTorch ({torch.__version__}) is a CPU build"
+        if not torch.cuda.is_available():
+            return "no CUDA device is visible"
+    elif not cuda:
         return "no CUDA device is visible"
-    if CUDA_HOME is None or not (Path(CUDA_HOME) / "bin" / "nvcc").exists():
-        return "nvcc was not found (set CUDA_HOME to the CUDA toolkit)"
+    nvcc = find_nvcc(platform, env, which)
+    if nvcc is None:
+        return "nvcc was not found (set CUDA_HOME or CUDA_PATH to the CUDA toolkit, or put nvcc on PATH)"
+    compiler = missing_host_compiler(platform, which)
+    if compiler is not None:
+        return compiler
     if not is_ninja_available():
         return "ninja was not found (pip install ninja)"
     return None
@@ -139,14 +175,14 @@ def compile_check(out_dir: Path, archs: tuple[str, ...] = CHECK_ARCHS) -> list[s
     """Compile both sources without a GPU (nvcc for the kernels, g++ against PyTorch's headers for the
     binding), as CI does so that a broken kernel cannot land. Returns ptxas's resource report lines;
     raises RuntimeError with the compiler's output on a failure."""
-    from torch.utils.cpp_extension import CUDA_HOME, include_paths
+    from torch.utils.cpp_extension import include_paths
 
-    nvcc = shutil.which("nvcc") or (str(Path(CUDA_HOME) / "bin" / "nvcc") if CUDA_HOME else None)
+    nvcc = find_nvcc()
     if nvcc is None:
-        raise RuntimeError("nvcc was not found: install the CUDA toolkit or set CUDA_HOME")
+        raise RuntimeError("nvcc was not found: install the CUDA toolkit, or set CUDA_HOME or CUDA_PATH")
     out_dir.mkdir(parents=True, exist_ok=True)
     gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in archs]
-    kernel = [nvcc, "-O3", "-std=c++17", *gencode, "-Xptxas", "-v", "-c", str(SOURCES / "wkv7.cu"),
+    kernel = [str(nvcc), "-O3", "-std=c++17", *gencode, "-Xptxas", "-v", "-c", str(SOURCES / "wkv7.cu"),
               "-o", str(out_dir / "wkv7.o")]
     binding = ["g++", "-std=c++20", "-fsyntax-only", "-DTORCH_EXTENSION_NAME=wkv7_check",
                *(f"-I{p}" for p in include_paths()), f"-I{sysconfig.get_paths()['include']}",

@@ -10,7 +10,7 @@ import torch
 
 from conftest import POP909_FILES
 from engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from engine.midi_file import read_phrase
+from engine.midi_file import bundled_phrase, read_phrase
 from engine.model import RWKV7, config_for_size
 from engine.sampler import SamplingConfig
 from engine.session import Session
@@ -165,6 +165,19 @@ def test_the_bundled_model_loads_and_suggests_from_the_command_line(tmp_path):
     result = json.loads(proc.stdout)
     assert len(result["files"]) == 2 and result["tokens_generated"] > 0
     assert result["checkpoint"].endswith("default.pt")
+
+
+def test_without_a_file_suggest_continues_the_bundled_phrase_and_version_says_which_app(capsys, micro_checkpoint,
+                                                                                       tmp_path):
+    phrase = bundled_phrase()
+    assert phrase.is_file() and (phrase.parent / "POP909_LICENSE").read_text().startswith("MIT License")
+    assert read_phrase(phrase, load_checkpoint(micro_checkpoint).tokenizer.settings).n_bars == 16
+    assert main(["suggest", "--checkpoint", str(micro_checkpoint), "--bars", "1", "--candidates", "1",
+                 "--out", str(tmp_path)]) == 0
+    assert len(json.loads(capsys.readouterr().out)["files"]) == 1
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("muse-bridge 0.")
 
 
 def test_a_file_in_2_2_is_read_as_4_4_and_continued_in_2_2(capsys, micro_checkpoint, tmp_path):

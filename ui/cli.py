@@ -6,10 +6,11 @@ import json
 import logging
 import os
 import sys
+from importlib import metadata
 from pathlib import Path
 
 from engine.checkpoint import CheckpointError
-from engine.midi_file import MidiFileError
+from engine.midi_file import MidiFileError, bundled_phrase
 from engine.sampler import SamplingConfig, add_sampling_arguments, sampling_changes
 from muse_bridge.command_channel import APP_COMMANDS, CommandChannelError, send_command
 from muse_bridge.controller import Command
@@ -31,7 +32,8 @@ def count(most: int):
 
 def add_suggest_parser(sub) -> None:
     p = sub.add_parser("suggest", help="continue a MIDI phrase: write K candidate continuations of N bars")
-    p.add_argument("midi", type=Path, help="the phrase (.mid)")
+    p.add_argument("midi", type=Path, nargs="?", default=None,
+                   help="the phrase (.mid); left out: the phrase bundled for a first try (16 bars of POP909)")
     p.add_argument("--bars", type=count(MAX_BARS), default=2)
     p.add_argument("--candidates", type=count(MAX_CANDIDATES), default=4)
     add_sampling_arguments(p)
@@ -44,6 +46,8 @@ def add_suggest_parser(sub) -> None:
 def run_suggest(args: argparse.Namespace) -> int:
     from muse_bridge.suggest import SuggestRequest, suggest_file
 
+    if args.midi is None:
+        args.midi = bundled_phrase()
     try:
         sampling = SamplingConfig(**sampling_changes(args))
         result = suggest_file(SuggestRequest(args.midi, args.out, args.bars, args.candidates, sampling,
@@ -53,6 +57,14 @@ def run_suggest(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(result))
     return 0
+
+
+def version() -> str:
+    """The installed package's version."""
+    try:
+        return metadata.version("muse-bridge")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                     "exists and PyQt6 is installed, else (or with --headless) in the console. "
                     "`muse-bridge suggest IN.mid --out DIR …` continues a MIDI file instead.")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--version", action="version", version=f"muse-bridge {version()}")
     parser.add_argument("--command", choices=[c.value for c in Command] + list(APP_COMMANDS), default=None,
                         help="send a command to the running app and exit (for desktop shortcuts, e.g. on Wayland)")
     parser.add_argument("--screenshot", type=Path, metavar="PNG", default=None,

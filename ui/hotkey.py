@@ -1,7 +1,8 @@
 """The global Suggest hotkey, through pynput (X11, macOS, Windows).
 
 Wayland gives no application a global key grab: there the desktop's own shortcut settings run
-`muse-bridge --command suggest` (see docs/tray.md). The hotkey's callback runs on pynput's thread and
+`muse-bridge --command suggest` (see docs/tray.md). macOS lets a process listen only with the
+Accessibility permission; without it the hotkey says so, and how to give it. The hotkey's callback runs on pynput's thread and
 must only queue work.
 """
 from __future__ import annotations
@@ -14,6 +15,17 @@ from typing import Callable
 log = logging.getLogger(__name__)
 
 WAYLAND_ADVICE = ("bind `muse-bridge --command suggest` to a key in your desktop's keyboard shortcut settings")
+MACOS_ACCESSIBILITY = ("macOS does not let Muse Bridge watch the keyboard, so the global hotkey is off: allow the "
+                       "app you started it from (Terminal, or Python) under System Settings > Privacy & Security > "
+                       "Accessibility and Input Monitoring, then start Muse Bridge again; the panel's Suggest button "
+                       "and the MIDI trigger (CC 20) work meanwhile")
+
+
+def accessibility_problem(listener, platform: str | None = None) -> str | None:
+    """Why a started pynput listener hears nothing (macOS without the Accessibility permission), None if it hears."""
+    if (platform or sys.platform) == "darwin" and not getattr(listener, "IS_TRUSTED", True):
+        return MACOS_ACCESSIBILITY
+    return None
 
 
 class HotkeyUnavailable(RuntimeError):
@@ -43,6 +55,12 @@ class GlobalHotkey:
         self._listener = keyboard.GlobalHotKeys({self.spec: self.on_press})
         self._listener.daemon = True
         self._listener.start()
+        if sys.platform == "darwin":
+            self._listener.wait()   # its thread has asked macOS whether it may listen
+            problem = accessibility_problem(self._listener)
+            if problem is not None:
+                self.stop()
+                raise HotkeyUnavailable(problem)
         log.info("global hotkey %s for Suggest", self.spec)
         return self
 
