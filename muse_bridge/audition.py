@@ -50,10 +50,15 @@ class Audition:
         if self.candidate is None:
             b.tell("nothing to accept: suggest first")
             return
-        with b.score_lock:
-            b.score.insert_at_next_bar(self.candidate.tokens)
-            b.intake.commit()
+        self.join(self.candidate)
         b.tell(f"candidate {self.index + 1} accepted")
+
+    def join(self, candidate: Candidate, answer: bool = False) -> None:
+        """`candidate`'s bars join the context before the next bar line committed (`answer`: marked as an answer's)."""
+        b = self.bridge
+        with b.score_lock:
+            b.score.insert_at_next_bar(candidate.tokens, answer=answer)
+            b.intake.commit()
 
     def export(self, path: Path | None = None, index: int | None = None) -> Path:
         """Write candidate `index` (default: the one being auditioned) as a .mid file of exactly its bars."""

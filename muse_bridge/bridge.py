@@ -3,10 +3,12 @@
 - intake.py: MIDI in -> the live score -> final tokens to the session worker (the port's callback never
   waits; a bounded queue; the score thread).
 - suggestions.py: Suggest, candidate 1 streamed to the Player, candidates made in a pause, the rate.
+- answers.py: call and response: the answer to a pause, cut off when the composer plays.
+- echo.py: the notes that come back from the output port, told apart from the composer's.
 - live_settings.py: settings changed at run time, ports and style switched, saved on request.
 - events.py: the events told to front ends, through `subscribe`.
 - audition.py: the candidates of a suggestion heard in turn, accepted, exported.
-- commands.py: the commands (suggest, next, previous, accept, clear, panic, export) from MIDI triggers,
+- commands.py: the commands (suggest, next, previous, accept, clear, panic, export, answer) from MIDI triggers,
   the console, the tray and the command channel come through `do` and run in order on one thread.
 - status.py: the status line.
 """
@@ -22,10 +24,12 @@ from engine.checkpoint import Checkpoint
 from engine.keys import Key
 from engine.session import Session, Suggestion
 from engine.state import State
+from muse_bridge.answers import Answers
 from muse_bridge.audition import Audition
 from muse_bridge.clock import ClockFollower
 from muse_bridge.commands import CommandQueue
 from muse_bridge.controller import Command, MidiTriggers
+from muse_bridge.echo import EchoGuard
 from muse_bridge.events import BridgeEvent, BridgeStatus, EventHub, Listener, PortsChanged
 from muse_bridge.intake import Intake, LiveStats
 from muse_bridge.live_score import LiveScore, LiveScoreConfig
@@ -61,15 +65,19 @@ class LiveBridge:
         self.worker = SessionWorker(Session(checkpoint.model, self.tokenizer, initial_state,
                                             graph_steps=None if settings.fast_step else False))
         self.events = EventHub()
+        self.echo = EchoGuard()
         self.intake = Intake(self, settings.ports.queue_size)
         self.suggestions = Suggestions(self)
+        self.answers = Answers(self)
         self.audition = Audition(self)
+        self._echo_told = False
         self.live_settings = LiveSettings(self, settings_path)
         self.triggers = MidiTriggers(settings.triggers, on_change=self.live_settings.save_triggers)
         self.ports = BridgePorts(settings.ports, self.intake.on_midi, on_change=self.port_lost_or_back)
-        self.player = Player(lambda message: self.ports.send(message), self.clock, settings.ports.output_channel,
+        self.player = Player(self._send, self.clock, settings.ports.output_channel,
                              on_cut=lambda pb: self.tell(f"generation fell behind: the candidate ended after "
-                                                         f"its {pb.candidate.bars} complete bar(s)", error=True))
+                                                         f"its {pb.candidate.bars} complete bar(s)", error=True),
+                             on_end=lambda pb: pb.answer and self.submit(lambda: self.answers.ended(pb), "answer"))
         self.commands = CommandQueue(self.tell)
 
     # ---- life cycle ---------------------------------------------------------------------
@@ -108,9 +116,19 @@ class LiveBridge:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _send(self, message) -> bool:
+        self.echo.sent(message)
+        return self.ports.send(message)
+
     def tick(self) -> None:
-        """Every tenth of a second (the score thread): the status, and candidates made in a pause."""
+        """Every tenth of a second (the score thread): the status, answers, and candidates made in a pause."""
+        if self.intake.echoes and not self._echo_told:
+            self._echo_told = True
+            self.tell(f"echo loop: notes sent on {self.ports.output_name!r} come back on {self.ports.input_name!r}; "
+                      "they are ignored (turn off the DAW track's monitoring of Muse Out, or route it elsewhere)",
+                      error=True)
         self.publish_status()
+        self.answers.tick()
         self.suggestions.maybe_precompute(self.intake.last_note_at)
 
     def settle(self, timeout: float) -> bool:
@@ -126,7 +144,7 @@ class LiveBridge:
         command = Command(command)
         actions = {Command.SUGGEST: self.suggest, Command.NEXT: self.next, Command.PREVIOUS: self.previous,
                    Command.ACCEPT: self.accept, Command.CLEAR: self.clear, Command.PANIC: self.panic,
-                   Command.EXPORT: self.export}
+                   Command.EXPORT: self.export, Command.ANSWER: self.toggle_answers}
         self.submit(actions[command], command.value)
 
     def submit(self, action: Callable[[], Any], what: str) -> None:
@@ -185,6 +203,12 @@ class LiveBridge:
         """Stop playing; note-offs and All Notes Off on every channel."""
         self.player.panic()
         self.tell("panic: all notes off")
+
+    def toggle_answers(self) -> None:
+        """Answer mode on or off (saved): the bridge answers the composer's pauses."""
+        wanted = self.update({"answer.on": not self.settings.answer.on}, persist=True)
+        self.tell(f"answer mode on: a pause of {wanted.answer.after_beats} beats is answered" if wanted.answer.on
+                  else "answer mode off")
 
     def learn(self, command: Command | str) -> None:
         """Bind the next control or key that arrives to `command` (saved in the settings file)."""

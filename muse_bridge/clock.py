@@ -70,6 +70,7 @@ class ClockFollower:
         self._daw_clocks = 0          # DAW position in clocks of the last clock heard
         self._heard = False           # a clock heard since the last relocation
         self._songpos: int | None = None   # a Song Position Pointer received while stopped
+        self._daw_stopped = False     # the DAW sent Stop (and not Start or Continue since)
         self.epoch = 0
 
     # ---- reading ----------------------------------------------------------------------
@@ -90,6 +91,11 @@ class ClockFollower:
     @property
     def running(self) -> bool:
         return self._external or self._moving
+
+    @property
+    def transport_running(self) -> bool:
+        """The DAW's transport runs: its clock is followed, or no DAW ever stopped the running internal clock."""
+        return self.running and not self._daw_stopped
 
     def position(self, t: float | None = None) -> float:
         """Timeline ticks at monotonic time `t` (default: now)."""
@@ -183,6 +189,7 @@ class ClockFollower:
             self._relocate(self._daw_clocks + 1 if self._heard else self._daw_clocks, t)
 
     def _on_stop(self, message, t: float) -> None:
+        self._daw_stopped = True
         if self._external:
             self._freeze(t, keep_moving=True)
         self.epoch += 1
@@ -202,6 +209,7 @@ class ClockFollower:
         self._daw_clocks, self._heard, self._songpos = daw_clocks, False, None
         self._anchor_pos, self._anchor_t = float(target), t
         self._external, self._moving, self._waiting_first_clock, self._lost = True, False, True, False
+        self._daw_stopped = False
         self.epoch += 1
         log.info("DAW transport at clock %d -> timeline tick %d", daw_clocks, target)
 

@@ -24,6 +24,7 @@ class Command(str, Enum):
     CLEAR = "clear"
     PANIC = "panic"
     EXPORT = "export"
+    ANSWER = "answer"        # answer mode on / off
 
 
 def _control_of(message: mido.Message) -> tuple[str, int, int] | None:

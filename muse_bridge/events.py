@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Union
 
 from engine.music import Note
-from engine.session import Suggestion
+from engine.session import Candidate, Suggestion
 
 if TYPE_CHECKING:
     from muse_bridge.settings import BridgeSettings
@@ -39,6 +39,7 @@ class BridgeStatus:
     message: str                  # the last thing worth telling (errors, port changes)
     activity: str = IDLE          # IDLE, LISTENING (notes in the context), GENERATING or PLAYING
     unsent: int = 0               # MIDI messages not sent because the output port was gone
+    answer: str = "off"           # answer mode: "off", or what it waits for or plays
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,26 @@ class CandidatesReady:
     suggestion: Suggestion
     context: tuple[Note, ...]
     context_bars: int
+    answered_bars: frozenset[int] = frozenset()   # which of the context's bars (0: its first) are answers
+
+
+@dataclass(frozen=True)
+class AnswerComing:
+    """An answer to the composer's pause will play: `candidate` from timeline tick `start_tick`, which the
+    clock reaches at `starts_at` (time.monotonic), a bar lasting `seconds_per_bar`."""
+
+    candidate: Candidate
+    start_tick: int
+    starts_at: float
+    seconds_per_bar: float
+
+
+@dataclass(frozen=True)
+class AnswerEnded:
+    """The answer stopped: played to its end (and joined the context, if `joined`), or cut off."""
+
+    cut: bool
+    joined: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,7 +104,8 @@ class SettingsChanged:
     settings: "BridgeSettings"
 
 
-BridgeEvent = Union[StatusChanged, CandidatesReady, PlayingCandidate, Notice, PortsChanged, SettingsChanged]
+BridgeEvent = Union[StatusChanged, CandidatesReady, PlayingCandidate, AnswerComing, AnswerEnded, Notice, PortsChanged,
+                    SettingsChanged]
 Listener = Callable[[BridgeEvent], None]
 
 

@@ -1,7 +1,9 @@
 """Intake: MIDI in -> the live score -> final tokens to the session worker.
 
 rtmidi's reading thread runs `on_midi`, which only reads the clock and puts the message in a bounded
-queue: it never waits, and an overflow is counted and reported. The score thread takes the queued
+queue: it never waits, and an overflow is counted and reported. It also drops the echoes of what the
+output port sent (muse_bridge/echo.py) and cuts an answer off when the composer plays (answers.py).
+The score thread takes the queued
 messages in batches, applies them to the LiveScore under the bridge's score lock, and hands the tokens
 that became final to the SessionWorker. Every STATUS_EVERY_SECONDS it also runs the bridge's `tick`
 (the status, and candidates made in a pause).
@@ -51,6 +53,7 @@ class Intake:
         self.messages_in = 0
         self.overflow = 0
         self.callback_max_seconds = 0.0
+        self.echoes = 0                     # notes that came back from the output port, ignored
         self.last_note_at = float("-inf")   # monotonic time of the last key pressed or released
         self._played: tuple[float | None, float | None] = (None, None)   # last note message: received, applied
 
@@ -71,8 +74,13 @@ class Intake:
         self.messages_in += 1
         if not b.clock.on_message(message, t):
             if message.type in ("note_on", "note_off") and not b.triggers.claims(message):
+                if b.echo.is_echo(message, t):   # what Muse Out just sent, back again: not the composer
+                    self.echoes += 1
+                    self.callback_max_seconds = max(self.callback_max_seconds, time.perf_counter() - started)
+                    return
                 self.last_note_at = t    # playing: key presses and releases
                 if message.type == "note_on" and message.velocity > 0:
+                    b.answers.composer_played()   # before the note reaches the score: an answer stops now
                     b.clock.ensure_running(t)
             try:
                 self._events.put_nowait((message, b.clock.position(t), t))

@@ -21,7 +21,11 @@ Tempo: the stream has one Tempo token, at bar 0, holding the tempo given to `sta
 tempo when the first note was played); later tempo changes do not enter the tokens.
 
 Accepted candidates are spliced into the committed stream before the next committed Bar token, so
-the model hears them as bars of their own between what was played before and after.
+the model hears them as bars of their own between what was played before and after. The bars of an
+answer (muse_bridge/answers.py) spliced in are remembered, so that previews can draw them as answers.
+
+Quiet: since the last key was released with the pedal up (or the pedal lifted with no key down),
+nothing sounds; `quiet_since` is that tick, which is where an answer's pause is counted from.
 """
 from __future__ import annotations
 
@@ -94,6 +98,8 @@ class LiveScore:
         self._pedal: dict[int, bool] = {}
         self._last_onset: dict[int, int] = {}
         self._insertion: list[int] = []
+        self.answer_bars: set[int] = set()   # bar indices of the committed stream (and tail) that are answers
+        self._last_sound_tick = 0            # the tick of the last key or pedal change
         self.notes_seen = 0
 
     @property
@@ -121,6 +127,14 @@ class LiveScore:
         """Notes whose end is not known yet."""
         return sum(1 for n in self._open if n.end is None)
 
+    @property
+    def quiet_since(self) -> int | None:
+        """The timeline tick since which nothing sounds (no key down, no pedal down), None while something does
+        or before anything was played."""
+        if self.origin is None or any(self._held.values()) or any(self._pedal.values()):
+            return None
+        return self._last_sound_tick
+
     # ---- events --------------------------------------------------------------------------
 
     def _clock(self, tick: int) -> int:
@@ -134,7 +148,7 @@ class LiveScore:
             return
         if self.origin is None:
             self.start(self.timeline.bar_line_at_or_before(int(tick)))
-        t = self._clock(tick)
+        t = self._last_sound_tick = self._clock(tick)
         for n in self._open:  # a sustained note ends where its pitch is struck again
             if n.sustained and n.pitch == pitch and n.start < t:
                 n.end, n.sustained = t, False
@@ -145,7 +159,7 @@ class LiveScore:
         self.notes_seen += 1
 
     def note_off(self, tick: int, pitch: int, channel: int = 0) -> None:
-        t = self._clock(tick)
+        t = self._last_sound_tick = self._clock(tick)
         held = self._held.get((channel, pitch))
         if not held:
             return  # a release without a press (e.g. the key was down before the score started)
@@ -160,7 +174,7 @@ class LiveScore:
     def control_change(self, tick: int, control: int, value: int, channel: int = 0) -> None:
         if control != SUSTAIN_CONTROLLER:
             return
-        t = self._clock(tick)
+        t = self._last_sound_tick = self._clock(tick)
         down = value >= PEDAL_DOWN_THRESHOLD
         if down and not self._pedal.get(channel):
             self._pedal[channel] = True
@@ -183,8 +197,12 @@ class LiveScore:
         elif message.type == "control_change":
             self.control_change(tick, message.control, message.value, message.channel)
 
-    def insert_at_next_bar(self, tokens: list[int]) -> None:
-        """Splice tokens (an accepted candidate, starting with Bar) in before the next committed Bar."""
+    def insert_at_next_bar(self, tokens: list[int], answer: bool = False) -> None:
+        """Splice tokens (an accepted candidate, starting with Bar) in before the next committed Bar; `answer`
+        marks its bars as an answer's."""
+        if answer:   # no Bar is committed before the splice, so the bars' indices are known now
+            first = self.tokenizer.count_bars(self.committed) + self.tokenizer.count_bars(self._insertion)
+            self.answer_bars |= set(range(first, first + self.tokenizer.count_bars(tokens)))
         self._insertion += list(tokens)
 
     # ---- commit horizon ---------------------------------------------------------------------

@@ -70,6 +70,8 @@ class LiveSettings:
             if "triggers" not in changes:
                 settings = replace(settings, triggers=b.settings.triggers)
             old, b.settings = b.settings, settings
+        if settings.answer.on != old.answer.on:
+            b.answers.mode_changed(settings.answer.on)
         outside = settings.sampling.chords_outside_key()
         if outside and outside != old.sampling.chords_outside_key():
             b.tell(outside)   # once, when the chords or the key lock change

@@ -47,6 +47,7 @@ class Playback:
     bars_expected: int = 0               # the bars the candidate will have; more than candidate.bars while streaming
     scheduled: int = 0                   # notes of the candidate scheduled so far
     cut: bool = False                    # a bar was not made in time: it ended at its last complete bar
+    answer: bool = False                 # an answer to the composer's pause (muse_bridge/answers.py)
 
     @property
     def complete(self) -> bool:
@@ -57,9 +58,9 @@ class Player:
     """Schedules on its own thread; `play`, `stop`, `panic` return at once."""
 
     def __init__(self, send: Callable[[mido.Message], bool], clock: ClockFollower, channel: int = 0,
-                 on_cut: Callable[[Playback], None] | None = None):
+                 on_cut: Callable[[Playback], None] | None = None, on_end: Callable[[Playback], None] | None = None):
         self._send, self.clock, self.channel = send, clock, channel
-        self.on_cut = on_cut
+        self.on_cut, self.on_end = on_cut, on_end   # on_end: a playback played to its last bar line
         self._cv = threading.Condition()
         self._playback: Playback | None = None
         self._events: list[_Event] = []
@@ -78,14 +79,15 @@ class Player:
         with self._cv:
             return sorted(self._owner)
 
-    def play(self, candidate: Candidate, start_tick: int, bars_expected: int | None = None) -> Playback:
+    def play(self, candidate: Candidate, start_tick: int, bars_expected: int | None = None,
+             answer: bool = False) -> Playback:
         """Stop what plays, then play `candidate` with its first bar line at timeline tick `start_tick`.
         With `bars_expected` above `candidate.bars` the candidate is streamed: `extend` adds its bars as they
         are made, and if the playhead reaches a bar not made yet, the candidate ends there (`on_cut`)."""
         with self._cv:
             self._release_all()
             self._playback = Playback(candidate, int(start_tick), self.clock.epoch,
-                                      max(bars_expected or 0, candidate.bars))
+                                      max(bars_expected or 0, candidate.bars), answer=answer)
             self._events, self._next = [], 0
             self._schedule(candidate)
             self._cv.notify_all()
@@ -144,12 +146,16 @@ class Player:
         if self.on_cut is not None:
             self.on_cut(pb)
 
-    def stop(self) -> None:
-        """Stop playing; every note this player started gets its note-off."""
+    def stop(self, playback: Playback | None = None) -> bool:
+        """Stop playing (only if `playback` is what plays, when given); every note this player started gets its
+        note-off. False when `playback` was not playing."""
         with self._cv:
+            if playback is not None and self._playback is not playback:
+                return False
             self._release_all()
             self._playback, self._events, self._next = None, [], 0
             self._cv.notify_all()
+            return True
 
     def panic(self) -> None:
         """Stop, then All Notes Off on every channel."""
@@ -205,6 +211,8 @@ class Player:
                 if self._next == len(self._events) and pb.complete:
                     self._release_all()
                     self._playback, self._events = None, []
+                    if self.on_end is not None:
+                        self.on_end(pb)
                     continue
                 due = self._events[self._next].tick if self._next < len(self._events) else ready_until
                 if not pb.complete:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
@@ -22,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.atomic import atomic_write
+from engine.folders import config_folder
 from engine.sampler import SamplingConfig
+from muse_bridge.answers import AnswerSettings
 from muse_bridge.clock import ClockSettings
 from muse_bridge.controller import Command
 from muse_bridge.ports import PortSettings
@@ -33,7 +34,7 @@ SETTINGS_ENV = "MUSE_BRIDGE_SETTINGS"
 
 # command -> [kind, number]: a control change ("cc") or a note ("note") on any channel, value > 0
 DEFAULT_TRIGGERS = {"suggest": ["cc", 20], "next": ["cc", 21], "previous": ["cc", 22],
-                    "accept": ["cc", 23], "panic": ["cc", 24]}
+                    "accept": ["cc", 23], "panic": ["cc", 24], "answer": ["cc", 25]}
 
 # a flat name -> the setting it names: the keys of version 0.1's flat settings files, and the live command line's
 # option names (`--virtual` is virtual_ports); the one map from flat names to settings
@@ -42,7 +43,8 @@ FLAT_NAMES = {"midi_api": "ports.api", "input_port": "ports.input_name", "output
               "queue_size": "ports.queue_size", "bpm": "clock.bpm", "time_signature": "clock.time_signature",
               "temperature": "sampling.temperature", "top_p": "sampling.top_p", "top_k": "sampling.top_k",
               "max_tokens_per_bar": "sampling.max_tokens_per_bar", "candidates": "candidates", "bars": "bars",
-              "seed": "seed", "fast_step": "fast_step", "precompute": "precompute"}
+              "seed": "seed", "fast_step": "fast_step", "precompute": "precompute",
+              "answer_after": "answer.after_beats", "answers_join": "answer.join_context"}
 MAX_CANDIDATES = 64
 MAX_BARS = 64
 
@@ -64,6 +66,7 @@ class BridgeSettings:
     style: str | None = None                       # a style preset file, None for the model's own start
     fast_step: bool = True                         # fast decode step: ONNX Runtime on a CPU, CUDA graphs on a GPU
     precompute: bool = True                        # make candidates in pauses, ready before Suggest is pressed
+    answer: AnswerSettings = AnswerSettings()      # call and response: answer the composer's pauses
 
     def __post_init__(self) -> None:
         if not 1 <= self.candidates <= MAX_CANDIDATES:
@@ -174,16 +177,11 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
     raise SettingsError(f"{path} must be {described}, got {value!r}")
 
 
-def default_settings_path() -> Path:
+def default_settings_path(platform: str | None = None) -> Path:
+    """`$MUSE_BRIDGE_SETTINGS`, else settings.json in the platform's config folder (engine/folders.py)."""
     if os.environ.get(SETTINGS_ENV):
         return Path(os.environ[SETTINGS_ENV])
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "muse-bridge" / "settings.json"
+    return config_folder(platform) / "settings.json"
 
 
 def style_folder(settings_path: Path | None = None) -> Path:

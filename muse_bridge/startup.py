@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from engine.checkpoint import Checkpoint, CheckpointError
 from engine.music import parse_time_signature
 from engine.sampler import add_sampling_arguments, sampling_changes
+from muse_bridge.answers import MAX_AFTER_BEATS
 from muse_bridge.ports import MIDI_APIS
 from muse_bridge.settings import FLAT_NAMES, BridgeSettings, SettingsError, default_settings_path, read_settings
 
@@ -59,6 +60,10 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
                         "CUDA graphs on a GPU (default: on)")
     g.add_argument("--precompute", action=argparse.BooleanOptionalAction, default=None,
                    help="make candidates in pauses, ready before Suggest is pressed (default: on)")
+    g.add_argument("--answer-after", type=int, metavar="BEATS", default=None,
+                   help=f"answer mode: a pause of BEATS beats (1-{MAX_AFTER_BEATS}) is answered from the next bar line")
+    g.add_argument("--answers-join", action=argparse.BooleanOptionalAction, default=None,
+                   help="an answer played to its end joins the context, as Accept does (default: off)")
     g.add_argument("--device", default=None, help="torch device for the model (default: cuda if present, else cpu)")
     g.add_argument("--settings", type=Path, default=None,
                    help=f"settings file (default: $MUSE_BRIDGE_SETTINGS or {default_settings_path()})")
@@ -72,6 +77,8 @@ def launch_options(args: argparse.Namespace) -> LaunchOptions:
     overrides.update({f"sampling.{name}": value for name, value in sampling_changes(args).items()})
     if args.channel is not None:
         overrides["ports.output_channel"] = args.channel - 1
+    if args.answer_after is not None:
+        overrides["answer.on"] = True
     if args.style is not None:
         overrides["style"] = str(args.style)
     return LaunchOptions(args.checkpoint, args.device, args.settings, overrides)

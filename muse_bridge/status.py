@@ -31,4 +31,4 @@ def status_of(bridge: "LiveBridge") -> BridgeStatus:
                         b.worker.tokens_queued - b.worker.tokens_fed, b.suggestions.last_suggest_seconds,
                         b.worker.device, b.audition.index + 1 if suggestion else None,
                         len(suggestion.candidates) if suggestion else 0, playing, b.intake.overflow,
-                        b.events.message, activity, b.ports.unsent)
+                        b.events.message, activity, b.ports.unsent, b.answers.describe())

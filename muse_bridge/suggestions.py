@@ -6,6 +6,8 @@
   are made in time at the generation rate measured so far (muse_bridge/stream_plan.py).
 - Made ahead: in a pause (no key down for a moment, none sounding) the worker makes the candidates a
   Suggest would ask for, kept while the context, its start and the settings stay as they were.
+- Answers (muse_bridge/answers.py) are suggestions asked for a given bar line; the composer playing
+  stops one (`cut_answer`, from the MIDI thread) whether it is still being made or already playing.
 - CUDA out of memory moves the model to the CPU and asks again.
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 
 from engine.generate import Cancelled
 from engine.session import Candidate, Session, Suggestion
-from muse_bridge.events import CandidatesReady, PlayingCandidate
+from muse_bridge.events import AnswerComing, CandidatesReady, PlayingCandidate
 from muse_bridge.player import Playback
 from muse_bridge.stream_plan import GenerationRate, first_bar_line_in_time
 from muse_bridge.worker import SuggestJob
@@ -43,6 +45,9 @@ class _Stream:
     target: int
     bars: int
     playback: Playback | None = None
+    answer: bool = False
+    stopped: bool = False      # an answer the composer cut off: it never (again) reaches the Player
+    made: bool = False         # all its candidates are made (or failed)
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,8 @@ class Suggestions:
         self.last_suggest_seconds: float | None = None       # request -> candidates ready
         self.last_first_note_seconds: float | None = None    # request -> first note scheduled
         self.done = threading.Event()
+        self.answer: _Stream | None = None    # the latest answer, being made or playing
+        self._answer_lock = threading.Lock()  # an answer's start against its cut-off (the MIDI thread)
 
     def measure_rate(self, session: Session) -> None:
         """How fast candidates are made here, before any suggestion: one bar of K candidates from the start
@@ -101,8 +108,9 @@ class Suggestions:
 
     # ---- the request -----------------------------------------------------------------------
 
-    def suggest(self, seed: int | None = None) -> None:
-        """K candidates of N bars from the next bar line (on the command thread)."""
+    def suggest(self, seed: int | None = None, target: int | None = None, answer: bool = False) -> None:
+        """K candidates of N bars from the next bar line, or from bar line `target` (on the command thread);
+        `answer`: they answer the composer's pause."""
         b = self.bridge
         with b.score_lock:
             b.clock.ensure_running()
@@ -110,22 +118,26 @@ class Suggestions:
             b.worker.feed(b.score.advance(int(now)))
             tail = b.score.tail(int(now))
             context = b.score.committed + tail
-            target = b.clock.bars.next_bar_line(now)
+            target = b.clock.bars.next_bar_line(now) if target is None else target
             s = b.settings
             self._generation += 1
+            stream = _Stream(target, s.bars, answer=answer)
+            with self._answer_lock:
+                if self.answer is not None:
+                    self.answer.stopped = True   # an answer still being made is replaced too
+                self.answer = stream if answer else None
             ready, self._ready = self._ready, None
             if seed is None and ready is not None and ready.key == self._context_key(tail, target):
                 self._precompute_key = None        # the next pause makes a fresh set
                 job = SuggestJob(s.candidates, s.bars, s.sampling, tuple(tail), ready.suggestion.seed)
                 self.generating += 1
                 self.done.clear()
-                self._suggested(job, ready.suggestion, None, _Stream(target, s.bars), list(ready.context))
+                self._suggested(job, ready.suggestion, None, stream, list(ready.context))
                 return
             generation = self._generation
-            stream = _Stream(target, s.bars)
             job = SuggestJob(s.candidates, s.bars, s.sampling, tuple(tail), s.seed if seed is None else seed,
                              on_bars=lambda i, partial: self._stream_bars(stream, job, i, partial),
-                             cancelled=lambda: generation != self._generation)
+                             cancelled=lambda: generation != self._generation or stream.stopped)
             self.done.clear()
             self.generating += 1
             b.worker.suggest(job, lambda j, sug, err: self._suggested(j, sug, err, stream, context))
@@ -146,8 +158,8 @@ class Suggestions:
         """In a pause (no note sounding or just played), make the candidates a Suggest before the next bar line
         would ask for, on the worker when it has nothing else to do; any new job stops it after one step."""
         b = self.bridge
-        if (not b.settings.precompute or self.generating or b.worker.pending or not b.score.started
-                or b.score.sounding):
+        if (not b.settings.precompute or b.settings.answer.on or self.generating or b.worker.pending
+                or not b.score.started or b.score.sounding):   # in answer mode, the answer is made in a pause
             return
         if time.monotonic() - last_note_at < PRECOMPUTE_AFTER_SECONDS:
             return
@@ -181,6 +193,13 @@ class Suggestions:
         self.rate.measured(len(suggestion.candidates), suggestion.seconds, suggestion.candidates[0].bars)
         log.info("candidates ready ahead of the request (%.2f s)", suggestion.seconds)
 
+    def _answered_bars(self, context: list[int], bars: int) -> frozenset[int]:
+        """Which of the context's last `bars` bars (0: the first of them) are answers that joined it."""
+        first = self.bridge.tokenizer.count_bars(context) - bars
+        with self.bridge.score_lock:
+            answered = set(self.bridge.score.answer_bars)
+        return frozenset(i - first for i in answered if first <= i < first + bars)
+
     # ---- candidate 1 on its way to the Player ----------------------------------------------
 
     def _start_at(self, stream: _Stream, candidate: Candidate, seconds_per_bar: float | None = None) -> int:
@@ -197,21 +216,41 @@ class Suggestions:
         """Candidate 1's bars, as they are made (worker thread): the first starts playback, the rest extend it."""
         if index != 0:
             return
-        player = self.bridge.player
         if stream.playback is None:
             # the rate measured so far: before this suggestion, and this suggestion's own first bar (after a
             # dense context a bar takes several times longer than the start-up measurement's); the slower
             so_far = (time.perf_counter() - job.requested_at) / partial.bars
             start = self._start_at(stream, partial, max(so_far, self.rate.seconds_per_bar(job.candidates) or 0.0))
-            stream.playback = player.play(partial, start, bars_expected=stream.bars)
-            self.last_first_note_seconds = time.perf_counter() - job.requested_at
+            if self._start(stream, partial, start, stream.bars):
+                self.last_first_note_seconds = time.perf_counter() - job.requested_at
         else:
-            player.extend(stream.playback, partial)
+            self.bridge.player.extend(stream.playback, partial)
+
+    def _start(self, stream: _Stream, candidate: Candidate, start: int, bars_expected: int | None = None) -> bool:
+        """Candidate 1 to the Player from bar line `start`; False for an answer cut off meanwhile."""
+        with self._answer_lock:
+            if stream.stopped:
+                return False
+            stream.playback = self.bridge.player.play(candidate, start, bars_expected, answer=stream.answer)
+            return True
+
+    def cut_answer(self) -> bool:
+        """The composer plays, or answers were turned off: the answer stops at once, every note it started ended,
+        or one being made never starts (any thread). False when there was no answer to stop."""
+        with self._answer_lock:
+            stream = self.answer
+            if stream is None or stream.stopped:
+                return False
+            stream.stopped = True
+            if stream.playback is not None:
+                return self.bridge.player.stop(stream.playback)
+            return not stream.made
 
     def _suggested(self, job: SuggestJob, suggestion: Suggestion | None, error: Exception | None,
                    stream: _Stream, context: list[int]) -> None:
         b = self.bridge
         self.generating -= 1
+        stream.made = True
         if isinstance(error, Cancelled):
             if stream.playback is not None:
                 b.player.finish(stream.playback)   # the bars it has, to their bar line
@@ -228,18 +267,25 @@ class Suggestions:
             self.done.set()
             return
         self.last_suggest_seconds = time.perf_counter() - job.requested_at
-        b.audition.show(suggestion)
         first = suggestion.candidates[0]
         if job.on_bars is not None:   # made now, not ahead
             self.rate.measured(len(suggestion.candidates), suggestion.seconds, first.bars)
+        if stream.stopped and stream.playback is None:   # an answer cut off before it was heard: nothing to show
+            self.done.set()
+            return
+        b.audition.show(suggestion)
         if stream.playback is None:
-            stream.playback = b.player.play(first, self._start_at(stream, first))
-            self.last_first_note_seconds = time.perf_counter() - job.requested_at
+            if self._start(stream, first, self._start_at(stream, first)):
+                self.last_first_note_seconds = time.perf_counter() - job.requested_at
         else:   # its bars streamed; if panic or another candidate stopped it meanwhile, it stays stopped
             b.player.extend(stream.playback, first)
         notes, bars = b.tokenizer.decode_last_bars(context, PREVIEW_BARS, first.ticks_per_beat, first.time_signature)
-        b.emit(CandidatesReady(suggestion, tuple(notes), bars))
-        if b.player.playback is stream.playback:
+        b.emit(CandidatesReady(suggestion, tuple(notes), bars, self._answered_bars(context, bars)))
+        if stream.playback is not None and b.player.playback is stream.playback:
             b.emit(PlayingCandidate(0, stream.playback.start_tick))
+            if stream.answer:
+                b.emit(AnswerComing(first, stream.playback.start_tick,
+                                    time.monotonic() + b.clock.seconds_until(stream.playback.start_tick),
+                                    b.seconds_per_bar()))
         b.tell(f"{len(suggestion.candidates)} candidates in {self.last_suggest_seconds:.2f} s")
         self.done.set()

@@ -7,11 +7,13 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections import Counter
 
 import mido
 import pytest
 
 from muse_bridge.jackd import start_jackd, stop_jackd
+from muse_bridge.ports import PolledInput, close_output
 
 _server = {"process": None, "users": 0}
 _server_lock = threading.Lock()
@@ -86,6 +88,86 @@ def wait_connected(out, bridge) -> None:
         time.sleep(0.02)
     time.sleep(0.1)             # the probes still on their way land too
     assert bridge.settle(10)
+
+
+class Daw:
+    """A test DAW: MIDI clock from a thread (messages scheduled at clock counts), and a recorder of
+    what the bridge plays, each message stamped with the last clock sent when it arrived."""
+
+    def __init__(self, bridge_in: str, bridge_out: str, bpm: float = 120.0):
+        backend = jack_backend()
+        self.out = backend.open_output(port_named(backend.get_output_names(), bridge_in))
+        self.received: list[tuple[int, mido.Message]] = []
+        self.clocks_sent = 0
+        self.period = 60.0 / (bpm * 24)
+        self.schedule: dict[int, list[mido.Message]] = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        # Read by a thread of ours, as the bridge reads: an rtmidi callback runs on JACK's process
+        # thread, waits there for the GIL under load, and JACK then drops what arrives meanwhile.
+        self.inp = PolledInput("UNIX_JACK", port_named(backend.get_input_names(), bridge_out), virtual=False,
+                               client_name="muse-test-daw", queue_size=65536, callback=self._record)
+        self._thread: threading.Thread | None = None
+
+    def _record(self, message: mido.Message, _when: float) -> None:
+        with self._lock:
+            self.received.append((self.clocks_sent - 1, message))
+
+    def at(self, clock: int, *messages: mido.Message) -> None:
+        self.schedule.setdefault(clock, []).extend(messages)
+
+    def play(self) -> None:
+        """Start, then clock forever (until close); scheduled messages go right after their clock."""
+        self._thread = threading.Thread(target=self._clock, daemon=True)
+        self._thread.start()
+
+    def _clock(self) -> None:
+        self.out.send(mido.Message("start"))
+        t0 = time.perf_counter()
+        k = 0
+        while not self._stop.is_set():
+            delay = t0 + k * self.period - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            self.out.send(mido.Message("clock"))
+            with self._lock:
+                self.clocks_sent = k + 1
+            for message in self.schedule.pop(k, []):
+                self.out.send(message)
+            k += 1
+
+    def wait_clock(self, clock: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while self.clocks_sent <= clock:
+            assert time.monotonic() < deadline, f"clock {clock} never came"
+            time.sleep(0.01)
+
+    def notes(self) -> list[tuple[int, mido.Message]]:
+        with self._lock:
+            return [(c, m) for c, m in self.received if m.type in ("note_on", "note_off")]
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        close_output(self.out)
+        self.inp.close()
+
+
+def is_on(m: mido.Message) -> bool:
+    return m.type == "note_on" and m.velocity > 0
+
+
+def hanging(notes) -> dict[int, int]:
+    """Pitches left sounding, and overlapping note-ons of one pitch (which would be hanging notes)."""
+    sounding: Counter = Counter()
+    for _, m in notes:
+        if is_on(m):
+            sounding[m.note] += 1
+            assert sounding[m.note] == 1, f"pitch {m.note} struck again while sounding"
+        elif sounding[m.note] > 0:
+            sounding[m.note] -= 1
+    return {p: n for p, n in sounding.items() if n}
 
 
 def left_sounding(messages: list[mido.Message]) -> set[int]:

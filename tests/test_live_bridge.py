@@ -5,101 +5,21 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import Counter
 
 import mido
 import pytest
 
-from jack_fixtures import jack_backend, jack_server, live_checkpoint, port_named, wait_connected  # noqa: F401  (fixtures)
+from jack_fixtures import (Daw, hanging, is_on, jack_backend, jack_server, live_checkpoint,  # noqa: F401  (fixtures)
+                           port_named, wait_connected)
 from muse_bridge.bridge import LiveBridge
 from muse_bridge.controller import Command
 from muse_bridge.events import CandidatesReady
-from muse_bridge.ports import BridgePorts, PolledInput, PortNotFoundError, PortSettings, close_output
+from muse_bridge.ports import BridgePorts, PortNotFoundError, PortSettings, close_output
 from muse_bridge.settings import BridgeSettings, load_settings
 
 BPM = 120.0
 CLOCKS_PER_BAR = 96          # 4/4 at 24 per quarter
 TICKS_PER_CLOCK = 20         # the bridge's timeline: 480 ticks per quarter
-
-
-class Daw:
-    """A test DAW: MIDI clock from a thread (messages scheduled at clock counts), and a recorder of
-    what the bridge plays, each message stamped with the last clock sent when it arrived."""
-
-    def __init__(self, bridge_in: str, bridge_out: str, bpm: float = BPM):
-        backend = jack_backend()
-        self.out = backend.open_output(port_named(backend.get_output_names(), bridge_in))
-        self.received: list[tuple[int, mido.Message]] = []
-        self.clocks_sent = 0
-        self.period = 60.0 / (bpm * 24)
-        self.schedule: dict[int, list[mido.Message]] = {}
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        # Read by a thread of ours, as the bridge reads: an rtmidi callback runs on JACK's process
-        # thread, waits there for the GIL under load, and JACK then drops what arrives meanwhile.
-        self.inp = PolledInput("UNIX_JACK", port_named(backend.get_input_names(), bridge_out), virtual=False,
-                               client_name="muse-test-daw", queue_size=65536, callback=self._record)
-        self._thread: threading.Thread | None = None
-
-    def _record(self, message: mido.Message, _when: float) -> None:
-        with self._lock:
-            self.received.append((self.clocks_sent - 1, message))
-
-    def at(self, clock: int, *messages: mido.Message) -> None:
-        self.schedule.setdefault(clock, []).extend(messages)
-
-    def play(self) -> None:
-        """Start, then clock forever (until close); scheduled messages go right after their clock."""
-        self._thread = threading.Thread(target=self._clock, daemon=True)
-        self._thread.start()
-
-    def _clock(self) -> None:
-        self.out.send(mido.Message("start"))
-        t0 = time.perf_counter()
-        k = 0
-        while not self._stop.is_set():
-            delay = t0 + k * self.period - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            self.out.send(mido.Message("clock"))
-            with self._lock:
-                self.clocks_sent = k + 1
-            for message in self.schedule.pop(k, []):
-                self.out.send(message)
-            k += 1
-
-    def wait_clock(self, clock: int, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while self.clocks_sent <= clock:
-            assert time.monotonic() < deadline, f"clock {clock} never came"
-            time.sleep(0.01)
-
-    def notes(self) -> list[tuple[int, mido.Message]]:
-        with self._lock:
-            return [(c, m) for c, m in self.received if m.type in ("note_on", "note_off")]
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
-        close_output(self.out)
-        self.inp.close()
-
-
-def is_on(m: mido.Message) -> bool:
-    return m.type == "note_on" and m.velocity > 0
-
-
-def hanging(notes) -> dict[int, int]:
-    """Pitches left sounding, and overlapping note-ons of one pitch (which would be hanging notes)."""
-    sounding: Counter = Counter()
-    for _, m in notes:
-        if is_on(m):
-            sounding[m.note] += 1
-            assert sounding[m.note] == 1, f"pitch {m.note} struck again while sounding"
-        elif sounding[m.note] > 0:
-            sounding[m.note] -= 1
-    return {p: n for p, n in sounding.items() if n}
 
 
 def phrase(daw: Daw, bar: int = 0) -> None:

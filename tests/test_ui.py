@@ -25,7 +25,9 @@ from muse_bridge.settings import BridgeSettings, SettingsError, read_settings  #
 from muse_bridge.startup import LaunchOptions  # noqa: E402
 from ui.app import TrayApp  # noqa: E402
 from ui.panel import Panel  # noqa: E402
-from ui.pianoroll import CANDIDATE_NOTE, CONTEXT_NOTE, PLAYING_NOTE  # noqa: E402
+from ui.pianoroll import ANSWER_NOTE, CANDIDATE_NOTE, CONTEXT_NOTE, PLAYHEAD, PLAYING_NOTE, PianoRoll, Roll  # noqa: E402
+from ui.tray import TrayIcon  # noqa: E402
+from engine.music import Note  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -197,6 +199,47 @@ def test_suggest_fills_the_list_and_the_previews_paint_context_and_candidate_not
             painted += 1
         assert all(x >= boundary - 1 for x in columns)
     assert painted > 0
+
+
+def test_answer_mode_from_the_panel_answers_a_pause_and_shows_the_answer_with_a_moving_playhead(tray_app):
+    panel, bridge = tray_app.panel, tray_app.bridge
+    panel.answer.after.setValue(1)
+    panel.answer.on.setChecked(True)
+    wait_until(lambda: bridge.settings.answer.on and bridge.settings.answer.after_beats == 1,
+               "the answer settings never reached the bridge")
+    saved, _ = read_settings(tray_app.options.settings_path)
+    assert saved.answer.on and saved.answer.after_beats == 1
+    play_c_major(tray_app)   # then a pause: the answer comes from the next bar line
+    wait_until(lambda: panel.answer.roll.isVisible() and panel.answer.roll.playhead is not None,
+               "no answer was shown playing", timeout=30)
+    roll = panel.answer.roll
+    assert roll.roll.candidate == tuple(bridge.player.playback.candidate.notes) and roll.roll.answer
+    image = roll.grab().toImage()
+    assert colour_columns(image, ANSWER_NOTE), "the answer's notes are not drawn in the answer colour"
+    first = min(colour_columns(image, PLAYHEAD))
+    time.sleep(0.3)
+    wait_until(lambda: min(colour_columns(roll.grab().toImage(), PLAYHEAD), default=-1) > first,
+               "the playhead does not move")
+    wait_until(lambda: "answer" in panel.details.text(), "the status does not show the answer")
+    panel.answer.on.setChecked(False)   # off during the answer: it stops
+    wait_until(lambda: bridge.player.playback is None, "turning answer mode off did not stop the answer")
+    wait_until(lambda: "cut off" in panel.answer.caption.text(), "the panel did not say the answer stopped")
+
+
+def test_answered_bars_of_the_context_are_drawn_in_the_answer_colour(qapp):
+    bar = 1920
+    context = (Note(60, 80, -2 * bar, -2 * bar + 400), Note(64, 80, -bar, -bar + 400))   # 2 bars; the second answered
+    widget = PianoRoll(Roll(context, (Note(67, 80, 0, 400),), 2, 1, bar, 4, answered_bars=frozenset({1})))
+    widget.resize(300, 80)
+    image = widget.grab().toImage()
+    third = image.width() / 3
+    answered, played = colour_columns(image, ANSWER_NOTE), colour_columns(image, CONTEXT_NOTE)
+    assert answered and all(third - 1 <= x < 2 * third for x in answered)
+    assert played and all(x < third for x in played)
+    tray = TrayIcon()
+    assert tray.actions["answer"].isCheckable()
+    tray.show_answer_mode(True)
+    assert tray.actions["answer"].isChecked()
 
 
 def test_a_dragged_candidate_is_a_mid_file_of_exactly_n_bars(tray_app):

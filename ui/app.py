@@ -19,11 +19,11 @@ from PyQt6.QtGui import QKeySequence, QShortcut
 from PyQt6.QtWidgets import QApplication, QSystemTrayIcon
 
 from engine.checkpoint import CheckpointError
-from engine.midi_file import read_phrase
+from engine.midi_file import bundled_phrase, read_phrase
 from muse_bridge.command_channel import CommandChannel, CommandChannelError, send_command
 from muse_bridge.controller import Command
-from muse_bridge.events import (PLAYING, BridgeStatus, CandidatesReady, Notice, PlayingCandidate, PortsChanged,
-                                SettingsChanged, StatusChanged)
+from muse_bridge.events import (PLAYING, AnswerComing, AnswerEnded, BridgeStatus, CandidatesReady, Notice,
+                                PlayingCandidate, PortsChanged, SettingsChanged, StatusChanged)
 from muse_bridge.ports import midi_backend
 from muse_bridge.settings import BridgeSettings, SettingsError, style_folder
 from muse_bridge.startup import BridgeLoader, LaunchOptions, launch_options, launch_settings
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 SHORTCUTS = {"Ctrl+Space": Command.SUGGEST, "Ctrl+Right": Command.NEXT, "Ctrl+Left": Command.PREVIOUS,
              "Ctrl+Return": Command.ACCEPT, "Escape": Command.PANIC}
-SCREENSHOT_PHRASE = Path(__file__).resolve().parent.parent / "tests" / "data" / "pop909" / "001.mid"
 
 
 def hotkey_label(spec: str) -> str:
@@ -145,6 +144,8 @@ class TrayApp(QObject):
         bridge.subscribe(self.bridgeEvent.emit)
         self.settings = bridge.settings
         self.panel.show_settings(bridge.settings)
+        if self.tray is not None:
+            self.tray.show_answer_mode(bridge.settings.answer.on)
         self.panel.show_ports(bridge.port_state())
         self.panel.show_controls_available(bridge.has_controls)
         self.panel.set_ready(True)
@@ -220,6 +221,10 @@ class TrayApp(QObject):
             self.panel.show_candidates(event, self.bridge.bpm)
         elif isinstance(event, PlayingCandidate):
             self.panel.show_playing(event.index)
+        elif isinstance(event, AnswerComing):
+            self.panel.show_answer(event)
+        elif isinstance(event, AnswerEnded):
+            self.panel.answer_ended(event)
         elif isinstance(event, Notice):
             self.notify(event)
         elif isinstance(event, PortsChanged):
@@ -227,6 +232,8 @@ class TrayApp(QObject):
         elif isinstance(event, SettingsChanged):
             self.settings = event.settings
             self.panel.show_settings(event.settings)
+            if self.tray is not None:
+                self.tray.show_answer_mode(event.settings.answer.on)
 
     def notify(self, notice: Notice) -> None:
         """The panel's status line; errors also as a tray notification."""
@@ -299,7 +306,7 @@ def run_screenshot(args: argparse.Namespace) -> int:
     try:
         ckpt = load_model(options.checkpoint, choose_device(options.device), lambda text, done: log.info(text))
         tokenizer = ckpt.tokenizer
-        phrase = read_phrase(SCREENSHOT_PHRASE, tokenizer.settings)
+        phrase = read_phrase(bundled_phrase(), tokenizer.settings)
     except (CheckpointError, ValueError, OSError) as e:
         print(f"muse-bridge: {e}", file=sys.stderr)
         return 2
@@ -320,7 +327,7 @@ def run_screenshot(args: argparse.Namespace) -> int:
     panel.show_ports(PortsChanged(settings.ports.api, settings.ports.input_name, settings.ports.output_name, True))
     panel.show_candidates(CandidatesReady(suggestion, tuple(context), bars), phrase.tempo_bpm)
     panel.show_playing(0)
-    panel.show_notice(Notice(f"{len(suggestion.candidates)} candidates after {SCREENSHOT_PHRASE.name} "
+    panel.show_notice(Notice(f"{len(suggestion.candidates)} candidates after the bundled phrase "
                              f"({phrase.n_bars} bars) in {suggestion.seconds:.2f} s"))
     panel.show()
     app.processEvents()

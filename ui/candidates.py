@@ -70,7 +70,8 @@ class CandidateList(QListWidget):
         self.candidates, self.bpm = list(ready.suggestion.candidates), bpm
         for i, c in enumerate(self.candidates):
             bar = c.bar_map.bar_ticks()
-            roll = Roll(ready.context, tuple(c.notes), ready.context_bars, c.bars, bar, c.time_signature[0])
+            roll = Roll(ready.context, tuple(c.notes), ready.context_bars, c.bars, bar, c.time_signature[0],
+                        ready.answered_bars)
             item = QListWidgetItem(self)
             item.setSizeHint(QSize(300, 86))
             item.setToolTip("click: play from the next bar line · drag: drop as a .mid file")

@@ -1,7 +1,7 @@
 """`muse-bridge --headless`: the live bridge in a terminal, with a status line and one-key commands.
 
-Keys: s suggest, n next, p previous, a accept, c clear context, x panic, e export, L then a
-command key to MIDI-learn its trigger, q quit. Ctrl-C and SIGTERM quit too; every note the bridge
+Keys: s suggest, n next, p previous, a accept, c clear context, x panic, e export, t answer mode on/off,
+L then a command key to MIDI-learn its trigger, q quit. Ctrl-C and SIGTERM quit too; every note the bridge
 started gets its note-off before it exits.
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ from muse_bridge.startup import launch_options, launch_settings, open_bridge
 log = logging.getLogger(__name__)
 
 KEYS = {"s": Command.SUGGEST, "n": Command.NEXT, "p": Command.PREVIOUS, "a": Command.ACCEPT,
-        "c": Command.CLEAR, "x": Command.PANIC, "e": Command.EXPORT}
-HELP = "keys: s suggest  n next  p previous  a accept  c clear  x panic  e export  L<key> learn  q quit"
+        "c": Command.CLEAR, "x": Command.PANIC, "e": Command.EXPORT, "t": Command.ANSWER}
+HELP = "keys: s suggest  n next  p previous  a accept  c clear  x panic  e export  t answer mode  L<key> learn  q quit"
 
 
 def run_live(args: argparse.Namespace) -> int:
@@ -75,6 +75,8 @@ def status_line(bridge) -> str:
             f"{f' (+{s.pending_tokens})' if s.pending_tokens else ''} | suggest {latency} | cand {cand} | {s.device}")
     if s.overflow:
         line += f" | {s.overflow} dropped"
+    if s.answer != "off":
+        line += f" | answer {s.answer}"
     if s.unsent:
         line += f" | {s.unsent} unsent (output port gone)"
     return line + (f" | {s.message}" if s.message else "")

@@ -13,8 +13,9 @@ from PyQt6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPro
                              QVBoxLayout, QWidget)
 
 from muse_bridge.controller import Command
-from muse_bridge.events import BridgeStatus, CandidatesReady, Notice, PortsChanged
+from muse_bridge.events import AnswerComing, AnswerEnded, BridgeStatus, CandidatesReady, Notice, PortsChanged
 from muse_bridge.settings import BridgeSettings
+from ui.answer_box import AnswerBox
 from ui.candidates import CandidateList
 from ui.panel_tabs import KeyTab, MidiTab, SamplingTab, TriggersTab, show_controls_available
 from ui.theme import ACTIVITY_COLOURS, ERROR, HINT
@@ -45,6 +46,9 @@ class Panel(QWidget):
         self.progress.setTextVisible(True)
         root.addWidget(self.progress)
         root.addLayout(self._build_commands())
+        self.answer = AnswerBox()
+        self.answer.settingsRequested.connect(self.settingsRequested.emit)
+        root.addWidget(self.answer)
         self.candidates = CandidateList()
         self.candidates.setMinimumHeight(230)
         self.candidates.auditionRequested.connect(self.auditionRequested.emit)
@@ -123,6 +127,7 @@ class Panel(QWidget):
         for button in self.buttons.values():
             button.setEnabled(ready)
         self.tabs.setEnabled(ready)
+        self.answer.setEnabled(ready)
         self.progress.setVisible(not ready)
 
     def show_loading(self, text: str, done: float) -> None:
@@ -139,8 +144,9 @@ class Panel(QWidget):
         pending = f" (+{s.pending_tokens})" if s.pending_tokens else ""
         dropped = (f" · {s.overflow} dropped" if s.overflow else "") + (
             f" · {s.unsent} unsent (output port gone)" if s.unsent else "")
+        answer = f" · answer {s.answer}" if s.answer != "off" else ""
         self.details.setText(f"context {s.context_tokens} tokens{pending} · last suggestion {latency} · "
-                             f"{s.device}{dropped}")
+                             f"{s.device}{dropped}{answer}")
 
     def show_notice(self, notice: Notice) -> None:
         self.status_line.setStyleSheet(f"color: {ERROR};" if notice.error else "")
@@ -160,7 +166,7 @@ class Panel(QWidget):
     def show_settings(self, settings: BridgeSettings) -> None:
         """Every widget shows `settings` (the ones in force), without asking for changes."""
         self.settings = settings
-        for tab in (self.sampling, self.key, self.midi, self.triggers):
+        for tab in (self.sampling, self.key, self.midi, self.triggers, self.answer):
             tab.show_settings(settings)
 
     def show_candidates(self, ready: CandidatesReady, bpm: float) -> None:
@@ -168,6 +174,12 @@ class Panel(QWidget):
 
     def show_playing(self, index: int | None) -> None:
         self.candidates.set_playing(index)
+
+    def show_answer(self, coming: AnswerComing) -> None:
+        self.answer.show_answer(coming)
+
+    def answer_ended(self, ended: AnswerEnded) -> None:
+        self.answer.answer_ended(ended)
 
     def show_controls_available(self, available: bool) -> None:
         """Whether the model has bar controls: without them, their widgets are off and say why."""

@@ -19,7 +19,7 @@ from muse_bridge.ports import MIDI_APIS
 from muse_bridge.settings import MAX_BARS, MAX_CANDIDATES, BridgeSettings
 from ui.theme import HINT
 
-LEARNABLE = (Command.SUGGEST, Command.NEXT, Command.PREVIOUS, Command.ACCEPT, Command.PANIC)
+LEARNABLE = (Command.SUGGEST, Command.NEXT, Command.PREVIOUS, Command.ACCEPT, Command.PANIC, Command.ANSWER)
 NO_STYLE = "none (the model's own)"
 NO_CONTROLS = "this model has no bar controls: density, polyphony and chords need one trained with them"
 

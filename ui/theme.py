@@ -14,5 +14,7 @@ START_LINE = "#c9ced6"      # where the suggestion begins
 CONTEXT_NOTE = "#7d848f"
 CANDIDATE_NOTE = "#f2a33a"
 PLAYING_NOTE = "#5cc8ff"
+ANSWER_NOTE = "#b58cff"     # an answer to the composer's pause, and the answered bars of a context
+PLAYHEAD = "#ffffff"
 
 ACTIVITY_COLOURS = {IDLE: HINT, LISTENING: "#4cc38a", GENERATING: CANDIDATE_NOTE, PLAYING: PLAYING_NOTE}

@@ -63,6 +63,9 @@ class TrayIcon(QSystemTrayIcon):
             action = self.menu.addAction(f"{text}\t{hotkey}" if command is Command.SUGGEST and hotkey else text)
             action.triggered.connect(lambda _=False, c=command: self.commandRequested.emit(c))
             self.actions[command.value] = action
+        self.actions["answer"] = self.menu.addAction("Answer my pauses")
+        self.actions["answer"].setCheckable(True)
+        self.actions["answer"].triggered.connect(lambda _=False: self.commandRequested.emit(Command.ANSWER))
         self.menu.addSeparator()
         self.actions["show"] = self.menu.addAction("Show panel")
         self.actions["show"].triggered.connect(self.showPanelRequested.emit)
@@ -81,6 +84,12 @@ class TrayIcon(QSystemTrayIcon):
             self.activity = activity
             self.setIcon(activity_icon(activity))
         self.setToolTip(f"Muse Bridge — {ACTIVITY_WORDS.get(activity, activity)}" + (f"\n{detail}" if detail else ""))
+
+    def show_answer_mode(self, on: bool) -> None:
+        action = self.actions["answer"]
+        action.blockSignals(True)
+        action.setChecked(on)
+        action.blockSignals(False)
 
     def set_ready(self, ready: bool) -> None:
         for name, action in self.actions.items():
