@@ -93,6 +93,10 @@ class MeterMap:
         """The length of bar `bar` in ticks."""
         return ticks_per_bar(self.meter(bar), self.ticks_per_beat)
 
+    def beat_ticks(self, bar: int = 0) -> int:
+        """The length of one beat of bar `bar` (its meter's note value: a quarter in 4/4, an eighth in 6/8)."""
+        return self.bar_ticks(bar) // self.meter(bar)[0]
+
     def bar_line(self, bar: int) -> int:
         """The tick where bar `bar` starts."""
         i = self._change_at_bar(bar)

@@ -61,9 +61,9 @@ class Answers:
 
     def answer_line(self, quiet_since: int) -> int:
         """The first bar line at least `after_beats` beats after `quiet_since` (timeline ticks)."""
-        clock = self.bridge.clock
-        beat = clock.settings.ticks_per_beat * 4 // clock.settings.time_signature[1]
-        return clock.bars.bar_line_at_or_after(quiet_since + self.settings.after_beats * beat)
+        bars = self.bridge.clock.bars
+        beat = bars.beat_ticks(bars.bar_of(quiet_since))
+        return bars.bar_line_at_or_after(quiet_since + self.settings.after_beats * beat)
 
     def tick(self) -> None:
         """Every tenth of a second: in a pause, ask for the answer to it."""
@@ -108,7 +108,7 @@ class Answers:
         """The mode was turned on or off (the command thread): off stops an answer."""
         if not on and self.bridge.suggestions.cut_answer():
             self.bridge.emit(AnswerEnded(cut=True))
-        if on:   # a pause going on now counts from now on
+        if on:   # a pause going on now is answered too, from the next bar line
             with self.bridge.score_lock:
                 self._answered = None
 

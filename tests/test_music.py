@@ -33,6 +33,7 @@ def test_a_meter_change_moves_every_later_bar_line():
     assert bars.meter(3) == (3, 4) and bars.bar_ticks(3) == 3 * Q and bars.meter(9) == (6, 8)
     assert bars.next_bar_line(8 * Q + 1) == 11 * Q
     assert bars.span(2, first_bar=1) == 7 * Q
+    assert [bars.beat_ticks(b) for b in (0, 2, 4)] == [Q, Q, Q // 2]   # a beat is the meter's note value
 
 
 def test_a_relocation_keeps_the_place_in_the_bar_and_never_goes_back():

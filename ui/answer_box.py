@@ -81,7 +81,7 @@ class AnswerBox(QWidget):
     def answer_ended(self, ended: AnswerEnded) -> None:
         self.timer.stop()
         self.roll.set_playhead(None)
-        self.caption.setText("answer cut off: you played" if ended.cut else
+        self.caption.setText("answer cut off" if ended.cut else
                              "answer played; it joined the context" if ended.joined else "answer played")
 
     def playhead(self) -> float | None:
