@@ -83,8 +83,7 @@ def note_messages(recording: Recording) -> list[tuple[int, bool, int]]:
 
 def check_pause(recording: Recording, notes: list[tuple[int, bool, int]], pause: Pause, spc: float) -> dict:
     clock = recording.daw_clock_at
-    first_frame = recording.zero_frame + round(pause.last_off * spc * recording.samplerate)
-    cut_frame = recording.zero_frame + round(pause.cut * spc * recording.samplerate)
+    first_frame, cut_frame = recording.frame_at(pause.last_off * spc), recording.frame_at(pause.cut * spc)
     ons = [(f, p) for f, on, p in notes if on and first_frame <= f < cut_frame]
     half_grid = 1.5   # a note-on a hair before its bar line (JACK's period) is on it
     first = clock(ons[0][0]) if ons else None

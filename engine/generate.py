@@ -38,16 +38,17 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
     controls = [[grammar.bar_controls(c, b) for b in range(bars)] for c in configs]
     pitches = [_pitch_masks(grammar, c, bars) for c in configs]
     biases = [_chord_biases(grammar, c, bars) for c in configs]
+    no_bias = torch.zeros(grammar.vocab_size)
+    densities = [c.density_bounds() for c in configs]
     while not all(s.done for s in streams):
         if cancelled is not None and cancelled():
             raise Cancelled()
         logits = step(nxt).detach().float().cpu()
         if any(biases):
-            logits = logits + torch.stack([b[min(s.bars, bars) - 1] if b else torch.zeros(logits.shape[-1])
-                                           for s, b in zip(streams, biases)])
-        allowed = torch.stack([grammar.allowed(s, m, c.max_tokens_per_bar, p[min(s.bars, bars) - 1], bars, c.polyphony,
-                                               c.density_bounds())
-                               for s, m, c, p in zip(streams, meters, configs, pitches)])
+            logits = logits + torch.stack([b[min(s.bars, bars) - 1] if b else no_bias for s, b in zip(streams, biases)])
+        allowed = torch.stack([grammar.allowed(s, m, c.max_tokens_per_bar, p[min(s.bars, bars) - 1], bars,
+                                               c.polyphony, d)
+                               for s, m, c, p, d in zip(streams, meters, configs, pitches, densities)])
         nxt = sample(logits, allowed, configs[0], generator)
         for i, (s, out, t) in enumerate(zip(streams, tokens, nxt.tolist())):
             if s.done:

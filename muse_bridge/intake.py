@@ -70,25 +70,30 @@ class Intake:
 
     def on_midi(self, message: mido.Message, t: float) -> None:
         started = time.perf_counter()
-        b = self.bridge
         self.messages_in += 1
-        if not b.clock.on_message(message, t):
-            if message.type in ("note_on", "note_off") and not b.triggers.claims(message):
-                if b.echo.is_echo(message, t):   # what Muse Out just sent, back again: not the composer
-                    self.echoes += 1
-                    self.callback_max_seconds = max(self.callback_max_seconds, time.perf_counter() - started)
-                    return
-                self.last_note_at = t    # playing: key presses and releases
-                if message.type == "note_on" and message.velocity > 0:
-                    b.answers.composer_played()   # before the note reaches the score: an answer stops now
-                    b.clock.ensure_running(t)
-            try:
-                self._events.put_nowait((message, b.clock.position(t), t))
-            except queue.Full:
-                self.overflow += 1
-                if self.overflow == 1 or self.overflow % 1000 == 0:
-                    log.warning("MIDI input queue full: %d messages dropped so far", self.overflow)
-        self.callback_max_seconds = max(self.callback_max_seconds, time.perf_counter() - started)
+        try:
+            self._take(message, t)
+        finally:
+            self.callback_max_seconds = max(self.callback_max_seconds, time.perf_counter() - started)
+
+    def _take(self, message: mido.Message, t: float) -> None:
+        b = self.bridge
+        if b.clock.on_message(message, t):
+            return
+        if message.type in ("note_on", "note_off") and not b.triggers.claims(message):
+            if b.echo.is_echo(message, t):   # what Muse Out just sent, back again: not the composer
+                self.echoes += 1
+                return
+            self.last_note_at = t    # playing: key presses and releases
+            if message.type == "note_on" and message.velocity > 0:
+                b.answers.composer_played()   # before the note reaches the score: an answer stops now
+                b.clock.ensure_running(t)
+        try:
+            self._events.put_nowait((message, b.clock.position(t), t))
+        except queue.Full:
+            self.overflow += 1
+            if self.overflow == 1 or self.overflow % 1000 == 0:
+                log.warning("MIDI input queue full: %d messages dropped so far", self.overflow)
 
     # ---- the score thread ------------------------------------------------------------------
 
