@@ -12,7 +12,12 @@ Pianist: a POP909 song played densely (40+ notes a bar), pedalled every bar, wit
 jittered by ±30 ms, for 20 s or more, then Suggest: does it play, from the next bar line, with every
 note-on inside the candidate's bars and every note-on followed by its note-off without All Notes Off.
 
+x42: the same against x42's jack_midi_clock, a clock nobody here wrote (bench/x42_clock.py), at each
+`--jitter`, idle and beside the busy processes: per-note error from the grid clock, notes off by a whole
+clock, missing clocks seen, note-ons without a note-off.
+
     python -m bench.timing [--period 64] [--bpm 90 120 180] [--pianist-runs 10] [--checkpoint CKPT]
+    python -m bench.timing --only x42 [--jitter 0 5 10] [--x42-runs 10] [--x42-busy-jitter 10]
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ from pathlib import Path
 from bench.jack_daw import CLOCKS_PER_QUARTER, JackDaw, Recording, Run, Script
 from bench.performance import pianist
 from bench.results import RESULTS, write
+from bench.x42_clock import ClockRun, X42Session, analyse, summary
 from engine.checkpoint import Checkpoint, load_checkpoint
 from engine.fast_step import FastStep
 from engine.music import MeterMap
@@ -46,6 +52,7 @@ SUGGEST = [0xB0, 20, 127]
 ALL_NOTES_OFF = 123
 DAW_BARS = MeterMap.constant((4, 4), CLOCKS_PER_QUARTER)   # the DAW's bars, in clocks
 GRID_CLOCKS = 3                                             # an eighth of a beat
+SECTIONS = ("grid", "x42", "pianist")
 
 
 @dataclass
@@ -187,6 +194,38 @@ def measure_pianist(checkpoint: Checkpoint, bpm: float, seconds: float, seed: in
             **result}
 
 
+def x42_runs(bpm: float, runs: int) -> list[ClockRun]:
+    """Transport runs of 17 bars: a 4-bar phrase, Suggest on beat 2 of bars 4, 7, 10 and 13 (so before bars 5, 8,
+    11 and 14), each candidate 2 bars from the next bar line."""
+    clocks_per_second = bpm * CLOCKS_PER_QUARTER / 60.0
+    bar_seconds = DAW_BARS.bar_ticks() / clocks_per_second
+    phrase = pianist(bpm, 4 * bar_seconds + 0.01, min_notes_per_bar=0)
+    suggests = [DAW_BARS.bar_line(bar - 1) + CLOCKS_PER_QUARTER for bar in (4, 7, 10, 13)]
+    events = [(t * clocks_per_second, b) for t, b in phrase.events] + [(float(c), SUGGEST) for c in suggests]
+    return [ClockRun(DAW_BARS.bar_line(17), sorted(events), suggests) for _ in range(runs)]
+
+
+def measure_x42(checkpoint: Checkpoint, bpm: float, jitter: int, runs: int, workdir: Path, tag: str = "x42") -> dict:
+    """`runs` transport runs of 4 suggestions each on jack_midi_clock at `jitter` percent: the summary and each run."""
+    tag = f"{tag}{os.getpid()}"
+    settings = bridge_settings(tag, bpm)
+    events: list = []
+    with LiveBridge(checkpoint, settings, settings_path=None, client_name=f"muse-{tag}") as bridge:
+        bridge.use_fast_step(FastStep.for_model(checkpoint.model))
+        bridge.subscribe(lambda e: events.append(e) if isinstance(e, (Notice, CandidatesReady)) else None)
+        assert bridge.wait_idle(120), "the bridge did not measure its rate"
+        with X42Session(settings.ports.input_name, settings.ports.output_name, bpm, jitter, workdir, tag) as x42:
+            plan = x42_runs(bpm, runs)
+            recording = x42.play(plan)
+        missing_seen = bridge.clock.missing_clocks
+    rows = analyse(recording, plan)
+    made = sum(len(e.suggestion.candidates[0].notes) for e in events if isinstance(e, CandidatesReady))
+    return {"bpm": bpm, "jitter_percent": jitter, **summary(rows), "missing_clocks_the_bridge_counted": missing_seen,
+            "candidate_1_notes_made": made,
+            "notices": sorted({n.text for n in events if isinstance(n, Notice) and (n.error or "late" in n.text)}),
+            "per_run": [{k: v for k, v in r.items() if k != "errors_ms"} for r in rows]}
+
+
 @contextlib.contextmanager
 def busy(processes: int):
     """Single-core spin loops beside the app, at its nice level."""
@@ -203,65 +242,74 @@ def busy(processes: int):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=None, help="default: the bundled model")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                        help="measure these parts; the others are kept from the last results file")
     parser.add_argument("--period", type=int, default=64, help="JACK frames per cycle (48 kHz) of the server started here")
     parser.add_argument("--bpm", type=float, nargs="+", default=[90.0, 120.0, 180.0])
     parser.add_argument("--busy", type=int, default=2, help="spin loops for the loaded runs")
     parser.add_argument("--busy-bpm", type=float, nargs="*", default=None, help="tempos of the loaded runs (default: --bpm)")
     parser.add_argument("--pianist-runs", type=int, default=10)
-    parser.add_argument("--keep-grid", action="store_true",
-                        help="measure only the pianist: keep the grid rows of the last results file")
     parser.add_argument("--pianist-seconds", type=float, default=24.0)
+    parser.add_argument("--jitter", type=int, nargs="+", default=[0, 5, 10], help="jack_midi_clock -J values, idle")
+    parser.add_argument("--x42-busy-jitter", type=int, nargs="*", default=[0, 10], help="... beside the busy processes")
+    parser.add_argument("--x42-runs", type=int, default=10, help="transport runs of 4 suggestions at each setting")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("muse_bridge").setLevel(logging.WARNING)
 
     load_before = os.getloadavg()
     checkpoint = load_checkpoint(args.checkpoint)
-    grid, pianist_runs = [], []
-    if args.keep_grid:
-        grid = json.loads((RESULTS / "timing.json").read_text())["grid"]
+    last = json.loads((RESULTS / "timing.json").read_text()) if (RESULTS / "timing.json").exists() else {}
+    grid = [] if "grid" in args.only else last.get("grid", [])
+    pianist_runs = [] if "pianist" in args.only else last.get("pianist", {}).get("runs", [])
+    x42 = [] if "x42" in args.only else last.get("x42", [])
 
     def save() -> Path:   # after every run: a run that hangs (JACK's server, under load) keeps the rest
         counts = {
             "runs": len(pianist_runs),
-            "played": sum(r["played"] for r in pianist_runs),
-            "started_on_the_next_bar_line": sum(r["starts_on_the_next_bar_line"] for r in pianist_runs),
-            "note_ons_outside_their_bars": sum(r["outside_its_bars"] for r in pianist_runs),
-            "note_ons_without_note_off": sum(r["left_without_note_off"] for r in pianist_runs),
-            "all_notes_off_sent": sum(r["all_notes_off_sent"] for r in pianist_runs),
+            "played": sum(r.get("played", 0) for r in pianist_runs),
+            "started_on_the_next_bar_line": sum(r.get("starts_on_the_next_bar_line", 0) for r in pianist_runs),
+            "note_ons_outside_their_bars": sum(r.get("outside_its_bars", 0) for r in pianist_runs),
+            "note_ons_without_note_off": sum(r.get("left_without_note_off", 0) for r in pianist_runs),
+            "all_notes_off_sent": sum(r.get("all_notes_off_sent", 0) for r in pianist_runs),
         }
         return write("timing", {
             "checkpoint": checkpoint.path, "transport": f"JACK dummy driver, 48 kHz, --sync, {args.period}-frame "
             "periods requested (jack_period_frames: what the server ran at)",
             "error": "note-on arrival frame minus the frame of the nearest eighth-of-a-beat clock of the DAW",
             "grid": grid, "pianist": {"bpm": 120.0, "seconds": args.pianist_seconds, **counts, "runs": pianist_runs},
-            "load_average_1_5_15_min_before": [round(x, 2) for x in load_before],
+            "x42": x42, "load_average_1_5_15_min_before": [round(x, 2) for x in load_before],
         })
+
+    def measured(rows: list, row_of, **labels) -> None:
+        try:
+            row = {**labels, **row_of()}
+        except RuntimeError as e:   # a client thrown out of JACK's graph under load: said, not hidden
+            row = {**labels, "error": str(e)}
+        log.info("%s", row)
+        rows.append(row)
+        save()
 
     server = start_jackd(period=args.period)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            plans = [] if args.keep_grid else [(0, args.bpm)] + (
-                [(args.busy, args.bpm if args.busy_bpm is None else args.busy_bpm)] if args.busy else [])
-            for load, tempos in plans:
-                with busy(load) if load else contextlib.nullcontext():
-                    for bpm in tempos:
-                        try:
-                            row = {"busy_processes": load, **measure_grid(checkpoint, bpm, Path(tmp) / "grid")}
-                        except RuntimeError as e:   # the DAW thrown out of JACK's graph under load: said, not hidden
-                            row = {"busy_processes": load, "bpm": bpm, "error": str(e)}
-                        log.info("%s", row)
-                        grid.append(row)
-                        save()
-            for seed in range(args.pianist_runs):
-                try:
-                    row = measure_pianist(checkpoint, 120.0, args.pianist_seconds, seed, Path(tmp) / "pianist")
-                except RuntimeError as e:
-                    row = {"seed": seed, "error": str(e), "played": False, "starts_on_the_next_bar_line": False,
-                           "outside_its_bars": 0, "left_without_note_off": 0, "all_notes_off_sent": 0}
-                log.info("%s", row)
-                pianist_runs.append(row)
-                save()
+            work = Path(tmp)
+            if "grid" in args.only:
+                loads = [(0, args.bpm)] + ([(args.busy, args.busy_bpm or args.bpm)] if args.busy else [])
+                for load, tempos in loads:
+                    with busy(load) if load else contextlib.nullcontext():
+                        for bpm in tempos:
+                            measured(grid, lambda: measure_grid(checkpoint, bpm, work / "grid"), busy_processes=load)
+            if "x42" in args.only:
+                for load, jitters in ((0, args.jitter), (args.busy, args.x42_busy_jitter if args.busy else [])):
+                    with busy(load) if load else contextlib.nullcontext():
+                        for jitter in jitters:
+                            measured(x42, lambda: measure_x42(checkpoint, 120.0, jitter, args.x42_runs,
+                                                              work / f"x42-{load}-{jitter}"), busy_processes=load)
+            if "pianist" in args.only:
+                for seed in range(args.pianist_runs):
+                    measured(pianist_runs, lambda: measure_pianist(checkpoint, 120.0, args.pianist_seconds, seed,
+                                                                   work / "pianist"), seed=seed)
     finally:
         stop_jackd(server)
     log.info("wrote %s", save())

@@ -20,6 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
+import mido
+
 from engine.checkpoint import Checkpoint
 from engine.keys import Key
 from engine.session import Session, Suggestion
@@ -71,6 +73,7 @@ class LiveBridge:
         self.answers = Answers(self)
         self.audition = Audition(self)
         self._echo_told = False
+        self._hanging: set[int] = set()      # pitches sounding when the output port was lost
         self.live_settings = LiveSettings(self, settings_path)
         self.triggers = MidiTriggers(settings.triggers, on_change=self.live_settings.save_triggers)
         self.ports = BridgePorts(settings.ports, self.intake.on_midi, on_change=self.port_lost_or_back)
@@ -305,8 +308,18 @@ class LiveBridge:
     def ports_changed(self) -> None:
         self.emit(self.port_state())
 
-    def port_lost_or_back(self, text: str) -> None:
-        self.tell(text, error="lost" in text)
+    def port_lost_or_back(self, text: str, lost: bool) -> None:
+        """A port (or the JACK server) went away or came back (the port watcher's thread). Lost: playback stops,
+        and the notes it left sounding are remembered; back: they get their note-offs, so none hangs on the DAW."""
+        if lost:
+            self._hanging |= set(self.player.sounding)
+            self.player.stop()
+        elif self._hanging:   # sent again as each connection is made again; kept until all are
+            for pitch in sorted(self._hanging):
+                self._send(mido.Message("note_off", channel=self.settings.ports.output_channel, note=pitch))
+            if not self.ports.restoring:
+                self._hanging.clear()
+        self.tell(text, error=lost)
         self.ports_changed()
 
     def status(self) -> BridgeStatus:

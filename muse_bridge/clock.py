@@ -8,19 +8,34 @@ the past and bar lines stay bar lines. Each relocation or Stop bumps `epoch`, wh
 Player to stop what it was playing.
 
 MIDI clock is 24 pulses per quarter. After Start/Continue the first clock marks the position
-itself; every further clock advances one pulse. Between clocks the position is interpolated with
-the smoothed tempo, never past the next expected clock. Without clock (never seen, or none for
-`clock_timeout` seconds, or the DAW stopped), the timeline runs on an internal clock at the last
-known tempo (the `bpm` setting before any clock), started by the first note. Clock that comes back
-after such a gap while the DAW still plays (it was late, not stopped) is counted on, and followed
-again once its count catches up with the internal clock.
+itself; every further clock advances one pulse. A real DAW's clock jitters, bunches and now and then
+drops a pulse, so the count, not the arrival time, is what places a note (docs/design.md, "Following
+the DAW's clock"):
+- a gap of about two intervals (`missing_gap`, times the tempo's interval) at a steady tempo is a
+  missing clock: the clock after it counts two pulses. If the next gap then makes the two span about
+  two intervals, not three, that clock was late (or the first of a burst), not after a missing one,
+  and the next counts none, so the count never stays ahead;
+- clocks that come together in one burst each count one pulse;
+- the tempo is the clocks counted over the seconds they took in the last `tempo_window` clocks, so
+  jitter and bursts average out.
+
+What the Player sends while the DAW's clock runs goes out on the clock that marks its tick
+(`playable_until`, and the listeners called on every clock): nothing is sent on a predicted time.
+Between clocks, `position` (the composer's notes, estimates) is interpolated with the tempo, never
+past the next expected clock. Without clock (never seen, or none for `clock_timeout` seconds, or the
+DAW stopped), the timeline runs on an internal clock at the last known tempo (the `bpm` setting before
+any clock), started by the first note. Clock that comes back after such a gap while the DAW still
+plays (it was late, not stopped) is counted on, and followed again once its count catches up with the
+internal clock.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
 from engine.music import TICKS_PER_QUARTER, MeterMap
 
@@ -28,6 +43,8 @@ log = logging.getLogger(__name__)
 
 CLOCKS_PER_QUARTER = 24
 CLOCKS_PER_SPP_UNIT = 6   # Song Position Pointer counts sixteenth notes
+LATE_NOT_MISSING_INTERVALS = 2.5   # two gaps after a missing clock span 3 intervals; a late clock's, 2
+TEMPO_GAP_INTERVALS = 8  # clocks this far apart: the DAW stopped sending them for a while, no tempo
 REALTIME_TYPES = frozenset({"clock", "start", "continue", "stop", "songpos"})
 
 
@@ -37,7 +54,9 @@ class ClockSettings:
     time_signature: tuple[int, int] = (4, 4)  # MIDI clock cannot tell the meter
     ticks_per_beat: int = TICKS_PER_QUARTER
     clock_timeout: float = 0.5                # seconds without clock before the internal clock takes over
-    smoothing: float = 0.08                   # weight of each new clock interval in the tempo average
+    tempo_window: int = 24                    # clocks the tempo is measured over
+    missing_gap: tuple[float, float] = (1.75, 2.25)   # a gap this many intervals long is one missing clock
+    steady_clocks: int = 6                    # clocks counted at a regular pace before a gap can be a missing clock
 
     def __post_init__(self) -> None:
         if not 20 <= self.bpm <= 400:  # also refuses NaN
@@ -45,8 +64,12 @@ class ClockSettings:
         num, den = self.time_signature
         if num < 1 or den not in (1, 2, 4, 8, 16, 32):
             raise ValueError(f"time signature must be N/1, N/2, N/4, N/8 …, got {num}/{den}")
-        if self.ticks_per_beat < 24 or self.clock_timeout <= 0 or not 0 < self.smoothing <= 1:
-            raise ValueError("ticks per beat >= 24, a positive clock timeout and smoothing in (0, 1] are needed")
+        if self.ticks_per_beat < 24 or self.clock_timeout <= 0 or self.tempo_window < 2:
+            raise ValueError("ticks per beat >= 24, a positive clock timeout and a tempo window of 2+ clocks are needed")
+        low, high = self.missing_gap
+        if not 1 < low < 2 < high < 3 or self.steady_clocks < 2:
+            raise ValueError(f"a missing clock's gap lies between 1 and 3 intervals around 2, got {low}-{high}, "
+                             f"after 2 or more steady clocks, got {self.steady_clocks}")
 
 
 class ClockFollower:
@@ -57,8 +80,17 @@ class ClockFollower:
         self.bars = MeterMap.constant(settings.time_signature, settings.ticks_per_beat)
         self.ticks_per_clock = settings.ticks_per_beat / CLOCKS_PER_QUARTER
         self._lock = threading.Lock()
-        self._interval = 60.0 / (settings.bpm * CLOCKS_PER_QUARTER)  # seconds per clock, smoothed
+        self._interval = 60.0 / (settings.bpm * CLOCKS_PER_QUARTER)  # seconds per clock, measured
         self._last_clock_at: float | None = None
+        # the gaps between clocks are measured on the transport's clock where there is one (`stamp`), else on `t`
+        self._last_stamp: float | None = None
+        self._on_transport = False
+        self._stamp_interval = self._interval
+        self._tempo: deque[tuple[float, float, int]] = deque(maxlen=settings.tempo_window)   # (t, stamp, pulses)
+        self._pulses = 0              # pulses counted since the follower began (missing ones included)
+        self._counted_ahead: float | None = None   # the gap (intervals) last counted as a missing clock, until the next
+        self.missing_clocks = 0       # missing clocks recognised (and counted)
+        self._listeners: list[Callable[[], None]] = []
         # the timeline is anchored: position(t) = anchor_pos + (t - anchor_t) * rate while moving
         self._anchor_t = now()
         self._anchor_pos = 0.0
@@ -104,6 +136,24 @@ class ClockFollower:
             self._check_timeout(t)
             return self._position(t)
 
+    def playable_until(self, t: float | None = None) -> float:
+        """The timeline tick up to which (exclusive) events may go out now. While the DAW's clock is followed:
+        every tick nearer the last clock heard than the next one, so a note goes out on the clock that marks
+        it and never on a guess; before the first clock after Start or Continue, none. Otherwise the
+        position now (the internal clock)."""
+        t = self._now() if t is None else t
+        with self._lock:
+            self._check_timeout(t)
+            if self._external and not self._lost:
+                if self._waiting_first_clock:
+                    return self._anchor_pos - self.ticks_per_clock / 2
+                return self._anchor_pos + self.ticks_per_clock / 2
+            return self._position(t)
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` after every clock and transport message (on the MIDI thread: it must not wait)."""
+        self._listeners.append(listener)
+
     def _position(self, t: float) -> float:
         if self._external and not self._lost:
             if self._waiting_first_clock:
@@ -144,30 +194,72 @@ class ClockFollower:
 
     # ---- MIDI -------------------------------------------------------------------------------
 
-    def on_message(self, message, t: float | None = None) -> bool:
-        """Apply a real-time message; returns False for anything that is not clock/transport."""
+    def on_message(self, message, t: float | None = None, transport_t: float | None = None) -> bool:
+        """Apply a real-time message received at monotonic time `t`; `transport_t`: the same moment on the MIDI
+        transport's own clock (JACK's frame time, in seconds) where there is one. Returns False for anything that
+        is not clock/transport."""
         if message.type not in REALTIME_TYPES:
             return False
         t = self._now() if t is None else t
         with self._lock:
-            getattr(self, "_on_" + message.type)(message, t)
+            getattr(self, "_on_" + message.type)(message, t, transport_t)
+        for listener in self._listeners:
+            listener()
         return True
 
-    def _on_clock(self, message, t: float) -> None:
-        if self._last_clock_at is not None:
-            dt = t - self._last_clock_at
-            # a gap (transport stopped, port lost) is no tempo, nor are late clocks catching up
-            if 0 < dt < 3 * self._interval and not self._lost:
-                if not self._external:   # the internal clock keeps its place at the new tempo
-                    self._anchor_pos, self._anchor_t = self._position(t), t
-                self._interval += self.settings.smoothing * (dt - self._interval)
-        self._last_clock_at = t
+    def _pulses_of(self, stamp: float, on_transport: bool) -> int:
+        """How many pulses the clock stamped `stamp` counts: 1; 2 after a missing clock; 0 when the gap before
+        the clock before was counted as a missing clock but the two gaps together span only about two intervals
+        (that clock was late, or came in a burst: this one is the pulse it was counted ahead for). Gaps are
+        measured on the transport's clock where there is one: arrival times also move when the transport's
+        cycles run late, which drops nothing."""
+        ahead, self._counted_ahead = self._counted_ahead, None
+        if (self._last_stamp is None or self._lost or on_transport != self._on_transport
+                or len(self._tempo) < self.settings.steady_clocks):
+            return 1
+        gaps = (stamp - self._last_stamp) / self._stamp_interval
+        low, high = self.settings.missing_gap
+        if ahead is not None and ahead + gaps < LATE_NOT_MISSING_INTERVALS:
+            self.missing_clocks -= 1
+            log.debug("the clock before was late (gaps of %.2f and %.2f intervals), not after a missing one",
+                      ahead, gaps)
+            return 0
+        if low <= gaps <= high:
+            self.missing_clocks += 1
+            self._counted_ahead = gaps
+            log.debug("a clock is missing (a gap of %.2f intervals): counted", gaps)
+            return 2
+        return 1
+
+    def _measure_tempo(self, t: float, stamp: float, on_transport: bool, steps: int) -> None:
+        """The tempo from the pulses counted over the last `tempo_window` clocks' seconds (on both clocks)."""
+        if self._last_stamp is not None and (on_transport != self._on_transport or
+                                             stamp - self._last_stamp > TEMPO_GAP_INTERVALS * self._stamp_interval):
+            self._tempo.clear()      # a gap (transport stopped, port lost) is no tempo
+        self._pulses += steps
+        if self._lost:
+            return                   # late clocks catching up are no tempo either
+        self._tempo.append((t, stamp, self._pulses))
+        (t0, s0, p0), (t1, s1, p1) = self._tempo[0], self._tempo[-1]
+        if p1 - p0 >= self.settings.steady_clocks and t1 > t0 and s1 > s0:   # a burst alone is no tempo
+            if not self._external:   # the internal clock keeps its place at the new tempo
+                self._anchor_pos, self._anchor_t = self._position(t), t
+            self._interval = (t1 - t0) / (p1 - p0)
+            self._stamp_interval = (s1 - s0) / (p1 - p0)
+
+    def _on_clock(self, message, t: float, transport_t: float | None) -> None:
+        on_transport = transport_t is not None
+        stamp = transport_t if on_transport else t
+        steps = self._pulses_of(stamp, on_transport)
+        self._measure_tempo(t, stamp, on_transport, steps)
+        self._last_clock_at, self._last_stamp, self._on_transport = t, stamp, on_transport
         if not self._external:
             return  # clock while the DAW is stopped: tempo only
         if self._waiting_first_clock:
-            self._waiting_first_clock = False
+            self._waiting_first_clock = False   # it marks the position itself
+            self._counted_ahead = None
         else:
-            self._daw_clocks += 1
+            self._daw_clocks += steps
         self._heard = True
         counted = self._offset + self._daw_clocks * self.ticks_per_clock
         if self._lost:
@@ -179,22 +271,22 @@ class ClockFollower:
             self._lost, self._moving = False, False
         self._anchor_t, self._anchor_pos = t, counted
 
-    def _on_start(self, message, t: float) -> None:
+    def _on_start(self, message, t: float, transport_t: float | None) -> None:
         self._relocate(0, t)
 
-    def _on_continue(self, message, t: float) -> None:
+    def _on_continue(self, message, t: float, transport_t: float | None) -> None:
         if self._songpos is not None:            # a Song Position Pointer while stopped: its place
             self._relocate(self._songpos, t)
         else:                                    # on from the clock after the last one heard
             self._relocate(self._daw_clocks + 1 if self._heard else self._daw_clocks, t)
 
-    def _on_stop(self, message, t: float) -> None:
+    def _on_stop(self, message, t: float, transport_t: float | None) -> None:
         self._daw_stopped = True
         if self._external:
             self._freeze(t, keep_moving=True)
         self.epoch += 1
 
-    def _on_songpos(self, message, t: float) -> None:
+    def _on_songpos(self, message, t: float, transport_t: float | None) -> None:
         clocks = message.pos * CLOCKS_PER_SPP_UNIT
         if self._external:
             self._relocate(clocks, t)

@@ -68,17 +68,17 @@ class Intake:
 
     # ---- the port's reading thread: must never wait ----------------------------------------
 
-    def on_midi(self, message: mido.Message, t: float) -> None:
+    def on_midi(self, message: mido.Message, t: float, transport_t: float | None = None) -> None:
         started = time.perf_counter()
         self.messages_in += 1
         try:
-            self._take(message, t)
+            self._take(message, t, transport_t)
         finally:
             self.callback_max_seconds = max(self.callback_max_seconds, time.perf_counter() - started)
 
-    def _take(self, message: mido.Message, t: float) -> None:
+    def _take(self, message: mido.Message, t: float, transport_t: float | None) -> None:
         b = self.bridge
-        if b.clock.on_message(message, t):
+        if b.clock.on_message(message, t, transport_t):
             return
         if message.type in ("note_on", "note_off") and not b.triggers.claims(message):
             if b.echo.is_echo(message, t):   # what Muse Out just sent, back again: not the composer

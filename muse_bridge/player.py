@@ -1,5 +1,11 @@
 """Player: a candidate on the output port from a bar line of the timeline, following the DAW's clock.
 
+While the DAW's clock runs, each note-on and note-off goes out on the clock message that marks its
+tick: the ClockFollower calls `_on_clock` on the MIDI thread as each clock is counted, and the due
+messages are sent from there, with no wait that guesses (an event between two clocks goes out on the
+nearer one). On the internal clock (no DAW clock, or the clock lost) the Player's thread sends them
+when the position, run at the tempo, reaches them.
+
 Every note-on it sends is matched by exactly one note-off: when the note ends, or when the
 candidate ends, is switched, stopped, panicked, or the DAW relocates (the clock's epoch changes),
 or the app exits. A pitch struck again while it sounds is released first, so overlapping notes of
@@ -26,6 +32,8 @@ from muse_bridge.clock import ClockFollower
 log = logging.getLogger(__name__)
 
 ALL_NOTES_OFF = 123
+EXTERNAL_WAIT_SECONDS = 0.02   # on the DAW's clock the thread only ends and cuts playbacks: the clock sends
+INTERNAL_WAIT_SECONDS = 0.005  # on the internal clock, the longest the thread sleeps between looks
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,7 @@ class Player:
         self._next = 0
         self._owner: dict[int, int] = {}    # sounding pitch -> the note that struck it
         self._closed = False
+        clock.add_listener(self._on_clock)
         self._thread = threading.Thread(target=self._run, name="muse-player", daemon=True)
         self._thread.start()
 
@@ -189,24 +198,41 @@ class Player:
         elif self._owner.get(e.pitch) == e.note:
             self._note_off(e.pitch)
 
+    def _on_clock(self) -> None:
+        """A clock or transport message was heard (the MIDI thread): what its clock marks goes out now; the
+        thread then ends or cuts the playback if need be."""
+        with self._cv:
+            if self._playback is not None and self._send_due():
+                self._cv.notify_all()
+
+    def _send_due(self) -> bool:
+        """Send every event the clock has reached (all of them released when the DAW relocated or stopped);
+        True when something was sent or the playback ended."""
+        if self.clock.epoch != self._playback.epoch:
+            log.info("DAW transport moved: playback stopped")
+            self._release_all()
+            self._playback, self._events = None, []
+            return True
+        until = self.clock.playable_until()
+        start = self._next
+        while self._next < len(self._events) and self._events[self._next].tick < until:
+            self._fire(self._events[self._next])
+            self._next += 1
+        return self._next != start
+
     def _run(self) -> None:
         with self._cv:
             while not self._closed:
                 if self._playback is None:
                     self._cv.wait()
                     continue
-                if self.clock.epoch != self._playback.epoch:
-                    log.info("DAW transport moved: playback stopped")
-                    self._release_all()
-                    self._playback, self._events = None, []
-                    continue
+                self._send_due()
                 pb = self._playback
-                pos = self.clock.position()
-                while self._next < len(self._events) and self._events[self._next].tick <= pos:
-                    self._fire(self._events[self._next])
-                    self._next += 1
+                if pb is None:
+                    continue
+                pos = self.clock.playable_until()
                 ready_until = self._ready_until(pb)
-                if not pb.complete and pos >= ready_until:
+                if not pb.complete and pos > ready_until:
                     self._cut(pb)
                 if self._next == len(self._events) and pb.complete:
                     self._release_all()
@@ -214,8 +240,11 @@ class Player:
                     if self.on_end is not None:
                         self.on_end(pb)
                     continue
+                if self.clock.external:
+                    self._cv.wait(EXTERNAL_WAIT_SECONDS)   # the clock sends; woken by it
+                    continue
                 due = self._events[self._next].tick if self._next < len(self._events) else ready_until
                 if not pb.complete:
                     due = min(due, ready_until)
                 wait = self.clock.seconds_until(due)
-                self._cv.wait(min(max(wait - 0.001, 0.0005), 0.005))
+                self._cv.wait(min(max(wait - 0.001, 0.0005), INTERNAL_WAIT_SECONDS))

@@ -5,6 +5,11 @@ WinMM cannot, so there the names refer to existing ports (e.g. made with loopMID
 not found raises `PortNotFoundError` listing the ports that do exist. A port opened by name that
 disappears is reported and reopened when it comes back; the session around it is untouched.
 
+On JACK a JackLink (muse_bridge/jack_link.py) watches the server: when it stops, or throws the bridge's
+ports out of its graph, the ports are closed (before any new JACK client of rtmidi's is opened: rtmidi's
+libjack frees the dead clients then), the loss is said once, and every second the server is asked again;
+when it answers, the ports are reopened and their connections made again as the DAW's ports reappear.
+
 Input is read from python-rtmidi's own queue by a thread of ours, never through an rtmidi callback:
 with JACK the callback would run Python on JACK's process thread, which then waits for the GIL,
 misses cycles and loses MIDI. The driver thread only ever appends to rtmidi's (bounded) queue.
@@ -19,6 +24,8 @@ from typing import Callable
 
 import mido
 import rtmidi
+
+from muse_bridge.jack_link import JackLink, open_link
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +121,15 @@ def close_output(port: mido.ports.BaseOutput) -> None:
 
 
 class PolledInput:
-    """An rtmidi input port drained by a thread of ours: `callback(message, t)` with `t` on time.monotonic,
-    back-dated by the driver's own time stamps when several messages wait."""
+    """An rtmidi input port drained by a thread of ours: `callback(message, t, transport_t)` with `t` on
+    time.monotonic, back-dated by the driver's own time stamps when several messages wait, and `transport_t`
+    the same moment on `transport_time`'s clock (JACK's frame time; None without one)."""
 
     POLL_SECONDS = 0.001
 
     def __init__(self, api: str, name: str, virtual: bool, client_name: str, queue_size: int,
-                 callback: Callable[[mido.Message, float], None]):
+                 callback: Callable[[mido.Message, float, float | None], None],
+                 transport_time: Callable[[], float | None] | None = None):
         self._rt = rtmidi.MidiIn(rtapi=getattr(rtmidi, "API_" + api), name=client_name, queue_size_limit=queue_size)
         try:
             if virtual:
@@ -131,7 +140,7 @@ class PolledInput:
             self._rt.delete()
             raise OSError(f"cannot open MIDI input port {name!r}: {e}") from e
         self._rt.ignore_types(sysex=True, timing=False, active_sense=True)
-        self.name, self._callback = name, callback
+        self.name, self._callback, self._transport_time = name, callback, transport_time
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"muse-midi-in {name}", daemon=True)
         self._thread.start()
@@ -148,16 +157,17 @@ class PolledInput:
                 time.sleep(self.POLL_SECONDS)
                 continue
             t = time.monotonic()
+            transport_t = self._transport_time() if self._transport_time is not None else None
             # the last message arrived about now; each earlier one its successor's delta before
-            times = [t]
+            before = [0.0]
             for _, delta in reversed(batch[1:]):
-                times.append(times[-1] - delta)
-            for (data, _), when in zip(batch, reversed(times)):
+                before.append(before[-1] + delta)
+            for (data, _), back in zip(batch, reversed(before)):
                 try:
                     message = mido.Message.from_bytes(data)
                 except ValueError:
                     continue  # not a complete MIDI message
-                self._callback(message, when)
+                self._callback(message, t - back, None if transport_t is None else transport_t - back)
 
     def close(self) -> None:
         self._stop.set()
@@ -166,11 +176,16 @@ class PolledInput:
         self._rt.delete()
 
 
-class BridgePorts:
-    """The bridge's input and output port; input messages go to `callback(message, t)` on the reading thread."""
+JACK_RETRY_SECONDS = 1.0      # how often a server that went away is asked again
+RESTORE_SECONDS = 60.0        # how long the old connections are made again as the DAW's ports reappear
 
-    def __init__(self, settings: PortSettings, callback: Callable[[mido.Message, float], None],
-                 on_change: Callable[[str], None] | None = None):
+
+class BridgePorts:
+    """The bridge's input and output port; input messages go to `callback(message, t, transport_t)` on the
+    reading thread; `on_change(text, lost)` hears of a port (or JACK) lost or back."""
+
+    def __init__(self, settings: PortSettings, callback: Callable[[mido.Message, float, float | None], None],
+                 on_change: Callable[[str, bool], None] | None = None):
         self.settings = settings
         self.backend = midi_backend(settings.api)
         self.api = self.backend.api
@@ -179,16 +194,45 @@ class BridgePorts:
             raise MidiApiError(f"the {self.api} MIDI API cannot create virtual ports; "
                                f"create {settings.input_name!r} and {settings.output_name!r} (e.g. with loopMIDI) "
                                "and open them by name")
-        self._callback, self._on_change = callback, on_change or (lambda text: None)
+        self._callback, self._on_change = callback, on_change or (lambda text, lost: None)
         self._lock = threading.Lock()
         self.input: PolledInput | None = None
         self.output: mido.ports.BaseOutput | None = None
         self.unsent = 0  # messages dropped while the output port was gone
+        self.link: JackLink | None = None
+        self._jack = self.api == "UNIX_JACK"     # JACK-Client here: the transport's time, and the server watched
+        self._jack_lost = False
+        self._restore: dict[str, set[str]] = {}     # our port's short name -> the ports it was connected to
+        self._restore_until = 0.0
         self._stop = threading.Event()
+        self._wake = threading.Event()           # the watcher looks now: JACK went away, or closing
         self._watcher: threading.Thread | None = None
 
     def open(self) -> None:
         """Open both ports; raises PortNotFoundError (or OSError) naming the port."""
+        if self._jack:
+            self.link = open_link(self._link_name, self._wake.set)
+            self._jack = self.link is not None
+        try:
+            self._open_ports()
+        except BaseException:
+            self._close_link()
+            raise
+        if not self.virtual or self._jack:
+            self._watcher = threading.Thread(target=self._watch, name="muse-port-watch", daemon=True)
+            self._watcher.start()
+
+    @property
+    def _link_name(self) -> str:
+        return f"{self.settings.client_name} Link"
+
+    @property
+    def _watch_server(self) -> bool:
+        """The JACK server is watched (virtual ports on JACK, with JACK-Client here); ports opened by name are
+        watched by name."""
+        return self._jack and self.virtual
+
+    def _open_ports(self) -> None:
         self.input = self._open_input()
         try:
             self.output = self._open_output()
@@ -196,9 +240,6 @@ class BridgePorts:
             self.input.close()
             self.input = None
             raise
-        if not self.virtual:
-            self._watcher = threading.Thread(target=self._watch, name="muse-port-watch", daemon=True)
-            self._watcher.start()
 
     @property
     def input_name(self) -> str:
@@ -211,7 +252,8 @@ class BridgePorts:
     def _open_input(self) -> PolledInput:
         s = self.settings
         name = s.input_name if self.virtual else find_port("input", s.input_name, self.backend.get_input_names())
-        return PolledInput(self.api, name, self.virtual, f"{s.client_name} In", s.queue_size, self._callback)
+        stamp = self.link.seconds if self.link is not None else None
+        return PolledInput(self.api, name, self.virtual, f"{s.client_name} In", s.queue_size, self._callback, stamp)
 
     def _open_output(self) -> mido.ports.BaseOutput:
         s = self.settings
@@ -230,9 +272,103 @@ class BridgePorts:
             return True
 
     def _watch(self) -> None:
-        while not self._stop.wait(self.settings.poll_seconds):
-            self._check("input")
-            self._check("output")
+        while not self._stop.is_set():
+            if self._watch_server:
+                self._watch_jack()
+                wait = self.settings.poll_seconds if self.link is not None else JACK_RETRY_SECONDS
+            else:
+                self._check("input")
+                self._check("output")
+                wait = self.settings.poll_seconds
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    # ---- JACK: the server gone, the ports thrown out, and both back ------------------------------
+
+    def _ours(self, names: list[str]) -> dict[str, str]:
+        """Our ports among the graph's port names: short name -> full name."""
+        s = self.settings
+        return {short: full for short in (s.input_name, s.output_name) for full in names
+                if full.endswith(":" + short) and full.startswith(s.client_name)}
+
+    def _watch_jack(self) -> None:
+        if self._stop.is_set():
+            return
+        if self.link is not None and not self.link.gone.is_set():
+            try:
+                ours = self._ours(self.link.port_names())
+            except Exception as e:   # the server went away while we asked
+                log.debug("asking JACK for its ports failed: %s", e)
+                return
+            if self.input is not None and len(ours) < 2:
+                self._lose_jack("JACK threw the bridge's ports out of its graph")
+            elif self.input is not None:
+                self._remember_connections(ours)
+            return
+        if self.link is not None:
+            self._lose_jack(f"the JACK server went away ({self.link.reason})")
+        self._reopen_jack()
+
+    def _remember_connections(self, ours: dict[str, str]) -> None:
+        """What our ports are connected to now; after a reopen, the connections still to be made again."""
+        now = time.monotonic()
+        for short, full in ours.items():
+            connected = set(self.link.connections(full))
+            if now < self._restore_until and self._restore.get(short):
+                missing = self._restore[short] - connected
+                for other in missing:
+                    source, dest = (other, full) if short == self.settings.input_name else (full, other)
+                    if self.link.connect(source, dest):
+                        log.info("JACK connection %s -> %s made again", source, dest)
+                        connected.add(other)
+                if not self._restore[short] - connected:
+                    self._on_change(f"{short!r} connected again to {', '.join(sorted(connected))}", False)
+                    self._restore[short] = set()
+                continue
+            self._restore[short] = connected
+
+    @property
+    def restoring(self) -> bool:
+        """Connections of before a reopen are still to be made again."""
+        return time.monotonic() < self._restore_until and any(self._restore.values())
+
+    def _lose_jack(self, why: str) -> None:
+        """Close the ports and the link (rtmidi's dead clients before any new one) and say so once."""
+        with self._lock:
+            port_in, port_out, self.input, self.output = self.input, self.output, None, None
+        if port_in is not None:
+            port_in.close()
+        if port_out is not None:
+            close_output(port_out)
+        self._close_link()
+        if not self._jack_lost:
+            self._jack_lost = True
+            log.warning("%s: the MIDI ports are closed; the context is kept, and they reopen when JACK is back", why)
+            self._on_change(f"{why}: waiting for JACK to come back (the context is kept)", True)
+
+    def _reopen_jack(self) -> None:
+        try:
+            self.link = JackLink(self._link_name, self._wake.set)
+        except OSError:
+            return   # not back yet
+        try:
+            with self._lock:
+                self._open_ports()
+        except OSError as e:
+            log.warning("JACK is back but the MIDI ports cannot be opened yet: %s", e)
+            self._close_link()
+            return
+        self._jack_lost = False
+        self._restore_until = time.monotonic() + RESTORE_SECONDS
+        log.warning("JACK is back: the MIDI ports %r and %r are open again", self.input_name, self.output_name)
+        self._on_change(f"JACK is back: ports {self.input_name!r} and {self.output_name!r} open again", False)
+
+    def _close_link(self) -> None:
+        link, self.link = self.link, None
+        if link is not None:
+            link.close()
+
+    # ---- ports opened by name ------------------------------------------------------------------
 
     def _check(self, direction: str) -> None:
         names = (self.backend.get_input_names() if direction == "input" else self.backend.get_output_names())
@@ -250,7 +386,7 @@ class BridgePorts:
                 else:
                     close_output(port)
                 setattr(self, direction, None)
-            self._on_change(f"{direction} port {wanted!r} lost")
+            self._on_change(f"{direction} port {wanted!r} lost", True)
         elif port is None and present is not None:
             try:
                 new = self._open_input() if direction == "input" else self._open_output()
@@ -260,10 +396,11 @@ class BridgePorts:
             with self._lock:
                 setattr(self, direction, new)
             log.warning("MIDI %s port %r reopened", direction, wanted)
-            self._on_change(f"{direction} port {wanted!r} reopened")
+            self._on_change(f"{direction} port {wanted!r} reopened", False)
 
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
         with self._lock:
@@ -272,3 +409,4 @@ class BridgePorts:
             if self.output is not None:
                 close_output(self.output)
             self.input = self.output = None
+        self._close_link()

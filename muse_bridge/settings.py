@@ -45,6 +45,8 @@ FLAT_NAMES = {"midi_api": "ports.api", "input_port": "ports.input_name", "output
               "max_tokens_per_bar": "sampling.max_tokens_per_bar", "candidates": "candidates", "bars": "bars",
               "seed": "seed", "fast_step": "fast_step", "precompute": "precompute",
               "answer_after": "answer.after_beats", "answers_join": "answer.join_context"}
+# settings that older files hold and that no longer exist: skipped without a word
+RETIRED = frozenset({"clock.smoothing"})   # the clock's tempo average: the tempo is measured over a window now
 MAX_CANDIDATES = 64
 MAX_BARS = 64
 
@@ -100,6 +102,8 @@ class BridgeSettings:
         settings, problems = cls(), []
         for path, value in _flatten(data):
             path = FLAT_NAMES.get(path, path)
+            if path in RETIRED:
+                continue
             try:
                 settings = settings.with_changes({path: value})
             except SettingsError as e:

@@ -109,7 +109,7 @@ class Daw:
                                client_name="muse-test-daw", queue_size=65536, callback=self._record)
         self._thread: threading.Thread | None = None
 
-    def _record(self, message: mido.Message, _when: float) -> None:
+    def _record(self, message: mido.Message, *_when) -> None:
         with self._lock:
             self.received.append((self.clocks_sent - 1, message))
 

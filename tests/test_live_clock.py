@@ -1,4 +1,6 @@
 """ClockFollower: positions from MIDI clock (24 ppqn), transport messages and SPP; the tempo setting without clock."""
+import time
+
 import mido
 import pytest
 
@@ -102,3 +104,98 @@ def test_the_internal_clock_keeps_its_place_when_the_tempo_estimate_moves():
     clocks(follower, 24, 10.0, 100)                 # clock without Start: tempo only
     after = follower.position(10.0 + 23 * 60 / (100 * 24))
     assert after >= before and after - before < 24 * TICKS_PER_CLOCK * 1.3   # no jump from the new tempo
+
+
+# ---- an irregular DAW clock: jitter, bursts, a missing clock -------------------------------------------
+
+
+def irregular_clock_stream(bpm: float, clocks_total: int, seed: int = 1):
+    """(arrival time, the DAW's clock number) of a clock as a real DAW sends it at `bpm`: every clock jittered by up
+    to 10% of an interval; clocks 30-32 late and arriving together, clocks 40-41 together after a gap of two
+    intervals (a late clock, not a missing one), clock 61 missing, clocks 90-93 in one burst."""
+    import random
+
+    rng = random.Random(seed)
+    period = 60 / (bpm * 24)
+    times = {k: k * period + rng.uniform(-0.1, 0.1) * period for k in range(clocks_total)}
+    for burst in ((30, 31, 32), (40, 41), (90, 91, 92, 93)):
+        for k in burst:
+            times[k] = times[burst[-1]]
+    del times[61]
+    return sorted((t, k) for k, t in times.items())
+
+
+def test_an_irregular_clock_moves_no_count_and_a_missing_one_is_counted():
+    follower = ClockFollower(ClockSettings(bpm=120))
+    follower.on_message(mido.Message("start"), 0.0)
+    heard = {}
+    for t, k in irregular_clock_stream(120, 120):
+        follower.on_message(mido.Message("clock"), t)
+        heard[t] = (k, follower.playable_until(t))
+    # once the clocks that arrive together have all arrived, the count is the DAW's own clock number
+    for k, until in heard.values():
+        assert until == k * TICKS_PER_CLOCK + TICKS_PER_CLOCK / 2, f"clock {k} counted as {until / TICKS_PER_CLOCK - .5}"
+    assert follower.missing_clocks == 1
+    assert follower.bpm == pytest.approx(120, rel=0.05)
+
+
+def test_each_note_goes_out_on_the_clock_that_marks_it_whatever_the_clock_does():
+    """A Player on a DAW clock that jitters, bunches and drops one clock: every note-on and note-off goes out when
+    the clock that marks its tick arrives, never before it and never a clock later."""
+    from engine.music import Note
+    from engine.session import Candidate
+    from muse_bridge.player import Player
+
+    now = [0.0]
+    follower = ClockFollower(ClockSettings(bpm=120, clock_timeout=5.0), now=lambda: now[0])
+    sent = []                   # (the time of the clock being delivered, message)
+    player = Player(lambda m: sent.append((now[0], m)) or True, follower)
+    try:
+        follower.on_message(mido.Message("start"), 0.0)
+        # an eighth note every eighth of a beat (3 clocks) from bar 1's line, each 2 clocks long
+        notes = [Note(60 + i % 12, 90, i * 60, i * 60 + 40) for i in range(40)]
+        player.play(Candidate([], notes, 2, 480, (4, 4)), 0)
+        stream = irregular_clock_stream(120, 130)
+        arrival = dict((k, t) for t, k in stream)
+        for t, _ in stream:
+            now[0] = t
+            follower.on_message(mido.Message("clock"), t)
+        time.sleep(0.1)
+        ons = [t for t, m in sent if m.type == "note_on"]
+        offs = [t for t, m in sent if m.type == "note_off"]
+        assert len(ons) == len(notes) and len(offs) == len(notes)
+        assert ons == [arrival[n.start // TICKS_PER_CLOCK] for n in notes]
+        assert offs == [arrival[n.end // TICKS_PER_CLOCK] for n in notes]
+    finally:
+        player.close()
+
+
+def test_a_late_clock_is_not_taken_for_a_missing_one():
+    """A clock stamped most of an interval late shows a gap of about two intervals before it, and about none after:
+    it may count ahead for that moment, but the next clock puts the count back, and no clock is missing."""
+    follower = ClockFollower()
+    follower.on_message(mido.Message("start"), 0.0)
+    period = 60 / (120 * 24)
+    for k in range(80):
+        t = k * period + (0.9 * period if k == 50 else 0.0)
+        follower.on_message(mido.Message("clock"), t)
+        if k != 50:
+            assert follower.playable_until(t) == k * TICKS_PER_CLOCK + TICKS_PER_CLOCK / 2
+    assert follower.missing_clocks == 0
+
+
+def test_gaps_are_measured_on_the_transports_clock_where_there_is_one():
+    """JACK's cycles ran late (arrival times show a gap of two intervals and stay shifted) but the transport's frame
+    clock shows every clock in its place: nothing is missing. A gap on the transport's clock is a missing clock."""
+    period = 60 / (120 * 24)
+    follower = ClockFollower()
+    follower.on_message(mido.Message("start"), 0.0, 0.0)
+    for k in range(60):
+        follower.on_message(mido.Message("clock"), k * period + (period if k >= 30 else 0.0), k * period)
+    assert follower.playable_until(60 * period) == 59 * TICKS_PER_CLOCK + TICKS_PER_CLOCK / 2
+    assert follower.missing_clocks == 0
+    for k in range(60, 90):
+        if k != 70:   # clock 70 never comes
+            follower.on_message(mido.Message("clock"), k * period + period, k * period)
+    assert follower.playable_until(90 * period) == 89 * TICKS_PER_CLOCK + TICKS_PER_CLOCK / 2
+    assert follower.missing_clocks == 1

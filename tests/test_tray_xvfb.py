@@ -87,7 +87,7 @@ def test_the_tray_app_answers_the_hotkey_and_its_menu_over_jack(desktop, jack_se
         backend = jack_backend()
         recorder = PolledInput("UNIX_JACK", port_named(backend.get_input_names(), f"Tray Out {tag}"), virtual=False,
                                client_name="tray-test-daw", queue_size=65536,
-                               callback=lambda m, _t: received.append(m))
+                               callback=lambda m, *_: received.append(m))
         time.sleep(0.3)   # the connection is in JACK's graph
 
         def note_ons() -> int:

@@ -340,7 +340,7 @@ def test_the_app_answers_muse_bridge_command_and_sigterm_leaves_no_note_sounding
             time.sleep(0.1)
         backend = jack_backend()
         recorder = PolledInput("UNIX_JACK", port_named(backend.get_input_names(), f"Term Out {tag}"), virtual=False,
-                               client_name="term-test-daw", queue_size=65536, callback=lambda m, _t: received.append(m))
+                               client_name="term-test-daw", queue_size=65536, callback=lambda m, *_: received.append(m))
         time.sleep(0.3)
         command = subprocess.run([sys.executable, "-m", "ui", "--command", "suggest"], cwd=ROOT, env=env,
                                  capture_output=True, text=True, timeout=30)
