@@ -36,6 +36,23 @@ def jack_server():
             _server["process"] = None
 
 
+def kill_jack_server() -> None:
+    """SIGKILL the session's JACK server, as a crash would end it (the test is skipped where a server was already
+    running when the tests began: it is not ours to kill)."""
+    with _server_lock:
+        process = _server["process"]
+        if process is None:
+            pytest.skip("the JACK server was not started by the tests")
+        process.kill()
+        process.wait()
+
+
+def restart_jack_server() -> None:
+    """Start the session's JACK server again after kill_jack_server (stopped at the session's end as before)."""
+    with _server_lock:
+        _server["process"] = start_jackd()
+
+
 def jack_backend() -> mido.Backend:
     return mido.Backend("mido.backends.rtmidi/UNIX_JACK")
 
