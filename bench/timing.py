@@ -182,7 +182,8 @@ def measure_pianist(checkpoint: Checkpoint, bpm: float, seconds: float, seed: in
                     tag: str = "pianist") -> dict:
     timed, line = pianist_script(bpm, seconds, seed)
     settings = bridge_settings(f"{tag}{os.getpid()}", bpm)
-    with live(checkpoint, f"{tag}{os.getpid()}", bpm, workdir, timed.script, settings) as (bridge, daw, events):
+    with plan_log() as plans, \
+            live(checkpoint, f"{tag}{os.getpid()}", bpm, workdir, timed.script, settings) as (bridge, daw, events):
         daw.go()
         recording = daw.wait()
         seconds_to_candidates = bridge.suggestions.last_suggest_seconds
@@ -191,7 +192,24 @@ def measure_pianist(checkpoint: Checkpoint, bpm: float, seconds: float, seed: in
     messages = len(timed.script.events)
     return {"seed": seed, "messages_played": messages, "suggest_seconds": seconds_to_candidates,
             "late_or_cut": [n.text for n in notices if "late" in n.text or "fell behind" in n.text],
-            **result}
+            "start_plan": plans, **result}
+
+
+@contextlib.contextmanager
+def plan_log():
+    """The bridge's -v line on where candidate 1 starts and why (muse_bridge/stream_plan.py), as the run logs it."""
+    lines: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: lines.append(record.getMessage()) if "candidate 1 starts" in record.msg else None
+    logger = logging.getLogger("muse_bridge.suggestions")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def x42_runs(bpm: float, runs: int) -> list[ClockRun]:

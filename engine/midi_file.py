@@ -24,6 +24,7 @@ from engine.tokenizer import TokenizerSettings
 READ_TICKS_PER_QUARTER = TICKS_PER_QUARTER    # what files of a coarser clock are read at
 MIN_TICKS_PER_QUARTER = 96      # below this a file's clock cannot hold the grid
 MAX_TICK = 2**31 - 1             # symusic (and most MIDI tools) count ticks in 32 bits
+MAX_BARS = 4096                  # a phrase is read up to this many bars (over two hours of 4/4 at 120 bpm)
 SUSTAIN_CONTROLLER = 64
 PEDAL_DOWN_THRESHOLD = 64  # CC64 value from which the pedal counts as down
 
@@ -60,6 +61,9 @@ def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, in
     ticks_per_quarter = READ_TICKS_PER_QUARTER if scale != 1.0 else tpq
 
     first_onset = min((n.time for t in score.tracks if not t.is_drum for n in t.notes), default=0)
+    if any(ts.time < 0 for ts in score.time_signatures):   # symusic's 32-bit ticks wrapped
+        raise MidiFileError(path, f"a time signature lies past the 32-bit tick range ({MAX_TICK:,} ticks); "
+                                  "its delta times are too long")
     events = sorted((round(ts.time * scale), (ts.numerator, ts.denominator)) for ts in score.time_signatures)
     if events and events[0][0] > round(first_onset * scale):
         events.insert(0, (0, (4, 4)))   # the meter before the first time signature is 4/4 (the MIDI default)
@@ -108,9 +112,24 @@ def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, in
     if not notes:
         raise MidiFileError(path, f"no notes in the piano range {lowest}-{highest - 1}" if outside else "no notes")
     notes = _fold_sustain(notes, pedal_spans)
-    return Phrase(notes, ticks_per_quarter, time_signature, tempo_bpm,
-                  file_meter=meter if meter != time_signature else None,
-                  meter_changes=tuple(changes) if len(changes) > 1 else None)
+    phrase = Phrase(notes, ticks_per_quarter, time_signature, tempo_bpm,
+                    file_meter=meter if meter != time_signature else None,
+                    meter_changes=tuple(changes) if len(changes) > 1 else None)
+    _check_length(path, phrase)
+    return phrase
+
+
+def _check_length(path, phrase: Phrase) -> None:
+    """One clear line for a file whose delta times put a note past what is read: past 32-bit ticks once read at
+    the reading resolution (a coarse clock is scaled up), or past MAX_BARS bars."""
+    last = max(phrase.notes, key=lambda n: n.end)
+    if last.end > MAX_TICK:
+        raise MidiFileError(path, f"a note lies past the 32-bit tick range once read at {phrase.ticks_per_beat} ticks "
+                                  f"per quarter ({last.end:,} > {MAX_TICK:,} ticks); its delta times are too long")
+    bar = phrase.bars.bar_of(last.start)
+    if bar >= MAX_BARS:
+        raise MidiFileError(path, f"a note lies in bar {bar + 1:,}: its delta times are too long "
+                                  f"(a phrase is read up to bar {MAX_BARS:,})")
 
 
 def _meter_changes(events: list[tuple[int, Meter]], ticks_per_quarter: int) -> list[tuple[int, Meter]]:

@@ -56,6 +56,7 @@ class ClockSettings:
     clock_timeout: float = 0.5                # seconds without clock before the internal clock takes over
     tempo_window: int = 24                    # clocks the tempo is measured over
     missing_gap: tuple[float, float] = (1.75, 2.25)   # a gap this many intervals long is one missing clock
+    overdue: float = 0.35                     # a clock later than this part of an interval: what it marks goes out
     steady_clocks: int = 6                    # clocks counted at a regular pace before a gap can be a missing clock
 
     def __post_init__(self) -> None:
@@ -67,9 +68,10 @@ class ClockSettings:
         if self.ticks_per_beat < 24 or self.clock_timeout <= 0 or self.tempo_window < 2:
             raise ValueError("ticks per beat >= 24, a positive clock timeout and a tempo window of 2+ clocks are needed")
         low, high = self.missing_gap
-        if not 1 < low < 2 < high < 3 or self.steady_clocks < 2:
+        if not 1 < low < 2 < high < 3 or self.steady_clocks < 2 or not 0 < self.overdue < 1:
             raise ValueError(f"a missing clock's gap lies between 1 and 3 intervals around 2, got {low}-{high}, "
-                             f"after 2 or more steady clocks, got {self.steady_clocks}")
+                             f"after 2 or more steady clocks, got {self.steady_clocks}; a clock is overdue after "
+                             f"part of an interval, got {self.overdue}")
 
 
 class ClockFollower:
@@ -139,16 +141,34 @@ class ClockFollower:
     def playable_until(self, t: float | None = None) -> float:
         """The timeline tick up to which (exclusive) events may go out now. While the DAW's clock is followed:
         every tick nearer the last clock heard than the next one, so a note goes out on the clock that marks
-        it and never on a guess; before the first clock after Start or Continue, none. Otherwise the
-        position now (the internal clock)."""
+        it; before the first clock after Start or Continue, none. The one exception is a clock overdue by
+        more than `overdue` of an interval at a steady tempo: what it marks goes out then, so that a dropped
+        clock's notes are not held back a whole clock (the count waits for the next clock). Without DAW
+        clock: the position now (the internal clock)."""
         t = self._now() if t is None else t
         with self._lock:
             self._check_timeout(t)
             if self._external and not self._lost:
                 if self._waiting_first_clock:
                     return self._anchor_pos - self.ticks_per_clock / 2
-                return self._anchor_pos + self.ticks_per_clock / 2
+                overdue = self._overdue_at()
+                ahead = self.ticks_per_clock if overdue is not None and t >= overdue else 0.0
+                return self._anchor_pos + ahead + self.ticks_per_clock / 2
             return self._position(t)
+
+    def seconds_until_overdue(self) -> float | None:
+        """Seconds until the next DAW clock counts as overdue (None off the DAW's clock, or before its tempo is
+        steady)."""
+        with self._lock:
+            if not self._external or self._lost or self._waiting_first_clock:
+                return None
+            overdue = self._overdue_at()
+            return None if overdue is None else overdue - self._now()
+
+    def _overdue_at(self) -> float | None:
+        if self._last_clock_at is None or len(self._tempo) < self.settings.steady_clocks:
+            return None
+        return self._last_clock_at + (1.0 + self.settings.overdue) * self._interval
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Call `listener()` after every clock and transport message (on the MIDI thread: it must not wait)."""

@@ -5,6 +5,12 @@ reach a bar that does not exist yet, and the phrase the model wrote would have a
 start waits for the first bar line at which the generation rate measured so far (seconds per bar of
 the K candidates, measured at start-up before any suggestion) makes bar j ready before the playhead
 reaches it, for every j, with a margin.
+
+The rate planned with is the slower of this suggestion's own first bar and the rate measured before it,
+the latter at most STORED_AT_MOST times the first bar's: after a dense performance a bar takes several
+times the start-up measurement's, but one slow bar measured at start-up (a cold cache, a busy machine)
+must not push the start dozens of bars away. Every plan says why it chose its bar line (`StartPlan.why`,
+logged at -v).
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ SAFETY = 1.25            # the rate may be this much slower than measured
 SAFETY_SECONDS = 0.05    # and each bar this much later (thread hand-offs, the Player's wake-up)
 SMOOTHING = 0.5          # weight of each new measurement in the rate
 MAX_BAR_LINES = 256      # a start further off than this many bar lines is not looked for
+STORED_AT_MOST = 2.0     # the rate measured before counts up to this many times the suggestion's own first bar
 
 
 @dataclass
@@ -44,22 +51,51 @@ class GenerationRate:
             return self._seconds_per_bar[nearest]
 
 
+@dataclass(frozen=True)
+class StartPlan:
+    """The bar line a streamed candidate starts at, and why (for the log)."""
+
+    line: int
+    bars_late: int           # bar lines after the one asked for
+    why: str
+
+
+def planning_rate(own_first_bar: float, measured_before: float | None) -> float:
+    """Seconds per bar to plan with: the slower of the suggestion's own first bar and the rate measured before,
+    the latter at most STORED_AT_MOST times the first bar's."""
+    if measured_before is None:
+        return own_first_bar
+    return max(own_first_bar, min(measured_before, STORED_AT_MOST * own_first_bar))
+
+
 def first_bar_line_in_time(clock: ClockFollower, target: int, bars: int, bars_ready: int,
-                           seconds_per_bar: float | None) -> int:
+                           seconds_per_bar: float | None) -> StartPlan:
     """The first bar line at or after `target` (and after now) from which a candidate of `bars` bars, of which
     `bars_ready` exist now and the rest come at `seconds_per_bar`, never reaches a bar not made yet."""
     now = clock.position()
-    line = target if target > now else clock.bars.next_bar_line(now)
+    asked = target if target > now else clock.bars.next_bar_line(now)
+    line = asked
+    why = "the bar line asked for" if asked == target else \
+        f"the next bar line (the one asked for, tick {target}, passed before the first bar was made)"
     if seconds_per_bar is None or bars_ready >= bars:
-        return line
+        return StartPlan(line, clock.bars.bar_of(line) - clock.bars.bar_of(target), f"{why}: all {bars} bar(s) made")
     per_bar = seconds_per_bar * SAFETY
     for _ in range(MAX_BAR_LINES):
         lead = clock.seconds_until(line)
         first_bar = clock.bars.bar_of(line)
         # bar j (counted from the first) starts lead + (its offset) seconds from now and is ready after
         # (j + 1 - bars_ready) more bars of generation
-        if all(lead + clock.seconds_between(line, clock.bars.bar_line(first_bar + j))
-               >= (j + 1 - bars_ready) * per_bar + SAFETY_SECONDS for j in range(bars_ready, bars)):
-            return line
+        short = [j for j in range(bars_ready, bars)
+                 if lead + clock.seconds_between(line, clock.bars.bar_line(first_bar + j))
+                 < (j + 1 - bars_ready) * per_bar + SAFETY_SECONDS]
+        if not short:
+            late = first_bar - clock.bars.bar_of(target)
+            timing = (f"{bars_ready} of {bars} bar(s) made, the rest at {seconds_per_bar:.2f} s a bar "
+                      f"(x{SAFETY} planned), a bar lasting {clock.seconds_between(0, clock.bars.bar_ticks()):.2f} s")
+            if line != asked:
+                return StartPlan(line, late, f"{first_bar - clock.bars.bar_of(asked)} bar line(s) after {why}: "
+                                             f"from there every bar is made in time ({timing})")
+            return StartPlan(line, late, f"{why}: {timing}, every bar in time")
         line = clock.bars.next_bar_line(line)
-    return line
+    return StartPlan(line, clock.bars.bar_of(line) - clock.bars.bar_of(target),
+                     f"{MAX_BAR_LINES} bar lines on, the furthest looked at")

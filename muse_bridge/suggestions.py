@@ -24,7 +24,7 @@ from engine.generate import Cancelled
 from engine.session import Candidate, Session, Suggestion
 from muse_bridge.events import AnswerComing, CandidatesReady, PlayingCandidate
 from muse_bridge.player import Playback
-from muse_bridge.stream_plan import GenerationRate, first_bar_line_in_time
+from muse_bridge.stream_plan import GenerationRate, first_bar_line_in_time, planning_rate
 from muse_bridge.worker import SuggestJob
 
 if TYPE_CHECKING:
@@ -205,22 +205,21 @@ class Suggestions:
     def _start_at(self, stream: _Stream, candidate: Candidate, seconds_per_bar: float | None = None) -> int:
         """The first bar line, from the suggestion's on, from which all of the candidate's bars are made in time
         (the status says so when that is a later one)."""
-        clock = self.bridge.clock
-        line = first_bar_line_in_time(clock, stream.target, stream.bars, candidate.bars, seconds_per_bar)
-        if line != stream.target:
-            late = clock.bars.bar_of(line) - clock.bars.bar_of(stream.target)
-            self.bridge.tell(f"the suggestion starts {late} bar(s) late, so that every bar of it is ready in time")
-        return line
+        plan = first_bar_line_in_time(self.bridge.clock, stream.target, stream.bars, candidate.bars, seconds_per_bar)
+        log.info("candidate 1 starts at tick %d: %s", plan.line, plan.why)
+        if plan.bars_late:
+            self.bridge.tell(f"the suggestion starts {plan.bars_late} bar(s) late, so that every bar of it is ready "
+                             "in time")
+        return plan.line
 
     def _stream_bars(self, stream: _Stream, job: SuggestJob, index: int, partial: Candidate) -> None:
         """Candidate 1's bars, as they are made (worker thread): the first starts playback, the rest extend it."""
         if index != 0:
             return
         if stream.playback is None:
-            # the rate measured so far: before this suggestion, and this suggestion's own first bar (after a
-            # dense context a bar takes several times longer than the start-up measurement's); the slower
+            # this suggestion's own first bar, and the rate measured before it (muse_bridge/stream_plan.py)
             so_far = (time.perf_counter() - job.requested_at) / partial.bars
-            start = self._start_at(stream, partial, max(so_far, self.rate.seconds_per_bar(job.candidates) or 0.0))
+            start = self._start_at(stream, partial, planning_rate(so_far, self.rate.seconds_per_bar(job.candidates)))
             if self._start(stream, partial, start, stream.bars):
                 self.last_first_note_seconds = time.perf_counter() - job.requested_at
         else:

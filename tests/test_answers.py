@@ -97,7 +97,7 @@ def test_a_note_on_cuts_the_answer_off_within_10_ms_and_nothing_is_left_sounding
     bridge.update({"bars": 4})
     arrived: list[tuple[float, mido.Message]] = []
     record = daw._record
-    daw.inp._callback = lambda m, when: (arrived.append((when, m)), record(m, when))
+    daw.inp._callback = lambda m, when, *_: (arrived.append((when, m)), record(m, when))
     note(daw, 0, 60)
     note(daw, 24, 64)
     daw.play()
@@ -140,7 +140,7 @@ def test_an_echo_loop_neither_cuts_the_answer_off_nor_joins_the_context(answerin
     bridge.update({"bars": 2})
     record = daw._record
 
-    def monitor(message: mido.Message, when: float) -> None:   # a DAW track monitoring Muse Out into Muse In
+    def monitor(message: mido.Message, when: float, *_) -> None:   # a DAW track monitoring Muse Out into Muse In
         if message.type in ("note_on", "note_off"):
             daw.out.send(message)
         record(message, when)

@@ -112,7 +112,7 @@ def test_the_internal_clock_keeps_its_place_when_the_tempo_estimate_moves():
 def irregular_clock_stream(bpm: float, clocks_total: int, seed: int = 1):
     """(arrival time, the DAW's clock number) of a clock as a real DAW sends it at `bpm`: every clock jittered by up
     to 10% of an interval; clocks 30-32 late and arriving together, clocks 40-41 together after a gap of two
-    intervals (a late clock, not a missing one), clock 61 missing, clocks 90-93 in one burst."""
+    intervals (a late clock, not a missing one), clock 63 missing, clocks 90-93 in one burst."""
     import random
 
     rng = random.Random(seed)
@@ -121,7 +121,7 @@ def irregular_clock_stream(bpm: float, clocks_total: int, seed: int = 1):
     for burst in ((30, 31, 32), (40, 41), (90, 91, 92, 93)):
         for k in burst:
             times[k] = times[burst[-1]]
-    del times[61]
+    del times[63]
     return sorted((t, k) for k, t in times.items())
 
 
@@ -141,7 +141,8 @@ def test_an_irregular_clock_moves_no_count_and_a_missing_one_is_counted():
 
 def test_each_note_goes_out_on_the_clock_that_marks_it_whatever_the_clock_does():
     """A Player on a DAW clock that jitters, bunches and drops one clock: every note-on and note-off goes out when
-    the clock that marks its tick arrives, never before it and never a clock later."""
+    the clock that marks its tick arrives, never before it and never a clock later; the note of the dropped clock
+    goes out once that clock is overdue (a third of an interval late), before the next clock."""
     from engine.music import Note
     from engine.session import Candidate
     from muse_bridge.player import Player
@@ -157,7 +158,12 @@ def test_each_note_goes_out_on_the_clock_that_marks_it_whatever_the_clock_does()
         player.play(Candidate([], notes, 2, 480, (4, 4)), 0)
         stream = irregular_clock_stream(120, 130)
         arrival = dict((k, t) for t, k in stream)
-        for t, _ in stream:
+        period = 60 / (120 * 24)
+        arrival[63] = arrival[62] + 1.4 * period   # when it is overdue
+        for t, k in stream:
+            if k == 64:
+                now[0] = arrival[63]
+                time.sleep(0.1)                    # the Player's thread sees the clock overdue
             now[0] = t
             follower.on_message(mido.Message("clock"), t)
         time.sleep(0.1)

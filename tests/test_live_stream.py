@@ -124,3 +124,17 @@ def test_no_note_on_lies_past_the_candidates_last_bar_line():
         assert off < start + BAR + ON_TIME_TICKS and out.sounding() == set()
     finally:
         player.close()
+
+
+def test_one_slow_bar_measured_at_start_up_does_not_push_the_first_suggestion_dozens_of_bars_away():
+    from muse_bridge.stream_plan import STORED_AT_MOST, first_bar_line_in_time, planning_rate
+
+    clock = ClockFollower(ClockSettings(bpm=120))        # a bar is 2 s
+    clock.ensure_running()
+    rate = planning_rate(0.3, 20.4)                       # 20.4 s a bar stored at start-up; this suggestion: 0.3
+    assert rate == pytest.approx(0.3 * STORED_AT_MOST)
+    plan = first_bar_line_in_time(clock, clock.next_bar_line(), 4, 1, rate)
+    assert plan.bars_late <= 1, plan
+    assert planning_rate(1.5, 0.4) == 1.5                  # after a dense performance its own first bar counts
+    slow = first_bar_line_in_time(clock, clock.next_bar_line(), 4, 1, 3.0)
+    assert slow.bars_late >= 2 and "made in time" in slow.why and "3.00 s a bar" in slow.why

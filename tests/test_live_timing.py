@@ -12,7 +12,8 @@ from dataclasses import replace
 import pytest
 
 from bench.jack_daw import Run, Script
-from bench.timing import DAW_BARS, TimedScript, bridge_settings, live, measure_grid, measure_pianist
+from bench.timing import DAW_BARS, TimedScript, bridge_settings, live, measure_grid, measure_pianist, measure_x42
+from bench.x42_clock import tools_missing
 from engine.checkpoint import load_checkpoint
 from engine.model import RWKV7
 from jack_fixtures import jack_server, live_checkpoint  # noqa: F401  (fixtures)
@@ -47,8 +48,22 @@ def test_a_pianists_dense_pedalled_performance_gets_its_suggestion_played_inside
     assert row["messages_played"] > 800
     assert row["played"] and row["starts_on_the_next_bar_line"], row
     assert row["late_or_cut"] == [], row
+    assert len(row["start_plan"]) == 1 and "the bar line asked for" in row["start_plan"][0], row   # said at -v
     assert row["outside_its_bars"] == 0, row
     assert row["left_without_note_off"] == 0 and row["all_notes_off_sent"] == 0, row
+
+
+@pytest.mark.skipif(tools_missing() is not None, reason=tools_missing() or "")
+def test_on_x42s_jittering_clock_no_note_is_off_by_a_whole_clock(jack_server, default_model, tmp_path):
+    """jack_midi_clock -J 10 (a clock nobody here wrote, jittered by up to 10% of an interval, now and then one
+    dropped), recorded with jack_midi_dump: every candidate note goes out on the clock that marks it."""
+    row = measure_x42(default_model, 120.0, 10, 1, tmp_path, tag="ci-x42")
+    assert row["suggestions_heard"] == row["suggestions"] == 4, row
+    assert row["notes"] == row["candidate_1_notes_made"], f"notes went missing: {row}"
+    assert row["off_by_a_whole_clock"] == 0, row
+    for i, median in enumerate(row["per_run"][0]["candidate_median_ms"]):
+        assert abs(median) < MEDIAN_BOUND_MS, f"candidate of suggestion {i + 1} lies {median} ms off the grid: {row}"
+    assert row["note_ons_without_note_off"] == 0, row
 
 
 class SlowStepRWKV7(RWKV7):

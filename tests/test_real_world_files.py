@@ -64,3 +64,39 @@ def test_prepare_keeps_files_whose_meter_changes_and_names_the_reason_of_each_it
     assert classical["meters"] == [[3, 4], [4, 4], [2, 4], [4, 4]] and classical["read_with_meter"] is None
     skipped = json.loads((tmp_path / "data" / "skipped.json").read_text())
     assert [s["path"] for s in skipped] == ["broken.mid"] and "not a readable MIDI file" in skipped[0]["reason"]
+
+
+def _with_a_huge_delta(path, ticks_per_beat: int, delta: int, time_signature: bool = False):
+    """A bar of notes, then a note (or a time signature) `delta` ticks later: a delta time a tool wrote by mistake."""
+    mid = mido.MidiFile(ticks_per_beat=ticks_per_beat)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    for i in range(4):
+        track.append(mido.Message("note_on", note=60 + i, velocity=80, time=0 if i == 0 else ticks_per_beat // 2))
+        track.append(mido.Message("note_off", note=60 + i, velocity=0, time=ticks_per_beat // 2))
+    limit = 0x0FFFFFFF   # the longest delta time a MIDI file can write
+    for _ in range(delta // limit):
+        track.append(mido.MetaMessage("marker", text="", time=limit))
+    if time_signature:
+        track.append(mido.MetaMessage("time_signature", numerator=3, denominator=4, time=delta % limit))
+        track.append(mido.Message("note_on", note=70, velocity=80, time=0))
+    else:
+        track.append(mido.Message("note_on", note=70, velocity=80, time=delta % limit))
+    track.append(mido.Message("note_off", note=70, velocity=0, time=ticks_per_beat))
+    mid.save(path)
+    return path
+
+
+@pytest.mark.parametrize("ticks_per_beat, delta, time_signature", [
+    (1, 0x0FFFFFFF, False),     # fits the file's 32 bits, but not once a coarse clock is read at 480 per quarter
+    (24, 10**8, False),         # a million bars of silence
+    (480, 9 * 0x0FFFFFFF, True),  # a time signature past 32-bit ticks
+])
+def test_a_file_with_a_huge_delta_time_gets_one_clear_line(ticks_per_beat, delta, time_signature, tmp_path, capsys,
+                                                          micro_checkpoint):
+    path = _with_a_huge_delta(tmp_path / "huge.mid", ticks_per_beat, delta, time_signature)
+    code = main(["suggest", str(path), "--bars", "1", "--candidates", "1", "--checkpoint", str(micro_checkpoint),
+                 "--out", str(tmp_path / "out")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, lines
+    assert str(path) in lines[0] and "delta times are too long" in lines[0], lines
