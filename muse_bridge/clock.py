@@ -11,10 +11,10 @@ MIDI clock is 24 pulses per quarter. After Start/Continue the first clock marks 
 itself; every further clock advances one pulse. A real DAW's clock jitters, bunches and now and then
 drops a pulse, so the count, not the arrival time, is what places a note (docs/design.md, "Following
 the DAW's clock"):
-- a gap of about two intervals (`missing_gap`, times the tempo's interval) at a steady tempo is a
-  missing clock: the clock after it counts two pulses. If the next gap then makes the two span about
-  two intervals, not three, that clock was late (or the first of a burst), not after a missing one,
-  and the next counts none, so the count never stays ahead;
+- at a steady tempo a gap of about two intervals is a missing clock: the clock after it counts two
+  pulses (up to `max_missing` missing in a row). A clock that only came late shows the same gap, so
+  the `confirm_clocks` clocks after it decide: if their times fit one pulse fewer, the count is
+  mended (the clock that decides counts none), and the count never runs backwards;
 - clocks that come together in one burst each count one pulse;
 - the tempo is the clocks counted over the seconds they took in the last `tempo_window` clocks, so
   jitter and bursts average out.
@@ -31,6 +31,7 @@ internal clock.
 from __future__ import annotations
 
 import logging
+import statistics
 import threading
 import time
 from collections import deque
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 
 CLOCKS_PER_QUARTER = 24
 CLOCKS_PER_SPP_UNIT = 6   # Song Position Pointer counts sixteenth notes
-LATE_NOT_MISSING_INTERVALS = 2.5   # two gaps after a missing clock span 3 intervals; a late clock's, 2
 TEMPO_GAP_INTERVALS = 8  # clocks this far apart: the DAW stopped sending them for a while, no tempo
 REALTIME_TYPES = frozenset({"clock", "start", "continue", "stop", "songpos"})
 
@@ -55,7 +55,8 @@ class ClockSettings:
     ticks_per_beat: int = TICKS_PER_QUARTER
     clock_timeout: float = 0.5                # seconds without clock before the internal clock takes over
     tempo_window: int = 24                    # clocks the tempo is measured over
-    missing_gap: tuple[float, float] = (1.75, 2.25)   # a gap this many intervals long is one missing clock
+    max_missing: int = 2                      # clocks missing in a row that are counted (a longer gap: a stall)
+    confirm_clocks: int = 3                   # clocks after a long gap that confirm or mend its count
     overdue: float = 0.35                     # a clock later than this part of an interval: what it marks goes out
     steady_clocks: int = 6                    # clocks counted at a regular pace before a gap can be a missing clock
 
@@ -67,11 +68,9 @@ class ClockSettings:
             raise ValueError(f"time signature must be N/1, N/2, N/4, N/8 …, got {num}/{den}")
         if self.ticks_per_beat < 24 or self.clock_timeout <= 0 or self.tempo_window < 2:
             raise ValueError("ticks per beat >= 24, a positive clock timeout and a tempo window of 2+ clocks are needed")
-        low, high = self.missing_gap
-        if not 1 < low < 2 < high < 3 or self.steady_clocks < 2 or not 0 < self.overdue < 1:
-            raise ValueError(f"a missing clock's gap lies between 1 and 3 intervals around 2, got {low}-{high}, "
-                             f"after 2 or more steady clocks, got {self.steady_clocks}; a clock is overdue after "
-                             f"part of an interval, got {self.overdue}")
+        if self.max_missing < 0 or self.steady_clocks < 2 or not 0 < self.overdue < 1 or self.confirm_clocks < 1:
+            raise ValueError(f"missing clocks counted: 0 or more, got {self.max_missing}; steady clocks: 2 or more, "
+                             f"got {self.steady_clocks}; a clock is overdue after part of an interval, got {self.overdue}")
 
 
 class ClockFollower:
@@ -90,7 +89,8 @@ class ClockFollower:
         self._stamp_interval = self._interval
         self._tempo: deque[tuple[float, float, int]] = deque(maxlen=settings.tempo_window)   # (t, stamp, pulses)
         self._pulses = 0              # pulses counted since the follower began (missing ones included)
-        self._counted_ahead: float | None = None   # the gap (intervals) last counted as a missing clock, until the next
+        self._pending: dict | None = None   # a long gap's count, until the clocks after it confirm or mend it
+        self._owed = 0                        # pulses counted too many, still to be taken off
         self.missing_clocks = 0       # missing clocks recognised (and counted)
         self._listeners: list[Callable[[], None]] = []
         # the timeline is anchored: position(t) = anchor_pos + (t - anchor_t) * rate while moving
@@ -228,28 +228,50 @@ class ClockFollower:
         return True
 
     def _pulses_of(self, stamp: float, on_transport: bool) -> int:
-        """How many pulses the clock stamped `stamp` counts: 1; 2 after a missing clock; 0 when the gap before
-        the clock before was counted as a missing clock but the two gaps together span only about two intervals
-        (that clock was late, or came in a burst: this one is the pulse it was counted ahead for). Gaps are
-        measured on the transport's clock where there is one: arrival times also move when the transport's
-        cycles run late, which drops nothing."""
-        ahead, self._counted_ahead = self._counted_ahead, None
-        if (self._last_stamp is None or self._lost or on_transport != self._on_transport
+        """How many pulses the clock stamped `stamp` counts. A gap of 1.5 intervals or more may be missing clocks
+        or clocks that came late: the clocks that end it (one, or several in a burst) count what the gap rounds
+        to (at least one each; a gap under 1.75 intervals, one), and the `confirm_clocks` clocks after them
+        decide: the count whose times fit them best stands, and the clock that decides makes up the difference
+        (0 or 2 pulses). Stamps are on the transport's clock where there is one: arrival times also move when
+        the transport's cycles run late, which drops nothing."""
+        gaps = None if self._last_stamp is None else (stamp - self._last_stamp) / self._stamp_interval
+        if (gaps is None or self._lost or on_transport != self._on_transport
                 or len(self._tempo) < self.settings.steady_clocks):
+            self._pending, self._owed = None, 0
             return 1
-        gaps = (stamp - self._last_stamp) / self._stamp_interval
-        low, high = self.settings.missing_gap
-        if ahead is not None and ahead + gaps < LATE_NOT_MISSING_INTERVALS:
-            self.missing_clocks -= 1
-            log.debug("the clock before was late (gaps of %.2f and %.2f intervals), not after a missing one",
-                      ahead, gaps)
-            return 0
-        if low <= gaps <= high:
-            self.missing_clocks += 1
-            self._counted_ahead = gaps
-            log.debug("a clock is missing (a gap of %.2f intervals): counted", gaps)
-            return 2
-        return 1
+        adjust, steps = 0, 1
+        pending = self._pending
+        if pending is not None and not pending["after"] and gaps < 0.5:   # the burst that ends a gap goes on
+            pending["clocks"] += 1
+            steps = 1 if pending["clocks"] > pending["counted"] else 0
+            pending["counted"] = max(pending["counted"], pending["clocks"])
+            pending["gap"] = stamp
+        elif pending is not None and len(pending["after"]) < self.settings.confirm_clocks and gaps < 1.5:
+            pending["after"].append(stamp)
+        else:
+            if pending is not None:
+                adjust, self._pending = self._decide(pending), None
+            if 1.5 <= gaps < 2.5 + self.settings.max_missing:
+                steps = min(1 + self.settings.max_missing, round(gaps)) if gaps >= 1.75 else 1
+                self._pending = {"before": self._last_stamp, "gap": stamp, "counted": steps, "clocks": 1, "after": []}
+        steps = steps + adjust + self._owed      # a mend larger than a pulse is made up over the next clocks
+        self._owed = min(0, steps)
+        steps = max(0, steps)
+        self.missing_clocks += steps - 1
+        return steps
+
+    def _decide(self, pending: dict) -> int:
+        """After a long gap: how many pulses the clocks that ended it should have counted (the count that puts the
+        clocks since nearest their times, at the tempo), less what they counted."""
+        stamps = [pending["gap"]] + pending["after"]
+
+        def misfit(h: int) -> float:
+            return statistics.median(abs(s - pending["before"] - (h + j) * self._stamp_interval)
+                                     for j, s in enumerate(stamps))
+        best = min(range(pending["clocks"], pending["clocks"] + 1 + self.settings.max_missing), key=misfit)
+        if best != pending["counted"]:
+            log.debug("a long gap counted %d pulse(s) after all, not %d", best, pending["counted"])
+        return best - pending["counted"]
 
     def _measure_tempo(self, t: float, stamp: float, on_transport: bool, steps: int) -> None:
         """The tempo from the pulses counted over the last `tempo_window` clocks' seconds (on both clocks)."""
@@ -264,8 +286,12 @@ class ClockFollower:
         if p1 - p0 >= self.settings.steady_clocks and t1 > t0 and s1 > s0:   # a burst alone is no tempo
             if not self._external:   # the internal clock keeps its place at the new tempo
                 self._anchor_pos, self._anchor_t = self._position(t), t
-            self._interval = (t1 - t0) / (p1 - p0)
-            self._stamp_interval = (s1 - s0) / (p1 - p0)
+            # the seconds per pulse counted; never less than the middle gap between clocks, so that a pulse
+            # counted wrongly cannot shorten the interval and make the next gap look like a missing clock
+            entries = list(self._tempo)
+            middle = [statistics.median(b[i] - a[i] for a, b in zip(entries, entries[1:])) for i in (0, 1)]
+            self._interval = max((t1 - t0) / (p1 - p0), middle[0])
+            self._stamp_interval = max((s1 - s0) / (p1 - p0), middle[1])
 
     def _on_clock(self, message, t: float, transport_t: float | None) -> None:
         on_transport = transport_t is not None
@@ -277,7 +303,6 @@ class ClockFollower:
             return  # clock while the DAW is stopped: tempo only
         if self._waiting_first_clock:
             self._waiting_first_clock = False   # it marks the position itself
-            self._counted_ahead = None
         else:
             self._daw_clocks += steps
         self._heard = True

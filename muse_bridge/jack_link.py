@@ -2,9 +2,10 @@
 
 python-rtmidi's JACK ports tell neither the transport's time nor that the server went away. This client
 (JACK-Client, the `jack` package) tells both:
-- `seconds()`: JACK's frame time in seconds, the transport's own clock. The ClockFollower measures the gaps
-  between MIDI clocks on it: on a machine whose JACK cycles run late, arrival times show gaps the DAW
-  never made, and a missing clock and a late one look alike by arrival time alone.
+- `cycle_seconds(ago)`: the start of a JACK process cycle on the frame clock, in seconds: the transport's
+  own clock. The ClockFollower measures the gaps between MIDI clocks on it: on a machine whose JACK
+  cycles run late, arrival times show gaps the DAW never made, and a missing clock and a late one look
+  alike by arrival time alone.
 - `gone`: set by JACK's shutdown callback when the server stops or throws this client out.
 - the ports in the graph and their connections, so that the bridge's ports can be found missing and
   their connections made again after they are reopened.
@@ -41,7 +42,7 @@ class JackLink:
         self._client.activate()
         self.samplerate = self._client.samplerate
         self._lock = threading.Lock()
-        self._last_frame = self._client.frame_time
+        self._last_frame = self._client.last_frame_time
         self._wraps = 0
 
     def _shutdown(self, status, reason: str) -> None:   # on libjack's thread: no JACK call here
@@ -49,16 +50,21 @@ class JackLink:
         self.gone.set()
         self._on_gone()
 
-    def seconds(self) -> float | None:
-        """JACK's frame time now, in seconds (None once the server is gone)."""
+    def cycle_seconds(self, ago: float = 0.0) -> float | None:
+        """The start, in seconds on JACK's frame clock, of the process cycle that ran `ago` seconds ago (None once
+        the server is gone). A MIDI message is read some time after the cycle that brought it: that cycle's
+        start is its time on the transport, exact to the cycle, where the frame time extrapolated to the moment
+        the driver stamped it would carry the driver thread's lateness."""
         if self.gone.is_set():
             return None
         with self._lock:
-            frame = self._client.frame_time
+            frame = self._client.last_frame_time
             if frame < self._last_frame and self._last_frame - frame > FRAME_WRAP // 2:
                 self._wraps += 1
             self._last_frame = frame
-            return (frame + self._wraps * FRAME_WRAP) / self.samplerate
+            period = self._client.blocksize
+            cycles_ago = int(max(0.0, ago) * self.samplerate // period)
+            return (frame + self._wraps * FRAME_WRAP - cycles_ago * period) / self.samplerate
 
     def port_names(self) -> list[str]:
         return [p.name for p in self._client.get_ports(is_midi=True)]

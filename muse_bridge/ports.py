@@ -122,14 +122,22 @@ def close_output(port: mido.ports.BaseOutput) -> None:
 
 class PolledInput:
     """An rtmidi input port drained by a thread of ours: `callback(message, t, transport_t)` with `t` on
-    time.monotonic, back-dated by the driver's own time stamps when several messages wait, and `transport_t`
-    the same moment on `transport_time`'s clock (JACK's frame time; None without one)."""
+    time.monotonic and `transport_t` the same moment on the transport's clock: `transport_time(ago)`, the
+    start of JACK's cycle that ran `ago` seconds before (None without one).
+
+    Each message is timed by the driver, not by when this thread got to it: the driver's deltas between
+    messages, summed, give every message's time on the driver's clock exactly, and that clock is placed on
+    time.monotonic by the smallest lag seen between a message's time and the moment it was read (allowed to
+    rise by DRIFT a second, should the clocks drift). A thread held up for 20 ms (a busy machine, the GIL)
+    then still reads a clock message at the time it came."""
 
     POLL_SECONDS = 0.001
+    DRIFT = 0.001                      # seconds a second the two clocks may drift apart
+    DROPPED = frozenset({0xF0, 0xFE})  # sysex and active sensing: read (their deltas count) but not passed on
 
     def __init__(self, api: str, name: str, virtual: bool, client_name: str, queue_size: int,
                  callback: Callable[[mido.Message, float, float | None], None],
-                 transport_time: Callable[[], float | None] | None = None):
+                 transport_time: Callable[[float], float | None] | None = None):
         self._rt = rtmidi.MidiIn(rtapi=getattr(rtmidi, "API_" + api), name=client_name, queue_size_limit=queue_size)
         try:
             if virtual:
@@ -139,8 +147,12 @@ class PolledInput:
         except (rtmidi.SystemError, rtmidi.InvalidPortError, ValueError) as e:
             self._rt.delete()
             raise OSError(f"cannot open MIDI input port {name!r}: {e}") from e
-        self._rt.ignore_types(sysex=True, timing=False, active_sense=True)
+        # nothing ignored by rtmidi: a message it ignores takes its delta with it
+        self._rt.ignore_types(sysex=False, timing=False, active_sense=False)
         self.name, self._callback, self._transport_time = name, callback, transport_time
+        self._driver_t = 0.0                 # the driver's clock: its deltas summed
+        self._offset: float | None = None    # time.monotonic minus the driver's clock
+        self._last_read = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"muse-midi-in {name}", daemon=True)
         self._thread.start()
@@ -157,17 +169,22 @@ class PolledInput:
                 time.sleep(self.POLL_SECONDS)
                 continue
             t = time.monotonic()
-            transport_t = self._transport_time() if self._transport_time is not None else None
-            # the last message arrived about now; each earlier one its successor's delta before
-            before = [0.0]
-            for _, delta in reversed(batch[1:]):
-                before.append(before[-1] + delta)
-            for (data, _), back in zip(batch, reversed(before)):
+            times = []
+            for _, delta in batch:
+                self._driver_t += delta
+                times.append(self._driver_t)
+            lag = t - times[-1]
+            self._offset = lag if self._offset is None else min(self._offset + self.DRIFT * (t - self._last_read), lag)
+            self._last_read = t
+            for (data, _), when in zip(batch, times):
+                if not data or data[0] in self.DROPPED:
+                    continue
                 try:
                     message = mido.Message.from_bytes(data)
                 except ValueError:
                     continue  # not a complete MIDI message
-                self._callback(message, t - back, None if transport_t is None else transport_t - back)
+                at = when + self._offset
+                self._callback(message, at, None if self._transport_time is None else self._transport_time(t - at))
 
     def close(self) -> None:
         self._stop.set()
@@ -252,7 +269,7 @@ class BridgePorts:
     def _open_input(self) -> PolledInput:
         s = self.settings
         name = s.input_name if self.virtual else find_port("input", s.input_name, self.backend.get_input_names())
-        stamp = self.link.seconds if self.link is not None else None
+        stamp = self.link.cycle_seconds if self.link is not None else None
         return PolledInput(self.api, name, self.virtual, f"{s.client_name} In", s.queue_size, self._callback, stamp)
 
     def _open_output(self) -> mido.ports.BaseOutput:
