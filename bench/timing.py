@@ -241,7 +241,7 @@ def measure_x42(checkpoint: Checkpoint, bpm: float, jitter: int, runs: int, work
     return {"bpm": bpm, "jitter_percent": jitter, **summary(rows), "missing_clocks_the_bridge_counted": missing_seen,
             "candidate_1_notes_made": made,
             "notices": sorted({n.text for n in events if isinstance(n, Notice) and (n.error or "late" in n.text)}),
-            "per_run": [{k: v for k, v in r.items() if k != "errors_ms"} for r in rows]}
+            "per_run": [{k: v for k, v in r.items() if k not in ("errors_ms", "errors_frames")} for r in rows]}
 
 
 @contextlib.contextmanager
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--busy-bpm", type=float, nargs="*", default=None, help="tempos of the loaded runs (default: --bpm)")
     parser.add_argument("--pianist-runs", type=int, default=10)
     parser.add_argument("--pianist-seconds", type=float, default=24.0)
-    parser.add_argument("--jitter", type=int, nargs="+", default=[0, 5, 10], help="jack_midi_clock -J values, idle")
+    parser.add_argument("--jitter", type=int, nargs="*", default=[0, 5, 10], help="jack_midi_clock -J values, idle")
     parser.add_argument("--x42-busy-jitter", type=int, nargs="*", default=[0, 10], help="... beside the busy processes")
     parser.add_argument("--x42-runs", type=int, default=10, help="transport runs of 4 suggestions at each setting")
     args = parser.parse_args(argv)
@@ -280,7 +280,9 @@ def main(argv: list[str] | None = None) -> None:
     last = json.loads((RESULTS / "timing.json").read_text()) if (RESULTS / "timing.json").exists() else {}
     grid = [] if "grid" in args.only else last.get("grid", [])
     pianist_runs = [] if "pianist" in args.only else last.get("pianist", {}).get("runs", [])
-    x42 = [] if "x42" in args.only else last.get("x42", [])
+    x42_plan = [(0, args.jitter), (args.busy, args.x42_busy_jitter if args.busy else [])]
+    measuring = {(load, jitter) for load, jitters in x42_plan for jitter in jitters} if "x42" in args.only else set()
+    x42 = [r for r in last.get("x42", []) if (r.get("busy_processes"), r.get("jitter_percent")) not in measuring]
 
     def save() -> Path:   # after every run: a run that hangs (JACK's server, under load) keeps the rest
         counts = {
@@ -319,11 +321,12 @@ def main(argv: list[str] | None = None) -> None:
                         for bpm in tempos:
                             measured(grid, lambda: measure_grid(checkpoint, bpm, work / "grid"), busy_processes=load)
             if "x42" in args.only:
-                for load, jitters in ((0, args.jitter), (args.busy, args.x42_busy_jitter if args.busy else [])):
+                for load, jitters in x42_plan:
                     with busy(load) if load else contextlib.nullcontext():
                         for jitter in jitters:
                             measured(x42, lambda: measure_x42(checkpoint, 120.0, jitter, args.x42_runs,
-                                                              work / f"x42-{load}-{jitter}"), busy_processes=load)
+                                                              work / f"x42-{load}-{jitter}"),
+                                     busy_processes=load, jitter_percent=jitter)
             if "pianist" in args.only:
                 for seed in range(args.pianist_runs):
                     measured(pianist_runs, lambda: measure_pianist(checkpoint, 120.0, args.pianist_seconds, seed,

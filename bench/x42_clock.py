@@ -10,6 +10,8 @@ exact frame with the clock frames beside it.
 Each note-on's error is its frame minus the frame of the nearest grid clock: a clock whose number, counted
 from Start with any missing clock counted too, is a multiple of 3 (an eighth of a beat: every candidate
 position lies on that grid). A note off by a whole clock lies more than half a clock from every grid clock.
+A note whose grid clock x42 never sent (its transport jumped past it) is measured from where that clock
+would have been, between its neighbours, and reported apart: no clock marked it.
 
     with X42Session(bridge_in, bridge_out, bpm=120, jitter=10, workdir=DIR) as x42:
         recording = x42.play(runs)          # runs: ClockRun, one transport run each
@@ -95,7 +97,8 @@ def split_runs(messages: list[tuple[int, list[int]]], frames_per_clock: float) -
     run = None
     for frame, data in messages:
         if data and data[0] in (START, CONTINUE):
-            run = {"start_frame": frame, "clock_frames": [], "clock_numbers": [], "missing": 0, "messages": []}
+            run = {"start_frame": frame, "clock_frames": [], "clock_numbers": [], "missing": 0, "messages": [],
+                   "missing_frames": {}}
             runs.append(run)
             continue
         if run is None:
@@ -104,6 +107,8 @@ def split_runs(messages: list[tuple[int, list[int]]], frames_per_clock: float) -
             frames, numbers = run["clock_frames"], run["clock_numbers"]
             step = max(1, round((frame - frames[-1]) / frames_per_clock)) if frames else 1
             run["missing"] += step - 1
+            for k in range(1, step):   # where each missing clock would have been: between its neighbours
+                run["missing_frames"][numbers[-1] + k] = frames[-1] + k * (frame - frames[-1]) / step
             numbers.append(numbers[-1] + step if numbers else 0)
             frames.append(frame)
         else:
@@ -111,10 +116,13 @@ def split_runs(messages: list[tuple[int, list[int]]], frames_per_clock: float) -
     return runs
 
 
-def grid_error_frames(run: dict, frame: int) -> float:
-    """Signed frames (late is positive) from the nearest recorded grid clock of `run`."""
-    grid = [f for f, n in zip(run["clock_frames"], run["clock_numbers"]) if n % GRID_CLOCKS == 0]
-    return float(frame - min(grid, key=lambda f: abs(frame - f)))
+def grid_error_frames(run: dict, frame: int) -> tuple[float, bool]:
+    """Signed frames (late is positive) from the nearest grid clock of `run`, and whether that clock is one the
+    DAW never sent (its frame then lies between its neighbours')."""
+    grid = [(f, False) for f, n in zip(run["clock_frames"], run["clock_numbers"]) if n % GRID_CLOCKS == 0]
+    grid += [(f, True) for n, f in run["missing_frames"].items() if n % GRID_CLOCKS == 0]
+    nearest, missing = min(grid, key=lambda g: abs(frame - g[0]))
+    return float(frame - nearest), missing
 
 
 def left_sounding(messages: list[tuple[int, list[int]]]) -> int:
@@ -146,11 +154,15 @@ def analyse(recording: ClockRecording, runs: list[ClockRun]) -> list[dict]:
         ons = [f for f, b in recorded["messages"] if len(b) == 3 and b[0] & 0xF0 == 0x90 and b[2] > 0]
         bounds = suggest_frames + [math.inf]
         candidates = [[f for f in ons if bounds[i] <= f < bounds[i + 1]] for i in range(len(run.suggests))]
-        errors = [[grid_error_frames(recorded, f) for f in c] for c in candidates]
+        measured = [[grid_error_frames(recorded, f) for f in c] for c in candidates]
+        errors = [[e for e, missing in c if not missing] for c in measured]
         flat = [e for c in errors for e in c]
+        dropped = [e for c in measured for e, missing in c if missing]
         rows.append({
             "suggestions": len(run.suggests), "suggestions_heard": sum(1 for c in candidates if c),
-            "note_ons": len(flat), "errors_ms": [round(e * ms, 3) for e in flat],
+            "note_ons": len(flat) + len(dropped), "errors_ms": [round(e * ms, 3) for e in flat], "errors_frames": flat,
+            # notes whose grid clock the DAW dropped: measured from where it would have been, and kept apart
+            "on_a_missing_clock_ms": [round(e * ms, 2) for e in dropped],
             "candidate_median_ms": [round(sorted(c)[len(c) // 2] * ms, 2) if c else None for c in errors],
             "off_by_a_whole_clock": sum(1 for e in flat if abs(e) > half_clock),
             "missing_clocks": recorded["missing"], "clocks": len(recorded["clock_frames"]),
@@ -161,16 +173,24 @@ def analyse(recording: ClockRecording, runs: list[ClockRun]) -> list[dict]:
     return rows
 
 
-def summary(rows: list[dict]) -> dict:
-    """p50 / p95 / p99 / max of |error| over every note of every run, and the counts."""
+def summary(rows: list[dict], bucket_frames: int = 64) -> dict:
+    """p50 / p95 / p99 / max of |error| over every note of every run, the notes by their error in frames (in
+    buckets of `bucket_frames`, a JACK period: "0" counts errors from 0 to 63 frames late), and the counts."""
+    by_frames: dict[int, int] = {}
+    for r in rows:
+        for e in r.get("errors_frames", []):
+            key = int(e // bucket_frames) * bucket_frames
+            by_frames[key] = by_frames.get(key, 0) + 1
     errors = sorted(abs(e) for r in rows for e in r.get("errors_ms", []))
     pick = lambda q: errors[min(len(errors) - 1, math.ceil(q * len(errors)) - 1)] if errors else None  # noqa: E731
     notes = len(errors)
     off = sum(r.get("off_by_a_whole_clock", 0) for r in rows)
     return {"runs": len(rows), "notes": notes, "p50_abs_ms": pick(0.5), "p95_abs_ms": pick(0.95),
             "p99_abs_ms": pick(0.99), "max_abs_ms": errors[-1] if errors else None,
+            "notes_by_error_frames": {str(k): by_frames[k] for k in sorted(by_frames)},
             "off_by_a_whole_clock": off, "off_per_100_notes": round(100 * off / notes, 2) if notes else None,
             "missing_clocks": sum(r.get("missing_clocks", 0) for r in rows),
+            "notes_on_a_missing_clock_ms": [e for r in rows for e in r.get("on_a_missing_clock_ms", [])],
             "irregular_gaps": sum(r.get("irregular_gaps", 0) for r in rows),
             "suggestions": sum(r.get("suggestions", 0) for r in rows),
             "suggestions_heard": sum(r.get("suggestions_heard", 0) for r in rows),
@@ -294,11 +314,13 @@ class X42Session:
             raise RuntimeError("the DAW-like client did not connect to the clock and the bridge")
         daw.stdin.write("go\n")
         daw.stdin.flush()
+        # JACK's cycles run late on a busy machine, and the transport with them: room for half as long again
         seconds = sum(r.clocks * 60.0 / (self.bpm * CLOCKS_PER_QUARTER) + RUN_GAP_SECONDS + 0.3 for r in runs)
+        timeout = timeout or 1.5 * seconds + 60
         try:
-            out, _ = daw.communicate(timeout=timeout or seconds + 60)
+            out, _ = daw.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise RuntimeError(f"the DAW-like client did not finish within {timeout or seconds + 60:.0f} s") from None
+            raise RuntimeError(f"the DAW-like client did not finish within {timeout:.0f} s") from None
         if out.strip() != "done":
             raise RuntimeError(f"the DAW-like client ended without finishing its runs: {out.strip()}")
         return self.recording()

@@ -11,17 +11,19 @@ MIDI clock is 24 pulses per quarter. After Start/Continue the first clock marks 
 itself; every further clock advances one pulse. A real DAW's clock jitters, bunches and now and then
 drops a pulse, so the count, not the arrival time, is what places a note (docs/design.md, "Following
 the DAW's clock"):
+- clocks are timed on the transport's clock where there is one (JACK: the start frame of the cycle
+  that brought them), else when they reached the port (muse_bridge/ports.py);
 - at a steady tempo a gap of about two intervals is a missing clock: the clock after it counts two
   pulses (up to `max_missing` missing in a row). A clock that only came late shows the same gap, so
   the `confirm_clocks` clocks after it decide: if their times fit one pulse fewer, the count is
   mended (the clock that decides counts none), and the count never runs backwards;
 - clocks that come together in one burst each count one pulse;
-- the tempo is the clocks counted over the seconds they took in the last `tempo_window` clocks, so
-  jitter and bursts average out.
+- the tempo is the pulses counted over the seconds they took in the last `tempo_window` clocks (never
+  less than their middle gap), so jitter and bursts average out.
 
 What the Player sends while the DAW's clock runs goes out on the clock that marks its tick
-(`playable_until`, and the listeners called on every clock): nothing is sent on a predicted time.
-Between clocks, `position` (the composer's notes, estimates) is interpolated with the tempo, never
+(`playable_until`, and the listeners called on every clock), never on a predicted time (the notes of
+a clock the DAW dropped go out with the clock after it). Between clocks, `position` (the composer's notes, estimates) is interpolated with the tempo, never
 past the next expected clock. Without clock (never seen, or none for `clock_timeout` seconds, or the
 DAW stopped), the timeline runs on an internal clock at the last known tempo (the `bpm` setting before
 any clock), started by the first note. Clock that comes back after such a gap while the DAW still
@@ -35,7 +37,7 @@ import statistics
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from engine.music import TICKS_PER_QUARTER, MeterMap
@@ -48,6 +50,17 @@ TEMPO_GAP_INTERVALS = 8  # clocks this far apart: the DAW stopped sending them f
 REALTIME_TYPES = frozenset({"clock", "start", "continue", "stop", "songpos"})
 
 
+@dataclass
+class _LongGap:
+    """A gap of 1.5 intervals or more, until the clocks after it confirm or mend the pulses it counted."""
+
+    before: float            # the stamp of the clock before the gap
+    end: float               # the stamp of the (last) clock that ended it
+    counted: int             # pulses counted by the clocks that ended it
+    clocks: int = 1          # clocks that ended it (several: a burst)
+    after: list[float] = field(default_factory=list)   # stamps of the clocks since
+
+
 @dataclass(frozen=True)
 class ClockSettings:
     bpm: float = 120.0                        # tempo when no MIDI clock arrives
@@ -57,7 +70,6 @@ class ClockSettings:
     tempo_window: int = 24                    # clocks the tempo is measured over
     max_missing: int = 2                      # clocks missing in a row that are counted (a longer gap: a stall)
     confirm_clocks: int = 3                   # clocks after a long gap that confirm or mend its count
-    overdue: float = 0.35                     # a clock later than this part of an interval: what it marks goes out
     steady_clocks: int = 6                    # clocks counted at a regular pace before a gap can be a missing clock
 
     def __post_init__(self) -> None:
@@ -68,9 +80,9 @@ class ClockSettings:
             raise ValueError(f"time signature must be N/1, N/2, N/4, N/8 …, got {num}/{den}")
         if self.ticks_per_beat < 24 or self.clock_timeout <= 0 or self.tempo_window < 2:
             raise ValueError("ticks per beat >= 24, a positive clock timeout and a tempo window of 2+ clocks are needed")
-        if self.max_missing < 0 or self.steady_clocks < 2 or not 0 < self.overdue < 1 or self.confirm_clocks < 1:
+        if self.max_missing < 0 or self.steady_clocks < 2 or self.confirm_clocks < 1:
             raise ValueError(f"missing clocks counted: 0 or more, got {self.max_missing}; steady clocks: 2 or more, "
-                             f"got {self.steady_clocks}; a clock is overdue after part of an interval, got {self.overdue}")
+                             f"got {self.steady_clocks}; clocks that confirm a count: 1 or more, got {self.confirm_clocks}")
 
 
 class ClockFollower:
@@ -89,7 +101,7 @@ class ClockFollower:
         self._stamp_interval = self._interval
         self._tempo: deque[tuple[float, float, int]] = deque(maxlen=settings.tempo_window)   # (t, stamp, pulses)
         self._pulses = 0              # pulses counted since the follower began (missing ones included)
-        self._pending: dict | None = None   # a long gap's count, until the clocks after it confirm or mend it
+        self._pending: _LongGap | None = None   # a long gap's count, until the clocks after it confirm or mend it
         self._owed = 0                        # pulses counted too many, still to be taken off
         self.missing_clocks = 0       # missing clocks recognised (and counted)
         self._listeners: list[Callable[[], None]] = []
@@ -141,34 +153,16 @@ class ClockFollower:
     def playable_until(self, t: float | None = None) -> float:
         """The timeline tick up to which (exclusive) events may go out now. While the DAW's clock is followed:
         every tick nearer the last clock heard than the next one, so a note goes out on the clock that marks
-        it; before the first clock after Start or Continue, none. The one exception is a clock overdue by
-        more than `overdue` of an interval at a steady tempo: what it marks goes out then, so that a dropped
-        clock's notes are not held back a whole clock (the count waits for the next clock). Without DAW
-        clock: the position now (the internal clock)."""
+        it and never on a guess; before the first clock after Start or Continue, none. Without DAW clock:
+        the position now (the internal clock)."""
         t = self._now() if t is None else t
         with self._lock:
             self._check_timeout(t)
             if self._external and not self._lost:
                 if self._waiting_first_clock:
                     return self._anchor_pos - self.ticks_per_clock / 2
-                overdue = self._overdue_at()
-                ahead = self.ticks_per_clock if overdue is not None and t >= overdue else 0.0
-                return self._anchor_pos + ahead + self.ticks_per_clock / 2
+                return self._anchor_pos + self.ticks_per_clock / 2
             return self._position(t)
-
-    def seconds_until_overdue(self) -> float | None:
-        """Seconds until the next DAW clock counts as overdue (None off the DAW's clock, or before its tempo is
-        steady)."""
-        with self._lock:
-            if not self._external or self._lost or self._waiting_first_clock:
-                return None
-            overdue = self._overdue_at()
-            return None if overdue is None else overdue - self._now()
-
-    def _overdue_at(self) -> float | None:
-        if self._last_clock_at is None or len(self._tempo) < self.settings.steady_clocks:
-            return None
-        return self._last_clock_at + (1.0 + self.settings.overdue) * self._interval
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Call `listener()` after every clock and transport message (on the MIDI thread: it must not wait)."""
@@ -241,37 +235,37 @@ class ClockFollower:
             return 1
         adjust, steps = 0, 1
         pending = self._pending
-        if pending is not None and not pending["after"] and gaps < 0.5:   # the burst that ends a gap goes on
-            pending["clocks"] += 1
-            steps = 1 if pending["clocks"] > pending["counted"] else 0
-            pending["counted"] = max(pending["counted"], pending["clocks"])
-            pending["gap"] = stamp
-        elif pending is not None and len(pending["after"]) < self.settings.confirm_clocks and gaps < 1.5:
-            pending["after"].append(stamp)
+        if pending is not None and not pending.after and gaps < 0.5:   # the burst that ends a gap goes on
+            pending.clocks += 1
+            steps = 1 if pending.clocks > pending.counted else 0
+            pending.counted = max(pending.counted, pending.clocks)
+            pending.end = stamp
+        elif pending is not None and len(pending.after) < self.settings.confirm_clocks and gaps < 1.5:
+            pending.after.append(stamp)
         else:
             if pending is not None:
                 adjust, self._pending = self._decide(pending), None
             if 1.5 <= gaps < 2.5 + self.settings.max_missing:
                 steps = min(1 + self.settings.max_missing, round(gaps)) if gaps >= 1.75 else 1
-                self._pending = {"before": self._last_stamp, "gap": stamp, "counted": steps, "clocks": 1, "after": []}
+                self._pending = _LongGap(self._last_stamp, stamp, steps)
         steps = steps + adjust + self._owed      # a mend larger than a pulse is made up over the next clocks
         self._owed = min(0, steps)
         steps = max(0, steps)
         self.missing_clocks += steps - 1
         return steps
 
-    def _decide(self, pending: dict) -> int:
+    def _decide(self, gap: _LongGap) -> int:
         """After a long gap: how many pulses the clocks that ended it should have counted (the count that puts the
         clocks since nearest their times, at the tempo), less what they counted."""
-        stamps = [pending["gap"]] + pending["after"]
+        stamps = [gap.end] + gap.after
 
-        def misfit(h: int) -> float:
-            return statistics.median(abs(s - pending["before"] - (h + j) * self._stamp_interval)
+        def misfit(pulses: int) -> float:
+            return statistics.median(abs(s - gap.before - (pulses + j) * self._stamp_interval)
                                      for j, s in enumerate(stamps))
-        best = min(range(pending["clocks"], pending["clocks"] + 1 + self.settings.max_missing), key=misfit)
-        if best != pending["counted"]:
-            log.debug("a long gap counted %d pulse(s) after all, not %d", best, pending["counted"])
-        return best - pending["counted"]
+        best = min(range(gap.clocks, gap.clocks + 1 + self.settings.max_missing), key=misfit)
+        if best != gap.counted:
+            log.debug("a long gap counted %d pulse(s) after all, not %d", best, gap.counted)
+        return best - gap.counted
 
     def _measure_tempo(self, t: float, stamp: float, on_transport: bool, steps: int) -> None:
         """The tempo from the pulses counted over the last `tempo_window` clocks' seconds (on both clocks)."""

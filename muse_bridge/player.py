@@ -2,9 +2,8 @@
 
 While the DAW's clock runs, each note-on and note-off goes out on the clock message that marks its
 tick: the ClockFollower calls `_on_clock` on the MIDI thread as each clock is counted, and the due
-messages are sent from there (an event between two clocks goes out on the nearer one). Only a clock
-overdue by a third of an interval lets the thread send what it marks (ClockFollower.playable_until).
-On the internal clock (no DAW clock, or the clock lost) the Player's thread sends them when the
+messages are sent from there (an event between two clocks goes out on the nearer one), with no wait
+that guesses. On the internal clock (no DAW clock, or the clock lost) the Player's thread sends them when the
 position, run at the tempo, reaches them.
 
 Every note-on it sends is matched by exactly one note-off: when the note ends, or when the
@@ -241,10 +240,8 @@ class Player:
                     if self.on_end is not None:
                         self.on_end(pb)
                     continue
-                if self.clock.external:   # the clock sends, and wakes this thread; or a clock is overdue
-                    overdue = self.clock.seconds_until_overdue()
-                    wait = EXTERNAL_WAIT_SECONDS if overdue is None else overdue + 0.0002
-                    self._cv.wait(min(max(wait, 0.0005), EXTERNAL_WAIT_SECONDS))
+                if self.clock.external:   # the clock sends, and wakes this thread
+                    self._cv.wait(EXTERNAL_WAIT_SECONDS)
                     continue
                 due = self._events[self._next].tick if self._next < len(self._events) else ready_until
                 if not pb.complete:

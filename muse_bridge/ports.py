@@ -398,11 +398,11 @@ class BridgePorts:
         if port is not None and present is None:
             log.warning("MIDI %s port %r disappeared; waiting for it to come back", direction, wanted)
             with self._lock:
-                if direction == "input":
-                    port.close()
-                else:
-                    close_output(port)
                 setattr(self, direction, None)
+            if direction == "input":
+                port.close()
+            else:
+                close_output(port)
             self._on_change(f"{direction} port {wanted!r} lost", True)
         elif port is None and present is not None:
             try:
@@ -420,10 +420,11 @@ class BridgePorts:
         self._wake.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
+        # closed outside the lock: the input's thread may be sending (the Player, on a clock) and wait for it
         with self._lock:
-            if self.input is not None:
-                self.input.close()
-            if self.output is not None:
-                close_output(self.output)
-            self.input = self.output = None
+            port_in, port_out, self.input, self.output = self.input, self.output, None, None
+        if port_in is not None:
+            port_in.close()
+        if port_out is not None:
+            close_output(port_out)
         self._close_link()

@@ -59,8 +59,9 @@ def test_on_x42s_jittering_clock_no_note_is_off_by_a_whole_clock(jack_server, de
     dropped), recorded with jack_midi_dump: every candidate note goes out on the clock that marks it."""
     row = measure_x42(default_model, 120.0, 10, 1, tmp_path, tag="ci-x42")
     assert row["suggestions_heard"] == row["suggestions"] == 4, row
-    assert row["notes"] == row["candidate_1_notes_made"], f"notes went missing: {row}"
-    assert row["off_by_a_whole_clock"] == 0, row
+    dropped = row["notes_on_a_missing_clock_ms"]   # notes whose clock x42 never sent: out once it was overdue
+    assert row["notes"] + len(dropped) == row["candidate_1_notes_made"], f"notes went missing: {row}"
+    assert row["off_by_a_whole_clock"] == 0 and all(abs(e) < 10.4 for e in dropped), row
     for i, median in enumerate(row["per_run"][0]["candidate_median_ms"]):
         assert abs(median) < MEDIAN_BOUND_MS, f"candidate of suggestion {i + 1} lies {median} ms off the grid: {row}"
     assert row["note_ons_without_note_off"] == 0, row
