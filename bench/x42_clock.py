@@ -25,13 +25,14 @@ import argparse
 import json
 import math
 import shutil
-import signal
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from muse_bridge.jackd import stop_process
 
 CLOCKS_PER_QUARTER = 24
 START, CONTINUE, STOP, CLOCK = 0xFA, 0xFB, 0xFC, 0xF8
@@ -327,13 +328,7 @@ class X42Session:
 
     def recording(self) -> ClockRecording:
         """Stop the dump and read what it recorded."""
-        dump = self._procs[1]
-        if dump.poll() is None:
-            dump.send_signal(signal.SIGINT)
-            try:
-                dump.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                dump.kill()
+        stop_process(self._procs[1])   # jack_midi_dump writes what it holds on SIGINT
         samplerate = _samplerate()
         frames_per_clock = samplerate * 60.0 / (self.bpm * CLOCKS_PER_QUARTER)
         messages = parse_dump(self._dump_file.read_text().splitlines())
@@ -341,13 +336,7 @@ class X42Session:
 
     def close(self) -> None:
         for p in reversed(self._procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            stop_process(p)
 
     def __enter__(self) -> "X42Session":
         return self

@@ -61,11 +61,17 @@ def start_jackd(timeout: float = 20.0, period: int = PERIOD_FRAMES) -> subproces
 
 def stop_jackd(process: subprocess.Popen | None) -> None:
     """SIGTERM the server this module started (a server found running is left alone)."""
-    if process is None:
+    if process is not None:
+        stop_process(process, signal.SIGTERM)
+
+
+def stop_process(process: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 10.0) -> None:
+    """Send `sig` to a process that still runs and wait for it; killed after `timeout` seconds."""
+    if process.poll() is not None:
         return
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(sig)
     try:
-        process.wait(timeout=10)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()

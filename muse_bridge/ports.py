@@ -351,13 +351,7 @@ class BridgePorts:
 
     def _lose_jack(self, why: str) -> None:
         """Close the ports and the link (rtmidi's dead clients before any new one) and say so once."""
-        with self._lock:
-            port_in, port_out, self.input, self.output = self.input, self.output, None, None
-        if port_in is not None:
-            port_in.close()
-        if port_out is not None:
-            close_output(port_out)
-        self._close_link()
+        self._close_ports()
         if not self._jack_lost:
             self._jack_lost = True
             log.warning("%s: the MIDI ports are closed; the context is kept, and they reopen when JACK is back", why)
@@ -420,7 +414,11 @@ class BridgePorts:
         self._wake.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
-        # closed outside the lock: the input's thread may be sending (the Player, on a clock) and wait for it
+        self._close_ports()
+
+    def _close_ports(self) -> None:
+        """Both ports and the link closed. The ports are closed outside the lock: the input's thread may be
+        sending (the Player, on a clock) and wait for it."""
         with self._lock:
             port_in, port_out, self.input, self.output = self.input, self.output, None, None
         if port_in is not None:
