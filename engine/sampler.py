@@ -28,7 +28,8 @@ class SamplingConfig:
     density: int | None = None      # notes per bar
     polyphony: int | None = None    # at most this many notes struck at one onset (1: a single line)
     chords: tuple[str, ...] = ()    # one chord symbol per bar, cycling over the bars: the bar's pitch classes
-    density_band: float = 0.1       # with a density, each bar holds it within this share (at least one note)
+    density_band: float | None = 0.1   # with a density, each bar holds it within this share (at least one
+                                       # note); None: no band, the control token alone (the model's own following)
     chord_weight: float = 1.0       # with chords, nats added to the logits of the bar's chord tones (a preference, no mask)
 
     def __post_init__(self) -> None:
@@ -52,7 +53,7 @@ class SamplingConfig:
             raise ValueError(f"density must be 0-{MAX_DENSITY} notes per bar, got {self.density}")
         if not (math.isfinite(self.chord_weight) and self.chord_weight >= 0):
             raise ValueError(f"chord weight must be a number >= 0, got {self.chord_weight}")
-        if not 0 <= self.density_band <= 1:
+        if self.density_band is not None and not 0 <= self.density_band <= 1:
             raise ValueError(f"density band must be a share in 0-1, got {self.density_band}")
         if self.polyphony is not None and not 1 <= self.polyphony <= MAX_POLYPHONY:
             raise ValueError(f"polyphony must be 1-{MAX_POLYPHONY} notes per onset, got {self.polyphony}")
@@ -65,8 +66,8 @@ class SamplingConfig:
 
     def density_bounds(self) -> tuple[int, float] | None:
         """The fewest and most notes a bar may hold for the density asked for (the top value means that
-        many or more), None without a density."""
-        if self.density is None:
+        many or more), None without a density or without the band."""
+        if self.density is None or self.density_band is None:
             return None
         slack = max(1, round(self.density * self.density_band))
         most = math.inf if self.density >= MAX_DENSITY else self.density + slack

@@ -33,18 +33,19 @@ class State:
     def batch(self) -> int:
         return self.layers[0].att_x.shape[0]
 
-    def _map(self, fn) -> "State":
+    def map(self, fn) -> "State":
+        """A State of fn applied to every tensor."""
         return State([LayerState(fn(s.att_x), fn(s.wkv), fn(s.ffn_x)) for s in self.layers])
 
     def clone(self) -> "State":
         """An independent copy (feeding it leaves this state untouched)."""
-        return self._map(lambda t: t.detach().clone())
+        return self.map(lambda t: t.detach().clone())
 
     def expand(self, k: int) -> "State":
         """K independent copies of a batch-1 state, e.g. one per candidate."""
         if self.batch != 1:
             raise ValueError(f"expand needs a batch-1 state, this one has batch {self.batch}")
-        return self._map(lambda t: t.detach().expand(k, *t.shape[1:]).clone())
+        return self.map(lambda t: t.detach().expand(k, *t.shape[1:]).clone())
 
     @classmethod
     def cat(cls, states: list["State"]) -> "State":
@@ -60,7 +61,7 @@ class State:
             mine.ffn_x.copy_(theirs.ffn_x)
 
     def to(self, device: torch.device | str) -> "State":
-        return self._map(lambda t: t.to(device))
+        return self.map(lambda t: t.to(device))
 
     def max_abs_diff(self, other: "State") -> float:
         """Largest elementwise difference to another state of the same shape (used by tests and checks)."""

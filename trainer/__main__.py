@@ -14,8 +14,16 @@ from engine.midi_file import MidiFileError
 from engine.model import SIZES
 from engine.music import parse_time_signature
 from engine.sampler import SamplingConfig, add_sampling_arguments, sampling_changes
+from trainer.context_eval import CONTEXT_LENGTHS, ContextEvalConfig
 from trainer.data import DataError
 from trainer.train import TrainConfig
+
+
+def parse_source(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path or "/" in name:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a source as NAME=PATH, e.g. mutopia=../MutopiaProject")
+    return name, Path(path)
 
 
 def add_training_args(p: argparse.ArgumentParser) -> None:
@@ -36,6 +44,13 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-every", type=int, default=d.save_every)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--grad-checkpointing", action="store_true")
+    p.add_argument("--carry-state", action="store_true",
+                   help="play whole songs in consecutive windows, each starting from the state the last one ended "
+                        "with: the model learns to carry the song (long context at the cost of a short window)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast on the CPU too (always on a GPU)")
+    p.add_argument("--thin-bars", type=float, default=d.thin_bars,
+                   help="data with controls: thin this share of bars (a random share of their notes kept, controls "
+                        "rewritten, density kept), so the model learns to write to its density control")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
 
@@ -45,15 +60,22 @@ def training_config(args: argparse.Namespace, **overrides) -> TrainConfig:
         data_dir=args.data, out_dir=args.out, steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
         lr=TrainConfig.lr if args.lr is None else args.lr, min_lr=args.min_lr, warmup_steps=args.warmup_steps, max_transpose=args.max_transpose,
         completion_bars=args.completion_bars, val_every=args.val_every, val_windows=args.val_windows,
-        save_every=args.save_every, seed=args.seed, grad_checkpointing=args.grad_checkpointing, **overrides)
+        save_every=args.save_every, seed=args.seed, grad_checkpointing=args.grad_checkpointing,
+        carry_state=args.carry_state, cpu_bf16=args.bf16, thin_bars=args.thin_bars, **overrides)
 
 
 def add_eval_args(p: argparse.ArgumentParser) -> None:
     from trainer.evaluate import EvalConfig
     d = EvalConfig("", Path())
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--midi", required=True, type=Path, help="folder of MIDI files to evaluate on (recursive)")
-    p.add_argument("--windows", type=int, default=d.windows, help="4+2-bar windows in all, spread over the files")
+    p.add_argument("--midi", type=Path, default=None,
+                   help="folder of MIDI files to evaluate on (recursive): 4+2-bar windows beside the n-gram; without it, "
+                        "--data's split per source at --context-bars")
+    p.add_argument("--windows", type=int, default=None,
+                   help=f"windows in all, spread over the files (default {d.windows}; per source with --data alone: 48)")
+    p.add_argument("--context-bars", type=lambda t: tuple(int(v) for v in t.split(",")), default=CONTEXT_LENGTHS,
+                   help="without --midi: the context lengths in bars, comma-separated (default 2,4,8,16,32)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     p.add_argument("--seed", type=int, default=d.seed)
     add_sampling_arguments(p)
     p.add_argument("--ngram-order", type=int, default=d.ngram_order)
@@ -68,7 +90,14 @@ def eval_config(args: argparse.Namespace):
     from trainer.evaluate import EvalConfig
     if args.split is not None and args.data is None:
         raise ValueError("--split needs --data (the prepared dataset that defines the splits)")
-    return EvalConfig(args.checkpoint, args.midi, windows=args.windows, seed=args.seed,
+    if args.midi is None:
+        if args.data is None:
+            raise ValueError("give --midi DIR (4+2-bar windows), or --data DATA (its held-out split, per source, "
+                             "at several context lengths)")
+        return ContextEvalConfig(args.checkpoint, args.data, split=args.split or "val", contexts=args.context_bars,
+                                 seed=args.seed, sampling=SamplingConfig(**sampling_changes(args)),
+                                 batch_size=args.batch_size, **({"windows": args.windows} if args.windows else {}))
+    return EvalConfig(args.checkpoint, args.midi, windows=args.windows or EvalConfig.windows, seed=args.seed,
                       sampling=SamplingConfig(**sampling_changes(args)), ngram_order=args.ngram_order, train_data=args.train_data, data=args.data,
                       split=args.split, batch_size=args.batch_size)
 
@@ -78,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="show the traceback of a failure")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("prepare", help="tokenize a folder of MIDI files")
-    p.add_argument("--midi", required=True, type=Path)
+    p = sub.add_parser("prepare", help="tokenize a folder of MIDI files, or named sources (score collections)")
+    p.add_argument("--midi", type=Path, default=None, help="a folder of MIDI files")
+    p.add_argument("--source", action="append", default=[], type=parse_source, metavar="NAME=PATH",
+                   help="a named source, repeated: mutopia=CHECKOUT (LilyPond), lieder=CHECKOUT (MusicXML), or any "
+                        "other name for a MIDI folder (pop909=DIR); files are named NAME/path")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--validation-fraction", type=float, default=0.1)
     p.add_argument("--time-signature", type=parse_time_signature, default=None, help="override every file's meter, e.g. 4/4")
@@ -126,9 +158,10 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "prepare":
         from engine.tokenizer import TokenizerSettings
         from trainer.prepare import PrepareConfig, prepare
-        cfg = PrepareConfig(args.midi, args.out, args.validation_fraction, args.time_signature)
-        if args.workers:
-            cfg = PrepareConfig(args.midi, args.out, args.validation_fraction, args.time_signature, args.workers)
+        if (args.midi is None) == (not args.source):
+            raise ValueError("give either --midi DIR or one or more --source NAME=PATH")
+        cfg = PrepareConfig(args.midi, args.out, args.validation_fraction, args.time_signature,
+                            sources=tuple(args.source), **({"workers": args.workers} if args.workers else {}))
         settings = TokenizerSettings().with_controls() if args.controls else TokenizerSettings()
         print(json.dumps(prepare(cfg, settings)))
     elif args.command == "train":
@@ -144,8 +177,16 @@ def run(args: argparse.Namespace) -> int:
                               val_windows=args.val_windows, **({} if args.lr is None else {"lr": args.lr}))
         print(json.dumps(state_tune(cfg)))
     elif args.command == "eval":
+        from trainer.context_eval import evaluate_contexts, summary_lines
         from trainer.evaluate import evaluate
-        print(json.dumps(evaluate(eval_config(args)), indent=1))
+        cfg = eval_config(args)
+        if isinstance(cfg, ContextEvalConfig):
+            report = evaluate_contexts(cfg)
+            for line in summary_lines(report):
+                logging.getLogger("trainer").info(line)
+            print(json.dumps(report, indent=1))
+        else:
+            print(json.dumps(evaluate(cfg), indent=1))
     elif args.command == "export":
         from engine.checkpoint import load_checkpoint, save_checkpoint
         ckpt = load_checkpoint(args.checkpoint)

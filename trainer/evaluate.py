@@ -36,7 +36,7 @@ from engine.state import State
 from engine.tokenizer import RemiTokenizer, TokenizerSettings
 from trainer.data import TokenWindows
 from trainer.ngram import NGramModel
-from trainer.prepare import find_midi_files
+from trainer.sources import find_midi_files
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from engine.atomic import atomic_write
 from engine.checkpoint import CheckpointError, atomic_save, load_checkpoint, read_payload, save_checkpoint
 from engine.model import RWKV7, config_for_size
-from engine.state import State
+from engine.state import LayerState, State
 from trainer.data import IGNORE, TokenWindows
 from trainer.plot import plot_losses
 
@@ -52,6 +52,15 @@ class TrainConfig:
     seed: int = 0
     grad_checkpointing: bool = False
     init_from: str | None = None      # finetune: start from this checkpoint's weights
+    carry_state: bool = False         # rows play whole songs in consecutive windows, each window starting
+                                      # from the state the row's previous one ended with (detached)
+    cpu_bf16: bool = False            # bf16 autocast on a CPU too (on a GPU it is always on)
+    thin_bars: float = 0.0            # data with controls: this share of bars thinned, keeping their density
+
+    def __post_init__(self) -> None:
+        if self.carry_state and self.completion_bars:
+            raise ValueError("--carry-state trains on every token of whole songs; it cannot be combined with "
+                             "--completion-bars")
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -65,9 +74,33 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 def loss_on(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, state: State | None = None) -> torch.Tensor:
     """Mean cross-entropy over the non-ignored targets; logits are computed only there. `model` is the
     RWKV7 or its DistributedDataParallel wrapper (whose forward is what synchronises the gradients)."""
+    return loss_and_state(model, x, y, state)[0]
+
+
+def loss_and_state(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                   state: State | None = None) -> tuple[torch.Tensor, State]:
+    """loss_on's loss, and the state after each row's last token."""
     keep = y != IGNORE
-    logits, _ = model(x, state, keep)
-    return F.cross_entropy(logits.float(), y[keep])
+    logits, state = model(x, state, keep)
+    return F.cross_entropy(logits.float(), y[keep]), state
+
+
+def carried_on(state: State | None, fresh: torch.Tensor, model: RWKV7) -> State:
+    """The state each row's next window starts from: empty where the row starts a new song, else the one
+    its previous window ended with, detached (no gradient crosses windows)."""
+    if state is None:
+        return model.initial_state(len(fresh))
+    go_on = (~fresh).to(state.layers[0].att_x.device)
+    return state.map(lambda t: t.detach().float() * go_on.view(-1, *[1] * (t.dim() - 1)))
+
+
+def state_tensors(state: State | None) -> list[list[torch.Tensor]] | None:
+    """A State as plain nested lists of tensors, for the training state file (and back: state_from)."""
+    return None if state is None else [[s.att_x, s.wkv, s.ffn_x] for s in state.layers]
+
+
+def state_from(tensors: list[list[torch.Tensor]] | None, device: torch.device) -> State | None:
+    return None if tensors is None else State([LayerState(*(t.to(device) for t in layer)) for layer in tensors])
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -123,7 +156,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    train_data, val_data = TokenWindows(cfg.data_dir, "train"), TokenWindows(cfg.data_dir, "val")
+    train_data, val_data = TokenWindows(cfg.data_dir, "train", cfg.thin_bars), TokenWindows(cfg.data_dir, "val")
     settings = train_data.settings
 
     if cfg.init_from:
@@ -141,7 +174,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     model.gradient_checkpointing = cfg.grad_checkpointing
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.99), eps=1e-8)
 
-    step, best, history = 0, float("inf"), []
+    step, best, history, carried = 0, float("inf"), [], None
     state_path = out / "train_state.pt"
     if resume and state_path.is_file():
         saved = read_payload(state_path, TRAIN_STATE, "training state")
@@ -150,6 +183,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             optimizer.load_state_dict(saved["optimizer"])
             torch.set_rng_state(saved["rng"])
             step, best, history = saved["step"], saved["best"], saved["history"]
+            carried = state_from(saved.get("carried"), env.device)
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
             raise CheckpointError(state_path, "a training state of another run (other model size or settings): "
                                               "resume with the run's own options, or use a new --out") from e
@@ -158,8 +192,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         log.warning("%s has no train_state.pt; starting from step 0", out)
 
     ddp = torch.nn.parallel.DistributedDataParallel(model) if env.world > 1 else model
-    use_bf16 = env.device.type == "cuda"
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
+    use_bf16 = env.device.type == "cuda" or cfg.cpu_bf16
+    autocast = (lambda: torch.autocast(env.device.type, dtype=torch.bfloat16)) if use_bf16 else nullcontext
     meta = {"train_config": asdict(cfg), "train_tokens": train_data.n_tokens}
 
     def save(final: bool = False) -> None:
@@ -167,7 +201,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             return
         atomic_save({"format": TRAIN_STATE, "format_version": 1, "model": model.state_dict(),
                      "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "step": step,
-                     "best": best, "history": history}, state_path)
+                     "best": best, "history": history, "carried": state_tensors(carried)}, state_path)
         save_checkpoint(out / "last.pt", model, settings, {**meta, "step": step, "best_val_loss": best})
         write_log(out / "log.csv", history)
         plot_losses(history, out / "loss.png")
@@ -178,11 +212,19 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     while step < cfg.steps:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
-        x, y = train_data.batch(cfg.seed, step, cfg.batch_size, cfg.seq_len, cfg.max_transpose,
-                                cfg.completion_bars, env.rank)
+        if cfg.carry_state:
+            x, y, fresh = train_data.stream_batch(cfg.seed, step, cfg.batch_size, cfg.seq_len, cfg.max_transpose,
+                                                  env.rank)
+            start = carried_on(carried, fresh, model)
+        else:
+            x, y = train_data.batch(cfg.seed, step, cfg.batch_size, cfg.seq_len, cfg.max_transpose,
+                                    cfg.completion_bars, env.rank)
+            start = None
         x, y = x.to(env.device), y.to(env.device)
         with autocast():
-            loss = loss_on(ddp, x, y)
+            loss, end = loss_and_state(ddp, x, y, start)
+        if cfg.carry_state:
+            carried = end.map(lambda t: t.detach().float())
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()

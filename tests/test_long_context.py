@@ -1,0 +1,160 @@
+"""Training that carries the song: whole songs in consecutive windows with the state passed on, thinned
+bars for the density control, and the evaluation at the context lengths the bridge really has."""
+import json
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import POP909_FILES
+from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.model import RWKV7, config_for_size
+from engine.sampler import SamplingConfig
+from engine.tokenizer import RemiTokenizer, TokenizerSettings
+from test_trainer import run_trainer
+from trainer.__main__ import main as trainer_main
+from trainer.data import IGNORE, TokenWindows
+from trainer.prepare import PrepareConfig, prepare
+from trainer.thinning import BarThinner
+
+STREAM_ARGS = ["--batch-size", "2", "--seq-len", "64", "--val-every", "4", "--val-windows", "2", "--save-every", "2",
+               "--warmup-steps", "2", "--threads", "1", "--carry-state"]
+
+
+@pytest.fixture(scope="module")
+def controls_data(tmp_path_factory) -> Path:
+    """The three POP909 songs prepared with bar controls, 003 held out."""
+    midi = tmp_path_factory.mktemp("songs")
+    for f in POP909_FILES:
+        (midi / f.name).write_bytes(f.read_bytes())
+    out = tmp_path_factory.mktemp("data")
+    prepare(PrepareConfig(midi, out, workers=1), TokenizerSettings().with_controls())
+    index = json.loads((out / "index.json").read_text())
+    for f in index["files"]:
+        f["split"] = "val" if f["path"] == "003.mid" else "train"
+    (out / "index.json").write_text(json.dumps(index))
+    return out
+
+
+@pytest.fixture(scope="module")
+def controls_checkpoint(controls_data, tmp_path_factory) -> Path:
+    settings = TokenizerSettings().with_controls()
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "micro.pt"
+    save_checkpoint(path, RWKV7(config_for_size("micro", RemiTokenizer(settings).vocab_size)), settings,
+                    {"train_config": {"data_dir": str(controls_data)}})
+    return path
+
+
+def test_a_stream_row_plays_its_song_on_in_consecutive_windows(controls_data):
+    data = TokenWindows(controls_data, "train")
+    batches = [data.stream_batch(seed=3, step=s, batch_size=2, seq_len=256, max_transpose=5) for s in range(60)]
+    for step in range(1, 60):
+        (x0, y0, _), (x1, _, fresh) = batches[step - 1], batches[step]
+        for row in range(2):
+            if not fresh[row]:   # the window goes on where the last one stopped: its first input was the last target
+                assert x1[row, 0] == y0[row, -1] and y0[row, -1] != IGNORE
+    assert batches[0][2].all() and sum(int(b[2].sum()) for b in batches[1:]) >= 2   # a new song starts fresh
+
+
+def test_stream_batches_are_a_pure_function_of_seed_and_step(controls_data):
+    played = [TokenWindows(controls_data, "train").stream_batch(1, s, 2, 64, 5) for s in range(25)]
+    later = TokenWindows(controls_data, "train")   # a resumed run asks for step 24 first
+    for got, want in zip(later.stream_batch(1, 24, 2, 64, 5), played[24]):
+        assert torch.equal(got, want)
+
+
+def test_killed_and_resumed_carry_state_run_ends_with_the_same_weights(controls_data, tmp_path):
+    common = ["train", "--data", str(controls_data), "--size", "micro", "--steps", "8", *STREAM_ARGS]
+    whole = run_trainer([*common, "--out", str(tmp_path / "whole")])
+    assert whole.wait(300) == 0, whole.stderr.read().decode()[-2000:]
+    killed = run_trainer([*common, "--out", str(tmp_path / "cut")])
+    state = tmp_path / "cut" / "train_state.pt"
+    deadline = time.monotonic() + 300
+    while not state.exists() and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert state.exists(), "the run was killed before its first checkpoint"
+    saved = torch.load(state, weights_only=True)
+    assert saved["carried"] is not None          # the state each row carries is part of what resume needs
+    resumed = run_trainer([*common, "--out", str(tmp_path / "cut"), "--resume"])
+    assert resumed.wait(300) == 0, resumed.stderr.read().decode()[-2000:]
+    a = load_checkpoint(tmp_path / "whole" / "last.pt").model.state_dict()
+    b = load_checkpoint(tmp_path / "cut" / "last.pt").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_carry_state_refuses_a_completion_loss(controls_data, tmp_path, capsys):
+    code = trainer_main(["train", "--data", str(controls_data), "--out", str(tmp_path), "--size", "micro",
+                         "--steps", "1", *STREAM_ARGS, "--completion-bars", "2"])
+    assert code == 2 and "--completion-bars" in capsys.readouterr().err
+
+
+def test_rewriting_an_unthinned_bars_controls_gives_the_tokenizers_own(controls_data):
+    data = TokenWindows(controls_data, "train")
+    thinner = BarThinner(data.tokenizer)
+    tokens = np.asarray(data.tokens[: data.files[0]["length"]], dtype=np.int64)
+    starts = np.flatnonzero(tokens == thinner.bar_id)
+    checked = 0
+    for s, e in zip(starts, np.r_[starts[1:], len(tokens)]):
+        bar = tokens[s:e]
+        controls = np.flatnonzero(thinner.is_control[bar])
+        if len(controls):
+            assert thinner.controls_for(bar[controls[-1] + 1:]) == bar[controls].tolist()
+            checked += 1
+    assert checked > 50
+
+
+def test_a_thinned_bar_keeps_some_of_its_notes_and_says_how_many(controls_data):
+    data = TokenWindows(controls_data, "train")
+    tok, thinner = data.tokenizer, BarThinner(data.tokenizer)
+    window = np.asarray(data.tokens[: 600], dtype=np.int64)
+    thinned, which = thinner.thin(window, np.random.default_rng(0), bar_share=1.0, keep_range=(0.3, 0.5))
+    assert which[1:-1].all() and not which[-1]                   # every bar but the last, which may be cut
+    assert tok.count_bars(thinned.tolist()) == tok.count_bars(window.tolist())
+    before = {(n.start, n.pitch) for n in tok.decode(window.tolist(), 480, (4, 4))}
+    after = tok.decode(thinned.tolist(), 480, (4, 4))
+    assert {(n.start, n.pitch) for n in after} < before and len(after) < 0.7 * len(before)
+    starts = np.flatnonzero(thinned == thinner.bar_id)
+    for s, e in zip(starts[:-1], starts[1:]):                   # each bar's density token counts its notes
+        bar = thinned[s:e]
+        density = [tok.vocabulary.density[t] for t in bar if t in tok.vocabulary.density]
+        assert density == [int((thinner.pitch_of[bar] >= 0).sum())] or not density
+
+
+def test_thinned_windows_keep_the_density_control_of_every_thinned_bar(controls_data):
+    data = TokenWindows(controls_data, "train", thin_bars=1.0)
+    x, _ = data.batch(seed=0, step=0, batch_size=4, seq_len=256)
+    density = set(data.tokenizer.vocabulary.density)
+    for row in x.numpy():
+        bars = np.split(row, np.flatnonzero(row == data.tokenizer.bar_id))[1:-1]
+        assert all(any(t in density for t in bar) for bar in bars if (data.pitch_of[bar] >= 0).any())
+
+
+def test_density_band_off_leaves_the_model_alone():
+    assert SamplingConfig(density=8, density_band=None).density_bounds() is None
+    assert SamplingConfig(density=8).density_bounds() == (7, 9)
+
+
+def test_eval_on_prepared_data_reports_every_context_length_and_the_copy_baselines(controls_checkpoint,
+                                                                                   controls_data, capsys):
+    assert trainer_main(["eval", "--checkpoint", str(controls_checkpoint), "--data", str(controls_data),
+                         "--context-bars", "2,8", "--windows", "3", "--threads", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    source = report["sources"]["all"]
+    assert report["split"] == "val" and source["songs"] == 1 and source["windows"] == 3
+    assert set(source["by_context_bars"]) == {"2", "8"}
+    for row in source["by_context_bars"].values():
+        assert row["nll_per_note"] > 0 and 0 <= row["pitch_class_overlap"] <= 1 and row["exactly_2_bars"] == 1
+    assert set(source["copy_baselines"]) == {"repeat_last_2_bars", "repeat_2_bars_8_back"}
+    assert {"band_off", "band_on"} <= set(source["density"])
+    assert source["density"]["band_on"]["mean_abs_log_ratio"] < 0.35     # the band holds each bar within 10%
+
+
+def test_eval_without_midi_or_data_says_what_to_give(controls_checkpoint, capsys):
+    assert trainer_main(["eval", "--checkpoint", str(controls_checkpoint)]) == 2
+    assert "--data" in capsys.readouterr().err

@@ -1,0 +1,184 @@
+"""`eval --data`: how well a checkpoint completes 2 bars at the context lengths the live bridge really has,
+per held-out source, beside the copy baselines, and how closely it follows the density control alone.
+
+The same 2-bar completions are scored after 2, 4, 8, 16 and 32 bars of context (a completion is taken
+only where the song has 32 bars before it), so the per-note NLL can fall only by what the model makes of
+the earlier bars. A sampled continuation per window and context is compared with the true 2 bars by
+pitch-class overlap, beside "repeat the last 2 bars" and "repeat the 2 bars 8 bars back". Density: each
+window asks for the truth's notes per bar, with the sampler's band off (the model alone) and on.
+
+Songs come from a prepared DATA's split (held-out lists in trainer/heldout/), with their bar controls
+taken out: the windows carry none, and the model is scored with its control tokens masked, as in `eval`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from engine.checkpoint import load_checkpoint
+from engine.grammar import RemiGrammar
+from engine.sampler import MAX_DENSITY, SamplingConfig
+from engine.tokenizer import RemiTokenizer, TokenizerSettings
+from trainer.data import TokenWindows
+from trainer.evaluate import (COMPLETION_BARS, TARGETS, Window, bar_notes, continuation_metrics, control_ids,
+                              model_samples, model_scores, nll_metrics)
+
+log = logging.getLogger(__name__)
+
+CONTEXT_LENGTHS = (2, 4, 8, 16, 32)
+COPY_FROM_BACK = 8     # the second copy baseline repeats the 2 bars this many bars before the completion
+
+
+@dataclass(frozen=True)
+class ContextEvalConfig:
+    checkpoint: str
+    data: str                                   # a prepared DATA
+    split: str = "val"
+    windows: int = 48                           # per source, spread over its songs
+    contexts: tuple[int, ...] = CONTEXT_LENGTHS
+    seed: int = 0
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    batch_size: int = 8
+    sample_batch_size: int = 16
+
+
+@dataclass
+class Spot:
+    """Where one completion sits: a song's tokens, its bar offsets, and the completion's first bar."""
+
+    path: str
+    tokens: list[int]
+    bars: list[int]
+    at: int
+
+    def window(self, context_bars: int, grammar: RemiGrammar) -> Window:
+        context = self.tokens[self.bars[self.at - context_bars]:self.bars[self.at]]
+        completion = self.tokens[self.bars[self.at]:self.bars[self.at + COMPLETION_BARS] + 1]
+        return Window(self.path, self.at - context_bars, context, completion, grammar.meter_after(context))
+
+    def bars_back(self, back: int) -> list[int]:
+        """The 2 bars that start `back` bars before the completion, as a continuation (no closing Bar)."""
+        return self.tokens[self.bars[self.at - back]:self.bars[self.at - back + COMPLETION_BARS]]
+
+
+def held_out_songs(data: str, split: str) -> dict[str, list[tuple[str, list[int]]]]:
+    """Per source (a dataset of one folder: "all"), each song of the split as tokens without bar controls."""
+    windows = TokenWindows(data, split)
+    songs: dict[str, list[tuple[str, list[int]]]] = {}
+    for f in windows.files:
+        tokens = np.asarray(windows.tokens[f["offset"]:f["offset"] + f["length"]], dtype=np.int64)
+        songs.setdefault(f.get("source", "all"), []).append((f["path"], tokens[windows.control_group[tokens] == 0].tolist()))
+    return songs
+
+
+def choose_spots(songs: list[tuple[str, list[int]]], tokenizer: RemiTokenizer, longest: int, n: int,
+                 seed: int) -> list[Spot]:
+    """Non-overlapping completions with `longest` bars before them, shuffled per song, taken round-robin."""
+    rng = np.random.default_rng(seed)
+    per_song = []
+    for path, tokens in songs:
+        bars = tokenizer.bar_starts(tokens)
+        ats = list(range(longest, len(bars) - COMPLETION_BARS, COMPLETION_BARS))   # bars[at + 2] closes it
+        rng.shuffle(ats)
+        per_song.append([Spot(path, tokens, bars, at) for at in ats])
+    chosen = []
+    for r in range(max((len(s) for s in per_song), default=0)):
+        chosen += [per_song[i][r] for i in rng.permutation(len(per_song)) if r < len(per_song[i])]
+    return chosen[:n]
+
+
+def density_fidelity(samples: list[list[int]], windows: list[Window], targets: list[int],
+                     tokenizer: RemiTokenizer) -> dict:
+    """How far each candidate's notes per bar lie from the density asked for."""
+    ratios = [max(len(bar_notes(s, w, tokenizer)[0]) / COMPLETION_BARS, 0.5) / t
+              for s, w, t in zip(samples, windows, targets)]
+    return {"mean_abs_log_ratio": float(np.mean([abs(math.log(r)) for r in ratios])),
+            "median_off_target": float(np.median([r - 1 for r in ratios])),
+            "mean_abs_off_target": float(np.mean([abs(r - 1) for r in ratios])),
+            "within_25pct": float(np.mean([abs(r - 1) <= 0.25 for r in ratios]))}
+
+
+def evaluate_source(model, tokenizer: RemiTokenizer, grammar: RemiGrammar, spots: list[Spot],
+                    cfg: ContextEvalConfig) -> dict:
+    """Every context length's NLL and sampled overlap, the copy baselines and density fidelity, for one source."""
+    masked = control_ids(tokenizer)
+    by_context = {}
+    for bars in cfg.contexts:
+        windows = [s.window(bars, grammar) for s in spots]
+        targets = np.concatenate([w.completion for w in windows])
+        nll = nll_metrics(*model_scores(model, windows, cfg.batch_size, tokenizer.pad_id, masked), targets, tokenizer)
+        sampled = continuation_metrics(model_samples(model, grammar, windows, cfg.sampling, cfg.seed,
+                                                     cfg.sample_batch_size), windows, tokenizer)
+        by_context[bars] = {"nll_per_note": nll["nll_per_note"], "nll": nll["nll"], "accuracy": nll["accuracy"],
+                            "pitch_class_overlap": sampled["pitch_class_overlap"],
+                            "note_density_ratio_of_totals": sampled["note_density_ratio_of_totals"],
+                            "exactly_2_bars": sampled["exactly_2_bars"]}
+        log.info("%d bars of context: %.3f nats/note, pitch-class overlap %.3f", bars, nll["nll_per_note"],
+                 sampled["pitch_class_overlap"])
+    windows = [s.window(min(cfg.contexts), grammar) for s in spots]
+    copies = {"repeat_last_2_bars": [s.bars_back(COMPLETION_BARS) for s in spots],
+              f"repeat_2_bars_{COPY_FROM_BACK}_back": [s.bars_back(COPY_FROM_BACK) for s in spots]}
+    result = {"by_context_bars": by_context,
+              "copy_baselines": {name: continuation_metrics(c, windows, tokenizer)["pitch_class_overlap"]
+                                 for name, c in copies.items()}}
+    if tokenizer.settings.controls:
+        result["density"] = density_report(model, tokenizer, grammar, [s.window(8, grammar) for s in spots], cfg)
+    return result
+
+
+def density_report(model, tokenizer: RemiTokenizer, grammar: RemiGrammar, windows: list[Window],
+                   cfg: ContextEvalConfig) -> dict:
+    """Candidates asked for the truth's notes per bar after 8 bars of context: the model alone, then with the band."""
+    truths = [len(bar_notes(w.completion[:-1], w, tokenizer)[0]) / COMPLETION_BARS for w in windows]
+    kept = [(w, t) for w, t in zip(windows, truths) if t >= 1]     # a near-silent truth has no density to match
+    windows, targets = [w for w, _ in kept], [min(round(t), MAX_DENSITY) for _, t in kept]
+    report = {"windows": len(windows), "context_bars": 8}
+    for name, band in (("band_off", None), ("band_on", cfg.sampling.density_band or 0.1)):
+        configs = [replace(cfg.sampling, density=t, density_band=band) for t in targets]
+        samples = model_samples(model, grammar, windows, configs, cfg.seed, cfg.sample_batch_size)
+        report[name] = density_fidelity(samples, windows, targets, tokenizer)
+    return report
+
+
+def evaluate_contexts(cfg: ContextEvalConfig) -> dict:
+    """The whole report, per source of the data's split, as one JSON-ready dict."""
+    started = time.perf_counter()
+    ckpt = load_checkpoint(cfg.checkpoint)
+    tokenizer, grammar = ckpt.tokenizer, RemiGrammar(ckpt.tokenizer)
+    prepared = TokenizerSettings.from_dict(json.loads((Path(cfg.data) / "index.json").read_text())["tokenizer"])
+    if prepared.with_controls() != tokenizer.settings.with_controls():   # the windows carry no controls
+        raise ValueError(f"{cfg.data}: tokenized with other settings than the checkpoint {cfg.checkpoint}")
+    longest = max(cfg.contexts)
+    sources = {}
+    for source, songs in held_out_songs(cfg.data, cfg.split).items():
+        spots = choose_spots(songs, tokenizer, longest, cfg.windows, cfg.seed)
+        if not spots:
+            log.warning("%s: no song of the %s split has the %d bars a window needs", source, cfg.split,
+                        longest + COMPLETION_BARS + 1)
+            continue
+        log.info("%s: %d windows from %d of %d songs", source, len(spots), len({s.path for s in spots}), len(songs))
+        sources[source] = {"songs": len(songs), "windows": len(spots), "window_songs": len({s.path for s in spots}),
+                           **evaluate_source(ckpt.model, tokenizer, grammar, spots, cfg)}
+    if not sources:
+        raise ValueError(f"{cfg.data}: no song of the {cfg.split} split is long enough "
+                         f"({longest + COMPLETION_BARS + 1} bars)")
+    return {"checkpoint": str(cfg.checkpoint), "data": cfg.data, "split": cfg.split,
+            "context_bars": list(cfg.contexts), "completion_bars": COMPLETION_BARS, "targets": TARGETS,
+            "nll_unit": "nats summed over the targets / the completion's notes (per note), and per token",
+            "sampling": {"candidates_per_window": 1, **asdict(cfg.sampling), "seed": cfg.seed},
+            "sources": sources, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def summary_lines(report: dict) -> list[str]:
+    """The report as a few readable lines (for the log)."""
+    lines = []
+    for name, s in report["sources"].items():
+        per = " ".join(f"{b}:{v['nll_per_note']:.2f}" for b, v in s["by_context_bars"].items())
+        lines.append(f"{name}: nats/note by context bars {per}")
+    return lines
+
