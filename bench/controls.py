@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.results import write
+from bench.results import add_threads_argument, apply_threads, write
 from engine.checkpoint import load_checkpoint
 from engine.chords import chord_pitch_classes, chords_of_bars
 from engine.grammar import RemiGrammar
@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--windows", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=32)
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
+    apply_threads(args)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     ckpt = load_checkpoint(args.checkpoint)

@@ -7,7 +7,7 @@ import logging
 import torch
 import torch.nn.functional as F
 
-from bench.results import median_seconds, write
+from bench.results import add_threads_argument, apply_threads, median_seconds, write
 from kernels import wkv7_chunk, wkv7_naive, wkv7_step
 
 log = logging.getLogger("bench.kernels")
@@ -32,7 +32,9 @@ def forward_backward(fn, xs: list[torch.Tensor]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
+    apply_threads(args)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     rows = []
     for b, t, h, n in SHAPES:

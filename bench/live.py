@@ -20,7 +20,7 @@ import time
 
 import mido
 
-from bench.results import write
+from bench.results import add_threads_argument, apply_threads, write
 from engine.checkpoint import load_checkpoint
 from engine.fast_step import FastStep
 from muse_bridge.bridge import LiveBridge
@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--suggests", type=int, default=10)
     parser.add_argument("--lead", type=float, default=0.25, help="least seconds between a request and its bar line")
     parser.add_argument("--period", type=int, default=64, help="JACK frames per cycle (48 kHz) of the server started here")
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
+    apply_threads(args)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     load_before = os.getloadavg()  # what else the machine was doing, recorded beside the numbers

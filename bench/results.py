@@ -15,6 +15,16 @@ import torch
 RESULTS = Path(__file__).parent / "results"
 
 
+def add_threads_argument(parser) -> None:
+    """`--threads N`: torch's CPU threads, so that two processes do not oversubscribe the cores."""
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+
+
+def apply_threads(args) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
 def machine() -> dict:
     cpu = platform.processor()
     try:

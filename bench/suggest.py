@@ -4,6 +4,8 @@
   (the same step exported to ONNX Runtime), interleaved so both see the same machine load.
 - suggest: K candidates of N = 2 bars after a 16-bar POP909 prompt, with each step.
 - prefill: prompt tokens per second of the chunk-parallel forward (a whole song, as `suggest` feeds it).
+- with `--baseline CKPT`: the fast step at K = 4 and suggest with K = 4, for this checkpoint and the
+  baseline side by side, interleaved (a new default against the one it replaces).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from bench.results import write
+from bench.results import add_threads_argument, apply_threads, write
 from engine.checkpoint import load_checkpoint
 from engine.fast_step import FastStep, PackedState
 from engine.midi_file import read_phrase
@@ -52,8 +54,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bars", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--prompt-bars", type=int, default=16)
+    parser.add_argument("--baseline", default=None, help="a checkpoint to time side by side with --checkpoint")
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    apply_threads(args)
 
     ckpt = load_checkpoint(args.checkpoint)
     start = time.perf_counter()
@@ -89,10 +94,39 @@ def main(argv: list[str] | None = None) -> None:
         log.info("suggest %s", row)
         rows.append(row)
     session.fast_step = None
+    side_by_side = None if args.baseline is None else against_baseline(ckpt, fast, args)
     path = write("suggest", {"checkpoint": ckpt.path, "model": ckpt.model.cfg.to_dict(), "prompt": PROMPT.name,
                              "prompt_tokens": len(prompt), "fast_step_ready_seconds": round(fast_ready, 2),
-                             "prefill_whole_song": prefill, "step": steps, "results": rows})
+                             "prefill_whole_song": prefill, "step": steps, "results": rows,
+                             "side_by_side": side_by_side})
     log.info("wrote %s", path)
+
+
+def against_baseline(ckpt, fast: FastStep, args: argparse.Namespace, k: int = 4) -> dict:
+    """The fast step and suggest (K = 4) of the checkpoint and of --baseline, interleaved round by round."""
+    base = load_checkpoint(args.baseline)
+    models = {"checkpoint": (ckpt, fast), "baseline": (base, FastStep.for_model(base.model))}
+    sessions = {}
+    for name, (c, f) in models.items():
+        session, _ = Session.for_phrase(c.model, c.tokenizer, read_phrase(PROMPT, c.tokenizer.settings),
+                                        bars=args.prompt_bars)
+        session.fast_step = f
+        sessions[name] = session
+    step = {name: [] for name in models}
+    suggest = {name: [] for name in models}
+    for seed in range(args.repeats):
+        for name, (c, f) in models.items():
+            step[name].append(step_ms(c.model, f, k, steps=100, rounds=1)["fast_ms"])
+            suggest[name].append(sessions[name].suggest(k, args.bars, SamplingConfig(), seed=seed).seconds)
+    out = {"K": k, "bars": args.bars, "baseline": str(args.baseline)}
+    for name in models:
+        out[name] = {"fast_step_ms_median": round(statistics.median(step[name]), 3),
+                     "suggest_seconds_median": round(statistics.median(suggest[name]), 3)}
+    out["step_ratio"] = round(out["checkpoint"]["fast_step_ms_median"] / out["baseline"]["fast_step_ms_median"], 3)
+    out["suggest_ratio"] = round(out["checkpoint"]["suggest_seconds_median"]
+                                 / out["baseline"]["suggest_seconds_median"], 3)
+    log.info("side by side %s", out)
+    return out
 
 
 if __name__ == "__main__":
