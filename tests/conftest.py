@@ -1,4 +1,5 @@
 """Shared fixtures: real POP909 files, a prepared dataset and a micro checkpoint, all small."""
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,14 @@ from engine.tokenizer import RemiTokenizer
 
 DATA = Path(__file__).parent / "data"
 POP909_FILES = sorted((DATA / "pop909").glob("*.mid"))
+
+
+def hold_out(data_dir: Path, name: str) -> None:
+    """Make the file `name` of a prepared dataset its only held-out (val) file, the others train."""
+    index = json.loads((data_dir / "index.json").read_text())
+    for f in index["files"]:
+        f["split"] = "val" if f["path"] == name else "train"
+    (data_dir / "index.json").write_text(json.dumps(index))
 
 
 @pytest.fixture(scope="session")

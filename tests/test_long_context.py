@@ -1,20 +1,18 @@
 """Training that carries the song: whole songs in consecutive windows with the state passed on, thinned
 bars for the density control, and the evaluation at the context lengths the bridge really has."""
 import json
-import signal
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import POP909_FILES
+from conftest import POP909_FILES, hold_out
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.model import RWKV7, config_for_size
 from engine.sampler import SamplingConfig
 from engine.tokenizer import RemiTokenizer, TokenizerSettings
-from test_trainer import run_trainer
+from test_trainer import kill_after_first_checkpoint, run_trainer
 from trainer.__main__ import main as trainer_main
 from trainer.data import IGNORE, TokenWindows
 from trainer.prepare import PrepareConfig, prepare
@@ -32,10 +30,7 @@ def controls_data(tmp_path_factory) -> Path:
         (midi / f.name).write_bytes(f.read_bytes())
     out = tmp_path_factory.mktemp("data")
     prepare(PrepareConfig(midi, out, workers=1), TokenizerSettings().with_controls())
-    index = json.loads((out / "index.json").read_text())
-    for f in index["files"]:
-        f["split"] = "val" if f["path"] == "003.mid" else "train"
-    (out / "index.json").write_text(json.dumps(index))
+    hold_out(out, "003.mid")
     return out
 
 
@@ -71,14 +66,7 @@ def test_killed_and_resumed_carry_state_run_ends_with_the_same_weights(controls_
     common = ["train", "--data", str(controls_data), "--size", "micro", "--steps", "8", *STREAM_ARGS]
     whole = run_trainer([*common, "--out", str(tmp_path / "whole")])
     assert whole.wait(300) == 0, whole.stderr.read().decode()[-2000:]
-    killed = run_trainer([*common, "--out", str(tmp_path / "cut")])
-    state = tmp_path / "cut" / "train_state.pt"
-    deadline = time.monotonic() + 300
-    while not state.exists() and killed.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
-    assert state.exists(), "the run was killed before its first checkpoint"
+    state = kill_after_first_checkpoint(run_trainer([*common, "--out", str(tmp_path / "cut")]), tmp_path / "cut")
     saved = torch.load(state, weights_only=True)
     assert saved["carried"] is not None          # the state each row carries is part of what resume needs
     resumed = run_trainer([*common, "--out", str(tmp_path / "cut"), "--resume"])

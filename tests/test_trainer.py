@@ -89,6 +89,18 @@ def test_completion_loss_masks_the_context_bars(data_dir):
         assert row_y[last_bar - 1] == windows.tokenizer.bar_id
 
 
+def kill_after_first_checkpoint(run: subprocess.Popen, out: Path) -> Path:
+    """SIGKILL a training run as soon as it has written its training state; that state's path."""
+    state = out / "train_state.pt"
+    deadline = time.monotonic() + 300
+    while not state.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert state.exists(), "the run was killed before its first checkpoint"
+    return state
+
+
 def run_trainer(args: list[str], **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     return subprocess.Popen([sys.executable, "-m", "trainer", *args], env=env, stdout=subprocess.PIPE,
@@ -100,14 +112,8 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(data_dir, tmp_path):
     whole = run_trainer(["train", "--data", str(data_dir), "--out", str(tmp_path / "whole"), *steps, *TRAIN_ARGS])
     assert whole.wait(300) == 0, whole.stderr.read().decode()[-2000:]
 
-    killed = run_trainer(["train", "--data", str(data_dir), "--out", str(tmp_path / "cut"), *steps, *TRAIN_ARGS])
-    state = tmp_path / "cut" / "train_state.pt"
-    deadline = time.monotonic() + 300
-    while not state.exists() and killed.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
-    assert state.exists(), "the run was killed before its first checkpoint"
+    kill_after_first_checkpoint(run_trainer(["train", "--data", str(data_dir), "--out", str(tmp_path / "cut"),
+                                             *steps, *TRAIN_ARGS]), tmp_path / "cut")
 
     resumed = run_trainer(["train", "--data", str(data_dir), "--out", str(tmp_path / "cut"), *steps, *TRAIN_ARGS,
                            "--resume"])
