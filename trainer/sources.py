@@ -9,7 +9,6 @@ music21 (the `[data]` extra).
 """
 from __future__ import annotations
 
-import logging
 import re
 import shutil
 import subprocess
@@ -17,9 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger(__name__)
 
-ALLOWED_LICENCES = ("Public Domain", "CC0", "CC BY")
 KEYBOARDS = {"piano", "harpsichord", "clavichord", "clavier", "organ", "fortepiano", "pianoforte", "virginal",
              "virginals", "spinet", "keyboard", "cembalo", "piano duet", "piano four hands", "piano 4 hands"}
 CONVERT_TIMEOUT_S = 120
