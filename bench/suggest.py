@@ -118,7 +118,7 @@ def against_baseline(ckpt, fast: FastStep, args: argparse.Namespace, k: int = 4)
         for name, (c, f) in models.items():
             step[name].append(step_ms(c.model, f, k, steps=100, rounds=1)["fast_ms"])
             suggest[name].append(sessions[name].suggest(k, args.bars, SamplingConfig(), seed=seed).seconds)
-    out = {"K": k, "bars": args.bars, "baseline": str(args.baseline)}
+    out = {"K": k, "bars": args.bars, "baseline_checkpoint": str(args.baseline)}
     for name in models:
         out[name] = {"fast_step_ms_median": round(statistics.median(step[name]), 3),
                      "suggest_seconds_median": round(statistics.median(suggest[name]), 3)}
