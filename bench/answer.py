@@ -31,7 +31,7 @@ from bench.jack_daw import CLOCKS_PER_QUARTER, Recording, Run, Script
 from bench.results import write
 from bench.timing import DAW_BARS, bridge_settings, error_summary, live
 from engine.checkpoint import Checkpoint, load_checkpoint
-from muse_bridge.jackd import start_jackd, stop_jackd
+from bench.jackd import start_jackd, stop_jackd
 
 log = logging.getLogger("bench.answer")
 

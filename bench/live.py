@@ -24,7 +24,7 @@ from bench.results import add_threads_argument, apply_threads, write
 from engine.checkpoint import load_checkpoint
 from engine.fast_step import FastStep
 from muse_bridge.bridge import LiveBridge
-from muse_bridge.jackd import start_jackd, stop_jackd
+from bench.jackd import start_jackd, stop_jackd
 from muse_bridge.ports import close_output
 from muse_bridge.settings import BridgeSettings
 
@@ -50,8 +50,8 @@ def measure_notes(bridge: LiveBridge, keys, notes: int) -> dict:
         keys.send(mido.Message("note_off", note=48 + k % 36))
         time.sleep(max(0.0, due - time.monotonic()))
     time.sleep(0.5)
-    bridge.settle(30)
-    timings = sorted((t for t in bridge.feed_timings() if t.received_at is not None), key=lambda t: t.received_at)
+    bridge.intake.settle(30)
+    timings = sorted((t for t in list(bridge.worker.feed_timings) if t.received_at is not None), key=lambda t: t.received_at)
     stages: dict[str, list[float]] = {k: [] for k in ("note_off_to_state_advanced", "port_to_bridge",
                                                       "input_to_score", "score_to_commit", "commit_to_worker",
                                                       "model_step")}
@@ -74,20 +74,20 @@ def measure_suggest(bridge: LiveBridge, repeats: int, lead: float, rng: random.R
     about a bar (time for candidates made ahead, when that is on): request -> first note scheduled, and
     whether candidate 1 starts on the first bar line after the request."""
     to_first_note, to_candidates, on_time = [], [], []
-    bar_seconds = bridge.seconds_per_bar()
+    bar_seconds = bridge.clock.seconds_per_bar()
     for _ in range(repeats):
         time.sleep(bar_seconds * (1 + rng.random()))
-        _, ahead = bridge.next_bar_line()
+        ahead = bridge.clock.seconds_until(bridge.clock.next_bar_line())
         if ahead < lead:
             time.sleep(ahead + lead * 0.2 + rng.random() * (bar_seconds - 1.2 * lead))   # into the next bar
-        expected, _ = bridge.next_bar_line()
-        bridge.suggest()
-        if not bridge.suggestions.done.wait(120):
+        expected = bridge.clock.next_bar_line()
+        bridge.suggester.suggest()
+        if not bridge.suggester.done.wait(120):
             raise RuntimeError("a suggestion took more than 2 minutes")
-        to_first_note.append(bridge.suggestions.last_first_note_seconds)
-        to_candidates.append(bridge.suggestions.last_suggest_seconds)
-        playing = bridge.playing()
-        on_time.append(playing is not None and playing == (expected, False))
+        to_first_note.append(bridge.suggester.last_first_note_seconds)
+        to_candidates.append(bridge.suggester.last_suggest_seconds)
+        playing = bridge.player.playback
+        on_time.append(playing is not None and (playing.start_tick, playing.cut) == (expected, False))
         bridge.panic()
     return {"suggest_to_first_note_scheduled": percentiles(to_first_note),
             "suggest_to_candidates_ready": percentiles(to_candidates),
@@ -119,8 +119,8 @@ def main(argv: list[str] | None = None) -> None:
                     "ports.api": "jack", "ports.input_name": "Bench In", "ports.output_name": "Bench Out",
                     "clock.bpm": bpm, "precompute": precompute})
                 with LiveBridge(ckpt, settings, settings_path=None, client_name="muse-bench") as bridge:
-                    bridge.use_fast_step(fast if step == "fast" else None)
-                    bridge.wait_idle(60)          # the start-up measurement of the generation rate
+                    bridge.worker.use_fast_step(fast if step == "fast" else None)
+                    bridge.worker.wait_idle(60)          # the start-up measurement of the generation rate
                     backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK")
                     [port] = [n for n in backend.get_output_names() if n.endswith(":Bench In")]
                     keys = backend.open_output(port)
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
                     finally:
                         close_output(keys)
                     row = {"bpm": bpm, "step": step, "candidates_made_in_pauses": precompute,
-                           "context_tokens_at_end": bridge.status().context_tokens, **notes, **suggest}
+                           "context_tokens_at_end": bridge.status.now().context_tokens, **notes, **suggest}
                 log.info("%s", row)
                 runs.append(row)
     finally:

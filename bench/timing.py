@@ -43,7 +43,7 @@ from engine.fast_step import FastStep
 from engine.music import MeterMap
 from muse_bridge.bridge import LiveBridge
 from muse_bridge.events import CandidatesReady, Notice
-from muse_bridge.jackd import start_jackd, stop_jackd
+from bench.jackd import start_jackd, stop_jackd
 from muse_bridge.settings import BridgeSettings
 
 log = logging.getLogger("bench.timing")
@@ -116,12 +116,12 @@ def live(checkpoint: Checkpoint, tag: str, bpm: float, workdir: Path, script: Sc
     events: list = []
     fast = FastStep.for_model(checkpoint.model) if fast_step else None
     with LiveBridge(checkpoint, settings, settings_path=None, client_name=f"muse-{tag}") as bridge:
-        bridge.use_fast_step(fast)
-        bridge.subscribe(lambda e: events.append(e) if isinstance(e, (Notice, CandidatesReady)) else None)
+        bridge.worker.use_fast_step(fast)
+        bridge.events.subscribe(lambda e: events.append(e) if isinstance(e, (Notice, CandidatesReady)) else None)
         with JackDaw(settings.ports.input_name, settings.ports.output_name, script, workdir,
                      name=f"daw-{tag}") as daw:
             daw.connected(lambda: bridge.stats().messages_in > 0)
-            assert bridge.settle(30), "the bridge did not settle"
+            assert bridge.intake.settle(30), "the bridge did not settle"
             yield bridge, daw, events
 
 
@@ -186,7 +186,7 @@ def measure_pianist(checkpoint: Checkpoint, bpm: float, seconds: float, seed: in
             live(checkpoint, f"{tag}{os.getpid()}", bpm, workdir, timed.script, settings) as (bridge, daw, events):
         daw.go()
         recording = daw.wait()
-        seconds_to_candidates = bridge.suggestions.last_suggest_seconds
+        seconds_to_candidates = bridge.suggester.last_suggest_seconds
     notices = [e for e in events if isinstance(e, Notice)]
     result = check_pianist(recording, timed, line, settings.bars)
     messages = len(timed.script.events)
@@ -201,7 +201,7 @@ def plan_log():
     lines: list[str] = []
     handler = logging.Handler(logging.INFO)
     handler.emit = lambda record: lines.append(record.getMessage()) if "candidate 1 starts" in record.msg else None
-    logger = logging.getLogger("muse_bridge.suggestions")
+    logger = logging.getLogger("muse_bridge.suggester")
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -229,9 +229,9 @@ def measure_x42(checkpoint: Checkpoint, bpm: float, jitter: int, runs: int, work
     settings = bridge_settings(tag, bpm)
     events: list = []
     with LiveBridge(checkpoint, settings, settings_path=None, client_name=f"muse-{tag}") as bridge:
-        bridge.use_fast_step(FastStep.for_model(checkpoint.model))
-        bridge.subscribe(lambda e: events.append(e) if isinstance(e, (Notice, CandidatesReady)) else None)
-        assert bridge.wait_idle(120), "the bridge did not measure its rate"
+        bridge.worker.use_fast_step(FastStep.for_model(checkpoint.model))
+        bridge.events.subscribe(lambda e: events.append(e) if isinstance(e, (Notice, CandidatesReady)) else None)
+        assert bridge.worker.wait_idle(120), "the bridge did not measure its rate"
         with X42Session(settings.ports.input_name, settings.ports.output_name, bpm, jitter, workdir, tag) as x42:
             plan = x42_runs(bpm, runs)
             recording = x42.play(plan)

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from muse_bridge.jackd import stop_process
+from bench.jackd import stop_process
 
 CLOCKS_PER_QUARTER = 24
 START, CONTINUE, STOP, CLOCK = 0xFA, 0xFB, 0xFC, 0xF8

@@ -28,6 +28,10 @@ from engine.tokenizer import RemiTokenizer
 BAR, TIMESIG, POSITION, PITCH, VELOCITY, DURATION = range(6)
 
 
+class ControlsError(ValueError):
+    """Bar controls asked of a model that has none."""
+
+
 @dataclass
 class StreamState:
     """Where one candidate stream stands in the grammar."""
@@ -74,7 +78,7 @@ class RemiGrammar:
     def check_controls(self, sampling: SamplingConfig) -> None:
         """ValueError when `sampling` asks for bar controls and this vocabulary has none."""
         if sampling.controls and not self.has_controls:
-            raise ValueError("this model has no bar controls: density, polyphony and chords need a model trained "
+            raise ControlsError("this model has no bar controls: density, polyphony and chords need a model trained "
                              "with them (python -m trainer prepare --controls)")
 
     def bar_controls(self, sampling: SamplingConfig, bar: int) -> list[int]:

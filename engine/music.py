@@ -9,7 +9,6 @@ player, the tokenizer and the trainer ask here rather than dividing by a bar len
 """
 from __future__ import annotations
 
-import argparse
 import bisect
 from dataclasses import dataclass
 from typing import Callable
@@ -25,12 +24,18 @@ def ticks_per_bar(time_signature: Meter, ticks_per_beat: int = TICKS_PER_QUARTER
     return ticks_per_beat * 4 * num // den
 
 
+def beat_length(time_signature: Meter, ticks_per_beat: int = TICKS_PER_QUARTER) -> float:
+    """The meter's beat (its note value: a quarter in 4/4, an eighth in 6/8) in ticks, `ticks_per_beat` being
+    ticks per quarter note."""
+    return ticks_per_beat * 4 / time_signature[1]
+
+
 def parse_time_signature(text: str) -> Meter:
-    """'6/8' -> (6, 8); usable as an argparse type (the error names the bad value)."""
+    """'6/8' -> (6, 8); ValueError naming the bad value."""
     try:
         num, den = (int(v) for v in text.split("/"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"time signature must look like 4/4, got {text!r}") from None
+        raise ValueError(f"time signature must look like 4/4, got {text!r}") from None
     return num, den
 
 

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import miditok
 import symusic
 
-from engine.music import TICKS_PER_QUARTER, MeterMap, Note, Phrase, quantize_onset
+from engine.music import TICKS_PER_QUARTER, MeterMap, Note, Phrase, beat_length, quantize_onset
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ class RemiTokenizer:
         score_bars = MeterMap(bars.changes, tpq_out)
 
         def step_ticks(meter) -> int:
-            return tpq_out * 4 // meter[1] // self.grid_per_beat   # score ticks per grid step
+            return int(beat_length(meter, tpq_out)) // self.grid_per_beat   # score ticks per grid step
 
         # One key struck once per grid step: same-pitch onsets merge (longest, loudest), which
         # also leaves miditok no order to choose among notes that share a tick.
@@ -303,7 +303,7 @@ class RemiTokenizer:
         pitch = velocity = None
 
         def beat_ticks() -> float:
-            return ticks_per_beat * 4 / time_signature[1]
+            return beat_length(time_signature, ticks_per_beat)
 
         vocabulary = self.vocabulary
         for token_id in tokens:

@@ -4,8 +4,8 @@ A pause is counted from the moment nothing sounds (no key down, pedal up: LiveSc
 the DAW's transport runs (or, with no DAW clock, the internal clock a first note started). Once it has lasted
 `after_beats`, the answer plays: candidate 1 of a suggestion from the first bar line at least that many
 beats after the last release, for the `bars` setting's bars. Its candidates are asked for as soon as the
-pause has lasted QUIET_SECONDS, so they are made by its bar line; in answer mode they take the place of
-the candidates otherwise made in a pause (suggestions.py), so answering costs no more CPU than not.
+pause has lasted PAUSE_SECONDS, so they are made by its bar line; in answer mode they take the place of
+the candidates otherwise made in a pause (suggester.py), so answering costs no more CPU than not.
 A pause the composer ends before its bar line stops them after one step. One answer per pause: the
 silence after it is not answered again.
 
@@ -14,42 +14,34 @@ started gets its note-off before the note-on reaches the score (an answer still 
 starts). Turning the mode off does the same; Suggest replaces the answer, Accept accepts it, Panic
 stops it, as for any suggestion. With `join_context`, an answer that played to its end (not cut off)
 joins the context as Accept does, marked as an answer for the previews.
+
+Answers is given what it uses: the clock, the context, the player, the suggester, the settings in force,
+the event hub, `join` (a candidate joins the context) and `submit` (the command thread).
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Callable
 
-from muse_bridge.events import AnswerEnded
-from muse_bridge.player import Playback
-from muse_bridge.suggestions import PRECOMPUTE_AFTER_SECONDS
-
-if TYPE_CHECKING:
-    from muse_bridge.bridge import LiveBridge
+from engine.session import Candidate
+from muse_bridge.clock import ClockFollower
+from muse_bridge.context import PAUSE_SECONDS, LiveContext
+from muse_bridge.events import AnswerEnded, EventHub
+from muse_bridge.player import Playback, Player
+from muse_bridge.settings import AnswerSettings, SettingsInForce
+from muse_bridge.suggester import Suggester
 
 log = logging.getLogger(__name__)
-
-MAX_AFTER_BEATS = 16
-QUIET_SECONDS = PRECOMPUTE_AFTER_SECONDS   # nothing sounding this long: the answer is asked for (gaps in a phrase are shorter)
-
-
-@dataclass(frozen=True)
-class AnswerSettings:
-    on: bool = False               # answer the composer's pauses
-    after_beats: int = 4           # a pause this long (beats) is answered
-    join_context: bool = False     # an answer played to its end joins the context, as Accept does
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.after_beats <= MAX_AFTER_BEATS:
-            raise ValueError(f"answer after must be 1-{MAX_AFTER_BEATS} beats, got {self.after_beats}")
 
 
 class Answers:
     """`tick` (the score thread) starts answers; `composer_played` (the MIDI thread) cuts them off."""
 
-    def __init__(self, bridge: "LiveBridge"):
-        self.bridge = bridge
+    def __init__(self, clock: ClockFollower, context: LiveContext, player: Player, suggester: Suggester,
+                 settings: SettingsInForce, events: EventHub, join: Callable[[Candidate, bool], None],
+                 submit: Callable[[Callable[[], Any], str], None]):
+        self.clock, self.context, self.player, self.suggester = clock, context, player, suggester
+        self._settings, self.events, self._join, self._submit = settings, events, join, submit
         self._answered: int | None = None      # quiet_since of the pause answered (or being answered)
         self.line: int | None = None           # the bar line of the answer asked for
         self.cuts = 0                          # answers the composer cut off
@@ -57,81 +49,74 @@ class Answers:
 
     @property
     def settings(self) -> AnswerSettings:
-        return self.bridge.settings.answer
+        return self._settings.value.answer
 
     def answer_line(self, quiet_since: int) -> int:
         """The first bar line at least `after_beats` beats after `quiet_since` (timeline ticks)."""
-        bars = self.bridge.clock.bars
+        bars = self.clock.bars
         beat = bars.beat_ticks(bars.bar_of(quiet_since))
         return bars.bar_line_at_or_after(quiet_since + self.settings.after_beats * beat)
 
     def tick(self) -> None:
         """Every tenth of a second: in a pause, ask for the answer to it."""
-        b = self.bridge
         if self._cut_told != self.cuts:
             self._cut_told = self.cuts
-            b.tell("answer cut off: you played")
-        if not self.settings.on or not b.clock.transport_running:
+            self.events.tell("answer cut off: you played")
+        if not self.settings.on or not self.clock.transport_running:
             return
-        with b.score_lock:
-            quiet = b.score.quiet_since
+        quiet = self.context.quiet_since
         if quiet is None or quiet == self._answered:
             return
-        if b.player.playback is not None or b.suggestions.generating:
+        if self.player.playback is not None or self.suggester.generating:
             self._answered = quiet   # a suggestion asked for plays in this pause: it is the answer
             return
-        now = b.clock.position()
-        if b.clock.seconds_between(quiet, now) < QUIET_SECONDS:
+        now = self.clock.tick()
+        if self.clock.seconds_between(quiet, now) < PAUSE_SECONDS:
             return
         line = self.answer_line(quiet)
         if line <= now:   # the mode came on, or the transport ran on, after the pause was long enough
-            line = b.clock.next_bar_line()
+            line = self.clock.next_bar_line()
         self._answered, self.line = quiet, line
-        b.submit(lambda: self._ask(quiet, line), "answer")
+        self._submit(lambda: self._ask(quiet, line), "answer")
 
     def _ask(self, quiet: int, line: int) -> None:
         """On the command thread: the answer, unless the composer played meanwhile or the mode went off."""
-        b = self.bridge
-        with b.score_lock:
-            if not self.settings.on or b.score.quiet_since != quiet or not b.clock.transport_running:
-                return
+        if not self.settings.on or self.context.quiet_since != quiet or not self.clock.transport_running:
+            return
         log.info("answering the pause from tick %d", line)
-        b.suggestions.suggest(target=line, answer=True)
+        self.suggester.suggest(target=line, answer=True)
 
     def composer_played(self) -> None:
         """A note-on from the composer (the MIDI thread): the answer stops at once."""
-        if self.bridge.suggestions.cut_answer():
+        if self.suggester.cut_answer():
             self.cuts += 1
-            self.bridge.emit(AnswerEnded(cut=True))
+            self.events.emit(AnswerEnded(cut=True))
 
     def mode_changed(self, on: bool) -> None:
         """The mode was turned on or off (the command thread): off stops an answer."""
-        if not on and self.bridge.suggestions.cut_answer():
-            self.bridge.emit(AnswerEnded(cut=True))
+        if not on and self.suggester.cut_answer():
+            self.events.emit(AnswerEnded(cut=True))
         if on:   # a pause going on now is answered too, from the next bar line
-            with self.bridge.score_lock:
-                self._answered = None
+            self._answered = None
 
     def ended(self, playback: Playback) -> None:
         """An answer played to its last bar line (the command thread): it joins the context if so set."""
-        b = self.bridge
         joined = self.settings.join_context and not playback.cut
         if joined:
-            b.audition.join(playback.candidate, answer=True)
-            b.tell(f"the answer joins the context ({playback.candidate.bars} bars)")
-        b.emit(AnswerEnded(cut=False, joined=joined))
+            self._join(playback.candidate, True)
+            self.events.tell(f"the answer joins the context ({playback.candidate.bars} bars)")
+        self.events.emit(AnswerEnded(cut=False, joined=joined))
 
     def describe(self) -> str:
         """The status's word on answers: off, waiting, or which bar of the answer plays."""
-        b = self.bridge
         if not self.settings.on:
             return "off"
-        playback = b.player.playback
+        playback = self.player.playback
         if playback is not None and playback.answer:
-            bar = b.clock.bars.bar_of(int(b.clock.position())) - b.clock.bars.bar_of(playback.start_tick) + 1
+            bars = self.clock.bars
+            bar = bars.bar_of(self.clock.tick()) - bars.bar_of(playback.start_tick) + 1
             if bar < 1:
-                return f"answer in {b.clock.seconds_until(playback.start_tick):.1f} s"
+                return f"answer in {self.clock.seconds_until(playback.start_tick):.1f} s"
             return f"answering {min(bar, playback.bars_expected)}/{playback.bars_expected}"
         beats = self.settings.after_beats
         return f"on, after {beats} beat{'s' if beats > 1 else ''}"
-

@@ -1,21 +1,21 @@
-"""Audition: what a composer does with the candidates of a suggestion: hear them in turn, accept one, export one."""
+"""Audition: what a composer does with the candidates of a suggestion: hear them in turn, accept one, export one.
+
+It is given the clock, the player, the context (an accepted candidate joins it) and the event hub."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 from engine.session import Candidate, Suggestion
-from muse_bridge.events import PlayingCandidate
-
-if TYPE_CHECKING:
-    from muse_bridge.bridge import LiveBridge
+from muse_bridge.clock import ClockFollower
+from muse_bridge.context import LiveContext
+from muse_bridge.events import EventHub, PlayingCandidate
+from muse_bridge.player import Player
 
 
 class Audition:
     """The suggestion being auditioned (`current`) and which of its candidates (`index`, 0-based)."""
 
-    def __init__(self, bridge: "LiveBridge"):
-        self.bridge = bridge
+    def __init__(self, clock: ClockFollower, player: Player, context: LiveContext, events: EventHub):
+        self.clock, self.player, self.context, self.events = clock, player, context, events
         self.current: Suggestion | None = None
         self.index = 0
 
@@ -30,35 +30,30 @@ class Audition:
     def step(self, step: int) -> None:
         """Play the candidate `step` places on (cycling) from the next bar line."""
         if self.current is None:
-            self.bridge.tell("nothing to audition: suggest first")
+            self.events.tell("nothing to audition: suggest first")
             return
         self.play((self.index + step) % len(self.current.candidates))
 
     def play(self, index: int) -> None:
         """Play candidate `index` from the next bar line."""
-        b = self.bridge
         if self.current is None or not 0 <= index < len(self.current.candidates):
             raise ValueError(f"no candidate {index + 1} to play: suggest first")
         self.index = index
-        playback = b.player.play(self.candidate, b.clock.next_bar_line())
-        b.emit(PlayingCandidate(index, playback.start_tick))
-        b.publish_status()
+        playback = self.player.play(self.candidate, self.clock.next_bar_line())
+        self.events.emit(PlayingCandidate(index, playback.start_tick))
+        self.events.publish_now()
 
     def accept(self) -> None:
         """The candidate being auditioned joins the context, before the next bar line committed."""
-        b = self.bridge
         if self.candidate is None:
-            b.tell("nothing to accept: suggest first")
+            self.events.tell("nothing to accept: suggest first")
             return
         self.join(self.candidate)
-        b.tell(f"candidate {self.index + 1} accepted")
+        self.events.tell(f"candidate {self.index + 1} accepted")
 
     def join(self, candidate: Candidate, answer: bool = False) -> None:
         """`candidate`'s bars join the context before the next bar line committed (`answer`: marked as an answer's)."""
-        b = self.bridge
-        with b.score_lock:
-            b.score.insert_at_next_bar(candidate.tokens, answer=answer)
-            b.intake.commit()
+        self.context.join(candidate.tokens, answer=answer)
 
     def export(self, path: Path | None = None, index: int | None = None) -> Path:
         """Write candidate `index` (default: the one being auditioned) as a .mid file of exactly its bars."""
@@ -66,6 +61,6 @@ class Audition:
         if self.current is None or not 0 <= index < len(self.current.candidates):
             raise ValueError(f"no candidate {index + 1} to export: suggest first")
         path = Path(path) if path is not None else Path.cwd() / f"muse_candidate_{index + 1}.mid"
-        self.current.candidates[index].write_midi(path, self.bridge.clock.bpm)
-        self.bridge.tell(f"exported {path}")
+        self.current.candidates[index].write_midi(path, self.clock.bpm)
+        self.events.tell(f"exported {path}")
         return path

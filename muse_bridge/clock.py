@@ -85,6 +85,59 @@ class ClockSettings:
                              f"got {self.steady_clocks}; clocks that confirm a count: 1 or more, got {self.confirm_clocks}")
 
 
+class PulseCounter:
+    """How many pulses each clock counts. A gap of 1.5 intervals or more may be missing clocks or clocks that came
+    late: the clocks that end it (one, or several in a burst) count what the gap rounds to (at least one each; a
+    gap under 1.75 intervals, one), and the `confirm_clocks` clocks after them decide: the count whose times fit
+    them best stands, and the clock that decides makes up the difference (0 or 2 pulses)."""
+
+    def __init__(self, settings: "ClockSettings"):
+        self.settings = settings
+        self._pending: _LongGap | None = None   # a long gap's count, until the clocks after it confirm or mend it
+        self._owed = 0                          # pulses counted too many, still to be taken off
+        self.missing_clocks = 0                 # missing clocks recognised (and counted)
+
+    def count(self, stamp: float, last_stamp: float | None, interval: float) -> int:
+        """Pulses of the clock stamped `stamp`; `last_stamp` None where the gap cannot be judged (the first clock, a
+        tempo not steady yet, the clock lost or moved to another clock): one pulse, and nothing pending."""
+        if last_stamp is None:
+            self._pending, self._owed = None, 0
+            return 1
+        gaps = (stamp - last_stamp) / interval
+        adjust, steps = 0, 1
+        pending = self._pending
+        if pending is not None and not pending.after and gaps < 0.5:   # the burst that ends a gap goes on
+            pending.clocks += 1
+            steps = 1 if pending.clocks > pending.counted else 0
+            pending.counted = max(pending.counted, pending.clocks)
+            pending.end = stamp
+        elif pending is not None and len(pending.after) < self.settings.confirm_clocks and gaps < 1.5:
+            pending.after.append(stamp)
+        else:
+            if pending is not None:
+                adjust, self._pending = self._decide(pending, interval), None
+            if 1.5 <= gaps < 2.5 + self.settings.max_missing:
+                steps = min(1 + self.settings.max_missing, round(gaps)) if gaps >= 1.75 else 1
+                self._pending = _LongGap(last_stamp, stamp, steps)
+        steps = steps + adjust + self._owed      # a mend larger than a pulse is made up over the next clocks
+        self._owed = min(0, steps)
+        steps = max(0, steps)
+        self.missing_clocks += steps - 1
+        return steps
+
+    def _decide(self, gap: _LongGap, interval: float) -> int:
+        """After a long gap: how many pulses the clocks that ended it should have counted (the count that puts the
+        clocks since nearest their times, at the tempo), less what they counted."""
+        stamps = [gap.end] + gap.after
+
+        def misfit(pulses: int) -> float:
+            return statistics.median(abs(s - gap.before - (pulses + j) * interval) for j, s in enumerate(stamps))
+        best = min(range(gap.clocks, gap.clocks + 1 + self.settings.max_missing), key=misfit)
+        if best != gap.counted:
+            log.debug("a long gap counted %d pulse(s) after all, not %d", best, gap.counted)
+        return best - gap.counted
+
+
 class ClockFollower:
     """Thread-safe: `on_message` from the MIDI thread, `position` from anywhere."""
 
@@ -101,9 +154,7 @@ class ClockFollower:
         self._stamp_interval = self._interval
         self._tempo: deque[tuple[float, float, int]] = deque(maxlen=settings.tempo_window)   # (t, stamp, pulses)
         self._pulses = 0              # pulses counted since the follower began (missing ones included)
-        self._pending: _LongGap | None = None   # a long gap's count, until the clocks after it confirm or mend it
-        self._owed = 0                        # pulses counted too many, still to be taken off
-        self.missing_clocks = 0       # missing clocks recognised (and counted)
+        self._counter = PulseCounter(settings)
         self._listeners: list[Callable[[], None]] = []
         # the timeline is anchored: position(t) = anchor_pos + (t - anchor_t) * rate while moving
         self._anchor_t = now()
@@ -149,6 +200,14 @@ class ClockFollower:
         with self._lock:
             self._check_timeout(t)
             return self._position(t)
+
+    def tick(self, t: float | None = None) -> int:
+        """The whole timeline tick at monotonic time `t` (default: now): the one place a position becomes ticks."""
+        return int(self.position(t))
+
+    def seconds_per_bar(self) -> float:
+        """A bar's length in seconds at the tempo followed now."""
+        return self.seconds_between(0, self.bars.bar_ticks())
 
     def playable_until(self, t: float | None = None) -> float:
         """The timeline tick up to which (exclusive) events may go out now. While the DAW's clock is followed:
@@ -222,50 +281,16 @@ class ClockFollower:
         return True
 
     def _pulses_of(self, stamp: float, on_transport: bool) -> int:
-        """How many pulses the clock stamped `stamp` counts. A gap of 1.5 intervals or more may be missing clocks
-        or clocks that came late: the clocks that end it (one, or several in a burst) count what the gap rounds
-        to (at least one each; a gap under 1.75 intervals, one), and the `confirm_clocks` clocks after them
-        decide: the count whose times fit them best stands, and the clock that decides makes up the difference
-        (0 or 2 pulses). Stamps are on the transport's clock where there is one: arrival times also move when
-        the transport's cycles run late, which drops nothing."""
-        gaps = None if self._last_stamp is None else (stamp - self._last_stamp) / self._stamp_interval
-        if (gaps is None or self._lost or on_transport != self._on_transport
-                or len(self._tempo) < self.settings.steady_clocks):
-            self._pending, self._owed = None, 0
-            return 1
-        adjust, steps = 0, 1
-        pending = self._pending
-        if pending is not None and not pending.after and gaps < 0.5:   # the burst that ends a gap goes on
-            pending.clocks += 1
-            steps = 1 if pending.clocks > pending.counted else 0
-            pending.counted = max(pending.counted, pending.clocks)
-            pending.end = stamp
-        elif pending is not None and len(pending.after) < self.settings.confirm_clocks and gaps < 1.5:
-            pending.after.append(stamp)
-        else:
-            if pending is not None:
-                adjust, self._pending = self._decide(pending), None
-            if 1.5 <= gaps < 2.5 + self.settings.max_missing:
-                steps = min(1 + self.settings.max_missing, round(gaps)) if gaps >= 1.75 else 1
-                self._pending = _LongGap(self._last_stamp, stamp, steps)
-        steps = steps + adjust + self._owed      # a mend larger than a pulse is made up over the next clocks
-        self._owed = min(0, steps)
-        steps = max(0, steps)
-        self.missing_clocks += steps - 1
-        return steps
+        """How many pulses the clock stamped `stamp` counts (PulseCounter); stamps are on the transport's clock where
+        there is one: arrival times also move when the transport's cycles run late, which drops nothing."""
+        judged = not (self._last_stamp is None or self._lost or on_transport != self._on_transport
+                      or len(self._tempo) < self.settings.steady_clocks)
+        return self._counter.count(stamp, self._last_stamp if judged else None, self._stamp_interval)
 
-    def _decide(self, gap: _LongGap) -> int:
-        """After a long gap: how many pulses the clocks that ended it should have counted (the count that puts the
-        clocks since nearest their times, at the tempo), less what they counted."""
-        stamps = [gap.end] + gap.after
-
-        def misfit(pulses: int) -> float:
-            return statistics.median(abs(s - gap.before - (pulses + j) * self._stamp_interval)
-                                     for j, s in enumerate(stamps))
-        best = min(range(gap.clocks, gap.clocks + 1 + self.settings.max_missing), key=misfit)
-        if best != gap.counted:
-            log.debug("a long gap counted %d pulse(s) after all, not %d", best, gap.counted)
-        return best - gap.counted
+    @property
+    def missing_clocks(self) -> int:
+        """Missing clocks recognised (and counted)."""
+        return self._counter.missing_clocks
 
     def _measure_tempo(self, t: float, stamp: float, on_transport: bool, steps: int) -> None:
         """The tempo from the pulses counted over the last `tempo_window` clocks' seconds (on both clocks)."""

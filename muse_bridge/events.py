@@ -111,11 +111,12 @@ Listener = Callable[[BridgeEvent], None]
 
 class EventHub:
     """The listeners of one bridge: `emit` delivers an event to each (a listener's failure is logged, never
-    raised: a front end's bug must not stop the music), `tell` says something worth telling, `publish`
-    delivers a status only when it changed."""
+    raised: a front end's bug must not stop the music), `tell` says something worth telling (and the status
+    with it), `publish_now` delivers the status when it changed. `status` makes the status (the bridge wires it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, status: Callable[[], BridgeStatus] | None = None) -> None:
         self._listeners: list[Listener] = []
+        self.status = status
         self.message = ""                           # the last thing told
         self.last_status: BridgeStatus | None = None
 
@@ -138,8 +139,13 @@ class EventHub:
         self.message = text
         (log.warning if error else log.info)(text)
         self.emit(Notice(text, error))
+        self.publish_now()
 
-    def publish(self, status: BridgeStatus) -> None:
+    def publish_now(self) -> None:
+        """The status as it is now, to the listeners if it changed."""
+        if self.status is None:
+            return
+        status = self.status()
         if status != self.last_status:
             self.last_status = status
             self.emit(StatusChanged(status))

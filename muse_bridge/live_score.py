@@ -34,7 +34,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from engine.midi_file import PEDAL_DOWN_THRESHOLD, SUSTAIN_CONTROLLER
-from engine.music import TICKS_PER_QUARTER, MeterMap, Note, Phrase
+from engine.music import TICKS_PER_QUARTER, MeterMap, Note, Phrase, beat_length
 from engine.tokenizer import RemiTokenizer
 
 
@@ -68,15 +68,14 @@ class LiveScore:
         if not tokenizer.settings.supports_time_signature(config.time_signature):
             raise ValueError(f"time signature {config.time_signature} is not in the tokenizer's vocabulary")
         self.tokenizer, self.config, self.default_tempo = tokenizer, config, tempo_bpm
-        tpb, den = config.ticks_per_beat, config.time_signature[1]
+        tpb = config.ticks_per_beat
         self.timeline = MeterMap.constant(config.time_signature, tpb)   # the timeline's bar lines
         self.bars = self.timeline                                          # the score's: bar 0 at its origin
         self.steps_per_bar = tokenizer.positions_per_bar(config.time_signature)
         max_beats = max(tokenizer.vocabulary.duration_beats.values())
-        beat_ticks = tpb * 4 / den
         # one beat of margin: past this, any duration bins to the longest Duration token
-        self.long_ticks = math.ceil((max_beats + 1) * beat_ticks)
-        num, _ = config.time_signature
+        self.long_ticks = math.ceil((max_beats + 1) * beat_length(config.time_signature, tpb))
+        num, den = config.time_signature
         self._bar_tokens = [tokenizer.bar_id, next(i for i, meter in tokenizer.vocabulary.meter.items()
                                                    if meter == (num, den))]
         self.reset()
@@ -271,11 +270,6 @@ class LiveScore:
             at = bars[0] if bars else len(tail)
             tail = tail[:at] + self._insertion + tail[at:]
         return tail
-
-    def next_bar_tick(self, now: int) -> int:
-        """The timeline tick of the first bar line after `now`: where a suggestion made now begins."""
-        now = max(self._now, int(now))
-        return self.timeline.next_bar_line(now)
 
     # ---- tokens ---------------------------------------------------------------------------
 

@@ -166,6 +166,12 @@ class Player:
             self._cv.notify_all()
             return True
 
+    def stop_for_lost_port(self) -> list[int]:
+        """The output port went away: stop, and return the pitches that were sounding (their note-offs are owed)."""
+        sounding = self.sounding
+        self.stop()
+        return sounding
+
     def panic(self) -> None:
         """Stop, then All Notes Off on every channel."""
         self.stop()

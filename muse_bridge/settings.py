@@ -14,18 +14,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from engine.atomic import atomic_write
 from engine.folders import config_folder
 from engine.sampler import SamplingConfig
-from muse_bridge.answers import AnswerSettings
 from muse_bridge.clock import ClockSettings
-from muse_bridge.controller import Command
+from muse_bridge.commands import Command
 from muse_bridge.ports import PortSettings
 
 log = logging.getLogger(__name__)
@@ -49,10 +49,24 @@ FLAT_NAMES = {"midi_api": "ports.api", "input_port": "ports.input_name", "output
 RETIRED = frozenset({"clock.smoothing"})   # the clock's tempo average: the tempo is measured over a window now
 MAX_CANDIDATES = 64
 MAX_BARS = 64
+MAX_AFTER_BEATS = 16
 
 
 class SettingsError(ValueError):
     """A settings value or file that cannot be used; names the file or the setting."""
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    """Call and response (muse_bridge/answers.py)."""
+
+    on: bool = False               # answer the composer's pauses
+    after_beats: int = 4           # a pause this long (beats) is answered
+    join_context: bool = False     # an answer played to its end joins the context, as Accept does
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.after_beats <= MAX_AFTER_BEATS:
+            raise ValueError(f"answer after must be 1-{MAX_AFTER_BEATS} beats, got {self.after_beats}")
 
 
 @dataclass(frozen=True)
@@ -109,6 +123,31 @@ class BridgeSettings:
             except SettingsError as e:
                 problems.append(f"{source}: {e}; keeping {_get(settings, path)!r}")
         return settings, problems
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    """Settings to change, as every front end, MIDI-learn and the settings file ask for them: setting -> value
+    ({"sampling.temperature": 0.8, "bars": 4}), saved to the file when `persist`."""
+
+    values: Mapping[str, Any]
+    persist: bool = False
+
+
+class SettingsInForce:
+    """The settings the live parts follow now: `value` is read from any thread; `change` replaces it, one change
+    at a time."""
+
+    def __init__(self, value: BridgeSettings):
+        self.value = value
+        self._lock = threading.Lock()
+
+    def change(self, update: Callable[[BridgeSettings], BridgeSettings]) -> tuple[BridgeSettings, BridgeSettings]:
+        """Replace the settings with `update(settings)`; returns (old, new)."""
+        with self._lock:
+            old = self.value
+            self.value = update(old)
+            return old, self.value
 
 
 def _flatten(data: dict, prefix: str = "") -> list[tuple[str, Any]]:

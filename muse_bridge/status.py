@@ -2,33 +2,48 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
-from muse_bridge.events import GENERATING, IDLE, LISTENING, PLAYING, BridgeStatus
-
-if TYPE_CHECKING:
-    from muse_bridge.bridge import LiveBridge
+from muse_bridge.answers import Answers
+from muse_bridge.audition import Audition
+from muse_bridge.clock import ClockFollower
+from muse_bridge.context import LiveContext
+from muse_bridge.events import GENERATING, IDLE, LISTENING, PLAYING, BridgeStatus, EventHub
+from muse_bridge.intake import Intake
+from muse_bridge.player import Player
+from muse_bridge.port_pair import PortsInUse
+from muse_bridge.suggester import Suggester
+from muse_bridge.worker import SessionWorker
 
 LISTENING_SECONDS = 4.0      # a note played this recently makes the bridge "listening"
 
 
-def status_of(bridge: "LiveBridge") -> BridgeStatus:
-    b = bridge
-    now = b.clock.position()
-    clock = "midi clock" if b.clock.external else ("internal" if b.clock.running else "stopped")
-    bar = b.score.bar_of(int(now)) + 1 if b.score.started else 0
-    playing = b.player.playback is not None
-    if b.suggestions.generating:
-        activity = GENERATING
-    elif playing:
-        activity = PLAYING
-    elif time.monotonic() - b.intake.last_note_at < LISTENING_SECONDS:
-        activity = LISTENING
-    else:
-        activity = IDLE
-    suggestion = b.audition.current
-    return BridgeStatus(round(b.clock.bpm, 1), clock, bar, b.worker.session.context_length,
-                        b.worker.tokens_queued - b.worker.tokens_fed, b.suggestions.last_suggest_seconds,
-                        b.worker.device, b.audition.index + 1 if suggestion else None,
-                        len(suggestion.candidates) if suggestion else 0, playing, b.intake.overflow,
-                        b.events.message, activity, b.ports.unsent, b.answers.describe())
+class StatusLine:
+    """Reads the status from the parts it names; `now()` from any thread."""
+
+    def __init__(self, clock: ClockFollower, context: LiveContext, worker: SessionWorker, intake: Intake,
+                 suggester: Suggester, audition: Audition, answers: Answers, player: Player, ports: PortsInUse,
+                 events: EventHub):
+        self.clock, self.context, self.worker, self.intake = clock, context, worker, intake
+        self.suggester, self.audition, self.answers = suggester, audition, answers
+        self.player, self.ports, self.events = player, ports, events
+
+    def now(self) -> BridgeStatus:
+        clock = "midi clock" if self.clock.external else ("internal" if self.clock.running else "stopped")
+        playing = self.player.playback is not None
+        if self.suggester.generating:
+            activity = GENERATING
+        elif playing:
+            activity = PLAYING
+        elif time.monotonic() - self.intake.last_note_at < LISTENING_SECONDS:
+            activity = LISTENING
+        else:
+            activity = IDLE
+        suggestion, worker = self.audition.current, self.worker
+        return BridgeStatus(
+            bpm=round(self.clock.bpm, 1), clock=clock, bar=self.context.bar_of(self.clock.tick()) + 1,
+            context_tokens=worker.session.context_length, pending_tokens=worker.tokens_queued - worker.tokens_fed,
+            last_suggest_seconds=self.suggester.last_suggest_seconds, device=worker.device,
+            candidate=self.audition.index + 1 if suggestion else None,
+            candidates=len(suggestion.candidates) if suggestion else 0, playing=playing,
+            overflow=self.intake.overflow, message=self.events.message, activity=activity,
+            unsent=self.ports.pair.unsent, answer=self.answers.describe())

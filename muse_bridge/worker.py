@@ -122,6 +122,10 @@ class SessionWorker:
         """Run fn(session) on the worker thread, in order with the other jobs."""
         self._put(_Call(fn))
 
+    def use_fast_step(self, fast_step) -> None:
+        """Decode on `fast_step` (engine.fast_step.FastStep; None: the model's own step) from the next job on."""
+        self.call(lambda session: setattr(session, "fast_step", fast_step))
+
     @property
     def pending(self) -> int:
         """Jobs given and not finished yet (the one running included)."""

@@ -12,7 +12,7 @@ from collections import Counter
 import mido
 import pytest
 
-from muse_bridge.jackd import start_jackd, stop_jackd
+from bench.jackd import start_jackd, stop_jackd
 from muse_bridge.ports import PolledInput, close_output
 
 _server = {"process": None, "users": 0}
@@ -104,7 +104,7 @@ def wait_connected(out, bridge) -> None:
         out.send(mido.Message("control_change", control=3, value=0))
         time.sleep(0.02)
     time.sleep(0.1)             # the probes still on their way land too
-    assert bridge.settle(10)
+    assert bridge.intake.settle(10)
 
 
 class Daw:

@@ -10,13 +10,13 @@ import mido
 import pytest
 
 from jack_fixtures import Daw, hanging, is_on, jack_server, live_checkpoint, wait_connected  # noqa: F401  (fixtures)
-from muse_bridge.answers import AnswerSettings
+from muse_bridge.settings import AnswerSettings, SettingsChange
 from muse_bridge.bridge import LiveBridge
 from muse_bridge.echo import EchoGuard
 from muse_bridge.events import AnswerEnded, CandidatesReady, Notice
 from muse_bridge.live_score import LiveScore
 from muse_bridge.settings import BridgeSettings, SettingsError
-from muse_bridge.startup import add_live_arguments, launch_options
+from ui.options import add_live_arguments, launch_options
 from engine.tokenizer import RemiTokenizer
 
 BPM = 240.0                  # a bar a second: the tests wait bars
@@ -42,7 +42,7 @@ def answering(jack_server, live_checkpoint, tmp_path):
         "answer.on": True, "answer.after_beats": 2})
     b = LiveBridge(live_checkpoint, settings, settings_path=tmp_path / "settings.json", client_name=f"muse-{tag}")
     events = []
-    b.subscribe(events.append)
+    b.events.subscribe(events.append)
     b.start()
     b.test_events = events
     d = Daw(settings.ports.input_name, settings.ports.output_name, bpm=BPM)
@@ -88,13 +88,13 @@ def wait_answer_note(bridge, daw, timeout: float = 20) -> float:
         ons = [c for c, m in daw.notes() if is_on(m)]
         if ons:
             return ons[0]
-        assert time.monotonic() < deadline, f"no answer note came: {bridge.message}"
+        assert time.monotonic() < deadline, f"no answer note came: {bridge.events.message}"
         time.sleep(0.002)
 
 
 def test_a_note_on_cuts_the_answer_off_within_10_ms_and_nothing_is_left_sounding(answering):
     bridge, daw = answering
-    bridge.update({"bars": 4})
+    bridge.changes.request(SettingsChange({"bars": 4}))
     arrived: list[tuple[float, mido.Message]] = []
     record = daw._record
     daw.inp._callback = lambda m, when, *_: (arrived.append((when, m)), record(m, when))
@@ -121,12 +121,12 @@ def test_a_note_on_cuts_the_answer_off_within_10_ms_and_nothing_is_left_sounding
 
 def test_turning_the_mode_off_during_an_answer_stops_it(answering):
     bridge, daw = answering
-    bridge.update({"bars": 4})
+    bridge.changes.request(SettingsChange({"bars": 4}))
     note(daw, 0, 60)
     daw.play()
     first = wait_answer_note(bridge, daw)
-    bridge.update({"answer.on": False})
-    assert bridge.wait_commands(5)
+    bridge.changes.request(SettingsChange({"answer.on": False}))
+    assert bridge.commands.wait(5)
     time.sleep(0.1)
     assert bridge.player.playback is None
     quiet_from = daw.clocks_sent + 2
@@ -137,7 +137,7 @@ def test_turning_the_mode_off_during_an_answer_stops_it(answering):
 
 def test_an_echo_loop_neither_cuts_the_answer_off_nor_joins_the_context(answering):
     bridge, daw = answering
-    bridge.update({"bars": 2})
+    bridge.changes.request(SettingsChange({"bars": 2}))
     record = daw._record
 
     def monitor(message: mido.Message, when: float, *_) -> None:   # a DAW track monitoring Muse Out into Muse In
@@ -160,30 +160,30 @@ def test_an_echo_loop_neither_cuts_the_answer_off_nor_joins_the_context(answerin
     assert bridge.intake.echoes > 0
     time.sleep(0.3)
     loops = [e for e in bridge.test_events if isinstance(e, Notice) and "echo loop" in e.text]
-    assert len(loops) == 1 and bridge.ports.output_name in loops[0].text
+    assert len(loops) == 1 and bridge.ports.pair.output_name in loops[0].text
 
 
 def test_an_answer_that_joins_the_context_is_the_next_answers_context(answering):
     bridge, daw = answering
-    bridge.update({"answer.join_context": True})
+    bridge.changes.request(SettingsChange({"answer.join_context": True}))
     note(daw, 0, 60)
     note(daw, 24, 64)
     daw.play()
     wait_answer_note(bridge, daw)
     deadline = time.monotonic() + 10
     while not any(isinstance(e, AnswerEnded) and e.joined for e in bridge.test_events):
-        assert time.monotonic() < deadline, f"the answer did not join the context: {bridge.message}"
+        assert time.monotonic() < deadline, f"the answer did not join the context: {bridge.events.message}"
         time.sleep(0.05)
-    answer = bridge.suggestion.candidates[0].tokens
+    answer = bridge.audition.current.candidates[0].tokens
     daw.wait_clock(daw.clocks_sent + CLOCKS_PER_BAR)
-    assert bridge.settle(10)
+    assert bridge.intake.settle(10)
     committed = bridge.score.committed
     at = [i for i in range(len(committed)) if committed[i:i + len(answer)] == answer]
     assert at, "the answer is not in the context"
     assert bridge.score.answer_bars
     # the composer plays again and pauses: the next answer continues a context that holds the first
     contexts = []
-    bridge.subscribe(lambda e: isinstance(e, CandidatesReady) and contexts.append(bridge.worker.session.context_length))
+    bridge.events.subscribe(lambda e: isinstance(e, CandidatesReady) and contexts.append(bridge.worker.session.context_length))
     note(daw, daw.clocks_sent + 12, 67)
     deadline = time.monotonic() + 20
     while not contexts:

@@ -37,7 +37,7 @@ def test_jack_killed_and_restarted_under_a_running_bridge(jack_server, live_chec
     caplog.set_level(logging.WARNING)
     bridge = LiveBridge(live_checkpoint, settings, settings_path=None, client_name=f"muse-{tag}").start()
     try:
-        bridge.subscribe(lambda e: notices.append(e) if isinstance(e, Notice) else None)
+        bridge.events.subscribe(lambda e: notices.append(e) if isinstance(e, Notice) else None)
         daw = Daw(settings.ports.input_name, settings.ports.output_name)
         wait_connected(daw.out, bridge)
         for beat, pitch in enumerate((60, 64, 67, 72)):
@@ -45,15 +45,15 @@ def test_jack_killed_and_restarted_under_a_running_bridge(jack_server, live_chec
             time.sleep(0.1)
             daw.out.send(mido.Message("note_off", note=pitch))
         daw.close()                      # the test's own JACK ports go before the server does
-        assert bridge.settle(10)
+        assert bridge.intake.settle(10)
         context = list(bridge.score.committed) + bridge.score.tail(int(bridge.clock.position()))
         assert bridge.score.notes_seen == 4
 
         kill_jack_server()
         wait_for(lambda: any("went away" in n.text for n in notices), 15, "the bridge never said JACK went away")
-        assert not bridge.ports_open
+        assert not bridge.ports.is_open
         restart_jack_server()
-        wait_for(lambda: bridge.ports_open, 20, "the bridge's ports never came back")
+        wait_for(lambda: bridge.ports.is_open, 20, "the bridge's ports never came back")
         assert sum("went away" in n.text for n in notices) == 1, [n.text for n in notices]   # said once
         assert any("JACK is back" in n.text for n in notices)
         kept = list(bridge.score.committed) + bridge.score.tail(int(bridge.clock.position()))
@@ -64,7 +64,7 @@ def test_jack_killed_and_restarted_under_a_running_bridge(jack_server, live_chec
             wait_connected(daw.out, bridge)
             daw.at(12, mido.Message("control_change", control=20, value=127))
             daw.play()
-            assert bridge.suggestions.done.wait(20), "no suggestion after JACK came back"
+            assert bridge.suggester.done.wait(20), "no suggestion after JACK came back"
             playback = bridge.player.playback
             assert playback is not None and playback.candidate.notes
             daw.wait_clock(playback.start_tick // 20 + 2 * CLOCKS_PER_BAR)

@@ -12,10 +12,11 @@ import pytest
 from jack_fixtures import (Daw, hanging, is_on, jack_backend, jack_server, live_checkpoint,  # noqa: F401  (fixtures)
                            port_named, wait_connected)
 from muse_bridge.bridge import LiveBridge
-from muse_bridge.controller import Command
+from muse_bridge.commands import Command
 from muse_bridge.events import CandidatesReady
-from muse_bridge.ports import BridgePorts, PortNotFoundError, PortSettings, close_output
-from muse_bridge.settings import BridgeSettings, load_settings
+from muse_bridge.port_pair import PortPair
+from muse_bridge.ports import PortNotFoundError, PortSettings, close_output
+from muse_bridge.settings import BridgeSettings, SettingsChange, load_settings
 
 BPM = 120.0
 CLOCKS_PER_BAR = 96          # 4/4 at 24 per quarter
@@ -44,7 +45,7 @@ def bridge(jack_server, live_checkpoint, tmp_path):
 
 @pytest.fixture
 def daw(bridge):
-    d = Daw(bridge.settings.ports.input_name, bridge.settings.ports.output_name)
+    d = Daw(bridge.settings.value.ports.input_name, bridge.settings.value.ports.output_name)
     wait_connected(d.out, bridge)
     yield d
     d.close()
@@ -55,7 +56,7 @@ def test_suggest_plays_the_candidate_from_the_next_bar_line(bridge, daw):
     phrase(daw)
     daw.at(CLOCKS_PER_BAR + 6, mido.Message("control_change", control=20, value=127))
     daw.play()
-    assert bridge.suggestions.done.wait(20), "no suggestion came"
+    assert bridge.suggester.done.wait(20), "no suggestion came"
     playback = bridge.player.playback
     assert playback is not None
     candidate = playback.candidate
@@ -73,11 +74,11 @@ def test_suggest_plays_the_candidate_from_the_next_bar_line(bridge, daw):
 
 def suggest_two_bars_by_cc20(bridge, daw) -> int:
     """Play the phrase, ask for 2-bar candidates by CC 20; returns the clock at which candidate 1 starts."""
-    bridge.update({"bars": 2})
+    bridge.changes.request(SettingsChange({"bars": 2}))
     phrase(daw)
     daw.at(CLOCKS_PER_BAR + 6, mido.Message("control_change", control=20, value=127))
     daw.play()
-    assert bridge.suggestions.done.wait(20)
+    assert bridge.suggester.done.wait(20)
     return bridge.player.playback.start_tick // TICKS_PER_CLOCK
 
 
@@ -86,11 +87,11 @@ def test_cc21_switches_candidate_without_hanging_notes(bridge, daw):
     daw.wait_clock(start_clock + 30)                 # candidate 1 is playing
     daw.out.send(mido.Message("control_change", channel=3, control=21, value=64))
     deadline = time.monotonic() + 5
-    while bridge.index != 1:
+    while bridge.audition.index != 1:
         assert time.monotonic() < deadline, "CC 21 did not switch candidate"
         time.sleep(0.01)
     second = bridge.player.playback
-    assert second.candidate is bridge.suggestion.candidates[1]
+    assert second.candidate is bridge.audition.current.candidates[1]
     assert second.start_tick % (CLOCKS_PER_BAR * TICKS_PER_CLOCK) == 0
     daw.wait_clock(second.start_tick // TICKS_PER_CLOCK + 2 * CLOCKS_PER_BAR + 12)
     assert bridge.player.playback is None
@@ -124,12 +125,12 @@ def wait_taken(bridge: LiveBridge, sent: int, in_flight: int = 0, timeout: float
 
 def test_a_flood_of_10000_messages_loses_no_committed_note(bridge):
     backend = jack_backend()
-    out = backend.open_output(port_named(backend.get_output_names(), bridge.settings.ports.input_name))
+    out = backend.open_output(port_named(backend.get_output_names(), bridge.settings.value.ports.input_name))
     try:
         wait_connected(out, bridge)
-        bridge.update({"bars": 8, "sampling.max_tokens_per_bar": 64})
-        assert bridge.wait_commands()
-        bridge.suggest()          # keeps the model busy while the flood comes in
+        bridge.changes.request(SettingsChange({"bars": 8, "sampling.max_tokens_per_bar": 64}))
+        assert bridge.commands.wait()
+        bridge.suggester.suggest()          # keeps the model busy while the flood comes in
         sent = bridge.stats().messages_in    # the probes
         for i in range(5000):
             pitch = 21 + i % 88
@@ -142,7 +143,7 @@ def test_a_flood_of_10000_messages_loses_no_committed_note(bridge):
     finally:
         close_output(out)
     time.sleep(bridge.clock.seconds_until(bridge.clock.next_bar_line()) + 0.1)  # every note final
-    assert bridge.settle(60)
+    assert bridge.intake.settle(60)
     stats = bridge.stats()
     assert stats.overflow == 0
     assert stats.notes_seen == 5000
@@ -157,14 +158,14 @@ def test_the_midi_callback_never_waits_for_the_score_or_the_model(bridge):
     """With the score thread and the model both held up, every message is still taken off the port
     (and reaches the score once they go on)."""
     backend = jack_backend()
-    out = backend.open_output(port_named(backend.get_output_names(), bridge.settings.ports.input_name))
+    out = backend.open_output(port_named(backend.get_output_names(), bridge.settings.value.ports.input_name))
     release = threading.Event()
     try:
         wait_connected(out, bridge)
         bridge.worker.call(lambda session: release.wait(60))
         assert bridge.worker.busy.wait(10), "the model never got busy"
         sent = bridge.stats().messages_in
-        with bridge.score_lock:                 # what the score thread holds while it takes messages in
+        with bridge.context.now():              # the context's lock, which the score thread takes messages in under
             for i in range(200):
                 out.send(mido.Message("note_on", note=40 + i % 40, velocity=80))
                 out.send(mido.Message("note_off", note=40 + i % 40, velocity=0))
@@ -175,7 +176,7 @@ def test_the_midi_callback_never_waits_for_the_score_or_the_model(bridge):
     finally:
         release.set()
         close_output(out)
-    assert bridge.settle(30)
+    assert bridge.intake.settle(30)
     assert bridge.stats().notes_seen == 200 and bridge.stats().overflow == 0
 
 
@@ -184,21 +185,21 @@ def test_an_unknown_port_name_lists_the_available_ports(jack_server):
     keys = backend.open_output("Present Keys", virtual=True, client_name="muse-test-keys")
     try:
         with pytest.raises(PortNotFoundError) as e:
-            BridgePorts(PortSettings("jack", "No Such Port", "Muse Out", virtual=False), lambda m: None).open()
+            PortPair(PortSettings("jack", "No Such Port", "Muse Out", virtual=False), lambda m: None).open()
         assert "'No Such Port'" in str(e.value) and "Present Keys" in str(e.value)
     finally:
         close_output(keys)
 
 
 def test_a_learned_trigger_works_and_is_saved_in_the_settings_file(bridge, daw):
-    bridge.learn("suggest")
+    bridge.triggers.learn(Command.SUGGEST)
     daw.out.send(mido.Message("control_change", channel=5, control=50, value=100))
-    assert bridge.triggers.wait_learned(5)
-    saved = load_settings(bridge.settings_path)
+    assert bridge.triggers.wait_learned(5) and bridge.commands.wait()   # saved on the command thread, like any change
+    saved = load_settings(bridge.changes.path)
     assert saved.triggers["suggest"] == ["cc", 50]
     daw.out.send(mido.Message("control_change", control=50, value=1))
-    assert bridge.suggestions.done.wait(20)
-    assert bridge.suggestion is not None
+    assert bridge.suggester.done.wait(20)
+    assert bridge.audition.current is not None
 
 
 def test_a_port_that_disappears_is_reopened_and_the_session_kept(jack_server, live_checkpoint, tmp_path):
@@ -221,17 +222,17 @@ def test_a_port_that_disappears_is_reopened_and_the_session_kept(jack_server, li
         keys.send(mido.Message("note_off", note=60))
         wait_for(lambda: bridge.stats().notes_seen == 1, "the first note never arrived")
         close_output(keys)
-        wait_for(lambda: "lost" in bridge.message, "the lost port was not reported")
+        wait_for(lambda: "lost" in bridge.events.message, "the lost port was not reported")
         keys = backend.open_output(f"Keys {tag}", virtual=True, client_name=f"keys-{tag}")
-        wait_for(lambda: "reopened" in bridge.message, "the port was not reopened")
+        wait_for(lambda: "reopened" in bridge.events.message, "the port was not reopened")
         keys.send(mido.Message("note_on", note=62, velocity=80))
         keys.send(mido.Message("note_off", note=62))
         wait_for(lambda: bridge.stats().notes_seen == 2, "no note after reopening")
         assert bridge.score.started   # same score, same session: the first note is still in it
         sink.close()
-        wait_for(lambda: "output port" in bridge.message and "lost" in bridge.message, "the lost output was not reported")
+        wait_for(lambda: "output port" in bridge.events.message and "lost" in bridge.events.message, "the lost output was not reported")
         bridge.panic()                # All Notes Off on 16 channels, with nowhere to go
-        assert bridge.status().unsent >= 16   # counted and shown, as the lost port is
+        assert bridge.status.now().unsent >= 16   # counted and shown, as the lost port is
     finally:
         bridge.close()
         close_output(keys)
@@ -253,14 +254,14 @@ def test_a_midi_api_that_is_not_here_is_refused_naming_the_ones_that_are():
 
 
 def test_candidate_one_is_scheduled_before_all_candidates_are_made(bridge, daw):
-    bridge.update({"bars": 4, "precompute": False})
+    bridge.changes.request(SettingsChange({"bars": 4, "precompute": False}))
     phrase(daw)
     daw.at(CLOCKS_PER_BAR + 6, mido.Message("control_change", control=20, value=127))
     daw.play()
-    assert bridge.suggestions.done.wait(30)
-    assert bridge.suggestions.last_first_note_seconds < bridge.suggestions.last_suggest_seconds   # its first bar went ahead
+    assert bridge.suggester.done.wait(30)
+    assert bridge.suggester.last_first_note_seconds < bridge.suggester.last_suggest_seconds   # its first bar went ahead
     playback = bridge.player.playback
-    assert playback is not None and playback.candidate is bridge.suggestion.candidates[0]
+    assert playback is not None and playback.candidate is bridge.audition.current.candidates[0]
     daw.wait_clock(playback.start_tick // TICKS_PER_CLOCK + 4 * CLOCKS_PER_BAR + 12)
     assert not playback.cut
     assert hanging(daw.notes()) == {}
@@ -268,14 +269,14 @@ def test_candidate_one_is_scheduled_before_all_candidates_are_made(bridge, daw):
 
 def test_a_suggestion_asked_while_one_is_made_replaces_it(bridge, daw):
     ready = []
-    bridge.subscribe(lambda event: ready.append(event) if isinstance(event, CandidatesReady) else None)
-    bridge.update({"bars": 3, "sampling.max_tokens_per_bar": 48})
+    bridge.events.subscribe(lambda event: ready.append(event) if isinstance(event, CandidatesReady) else None)
+    bridge.changes.request(SettingsChange({"bars": 3, "sampling.max_tokens_per_bar": 48}))
     phrase(daw)
     daw.play()
     daw.wait_clock(CLOCKS_PER_BAR + 6)
     bridge.do(Command.SUGGEST)
-    bridge.submit(lambda: bridge.suggest(seed=77), "suggest")    # at once, while the first is being made
-    assert bridge.suggestions.done.wait(60) and bridge.wait_commands() and bridge.worker.wait_idle(30)
+    bridge.commands.submit(lambda: bridge.suggester.suggest(seed=77), "suggest")    # at once, while the first is being made
+    assert bridge.suggester.done.wait(60) and bridge.commands.wait() and bridge.worker.wait_idle(30)
     assert [event.suggestion.seed for event in ready] == [77]       # the first never finished
     deadline = time.monotonic() + 30
     while bridge.player.playback is not None:
@@ -287,21 +288,21 @@ def test_a_suggestion_asked_while_one_is_made_replaces_it(bridge, daw):
 
 def wait_prepared(bridge, timeout: float = 20):
     deadline = time.monotonic() + timeout
-    while bridge.suggestions.prepared is None:
+    while bridge.suggester.prepared is None:
         assert time.monotonic() < deadline, "no candidates were made in the pause"
         time.sleep(0.02)
-    return bridge.suggestions.prepared
+    return bridge.suggester.prepared
 
 
 def test_candidates_made_in_a_pause_are_played_at_once_and_new_notes_discard_them(bridge, daw):
-    bridge.update({"bars": 4})                                     # long enough to take a while to make
+    bridge.changes.request(SettingsChange({"bars": 4}))                                     # long enough to take a while to make
     phrase(daw)
     daw.play()
     daw.wait_clock(CLOCKS_PER_BAR)
     wait_prepared(bridge)                                          # the pause after the phrase
     bridge.do(Command.SUGGEST)
-    assert bridge.suggestions.done.wait(10) and bridge.wait_commands()
-    assert bridge.suggestions.last_suggest_seconds < 0.05 and bridge.suggestions.last_first_note_seconds < 0.05
+    assert bridge.suggester.done.wait(10) and bridge.commands.wait()
+    assert bridge.suggester.last_suggest_seconds < 0.05 and bridge.suggester.last_first_note_seconds < 0.05
     assert bridge.player.playback.start_tick % (CLOCKS_PER_BAR * TICKS_PER_CLOCK) == 0
     bridge.panic()
     before_notes = wait_prepared(bridge)                           # a fresh set for the next request
@@ -309,8 +310,8 @@ def test_candidates_made_in_a_pause_are_played_at_once_and_new_notes_discard_the
         daw.out.send(mido.Message("note_on", note=pitch, velocity=80))
         time.sleep(0.05)
         daw.out.send(mido.Message("note_off", note=pitch))
-    assert bridge.settle(10)
-    assert bridge.suggestions.prepared is not before_notes
+    assert bridge.intake.settle(10)
+    assert bridge.suggester.prepared is not before_notes
     bridge.do(Command.SUGGEST)
-    assert bridge.suggestions.done.wait(20) and bridge.wait_commands()
-    assert bridge.suggestion is not before_notes
+    assert bridge.suggester.done.wait(20) and bridge.commands.wait()
+    assert bridge.audition.current is not before_notes

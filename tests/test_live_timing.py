@@ -94,7 +94,7 @@ def test_a_candidate_made_slower_than_it_plays_starts_later_and_plays_without_a_
     with live(checkpoint, tag, bpm, tmp_path, script.script, settings, fast_step=False) as (bridge, daw, events):
         daw.go()
         recording = daw.wait()
-        playback, suggestion = bridge.player.playback, bridge.suggestion
+        playback, suggestion = bridge.player.playback, bridge.audition.current
     notices = [e.text for e in events if isinstance(e, Notice)]
     assert suggestion is not None and not any("fell behind" in n for n in notices), notices
     assert sum("starts" in n and "late" in n for n in notices) == 1, notices   # said once

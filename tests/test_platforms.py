@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-import muse_bridge.command_channel as channel_module
+import muse_bridge.command_socket as channel_module
 from engine.folders import cache_folder, config_folder
 from kernels.wkv7_cuda import _why_not_buildable, find_nvcc, missing_host_compiler
-from muse_bridge.command_channel import CommandChannel, send_command
-from muse_bridge.controller import Command
+from muse_bridge.command_socket import CommandSocket, send_command
+from muse_bridge.commands import Command
 from muse_bridge.ports import PortNotFoundError, find_port
 from muse_bridge.settings import default_settings_path, style_folder
 from ui.hotkey import accessibility_problem
@@ -87,7 +87,7 @@ def test_the_command_channel_works_over_loopback_tcp_where_there_are_no_unix_soc
     monkeypatch.setattr(channel_module, "_unix", lambda: False)   # as on Windows before AF_UNIX
     got, quit_asked = [], threading.Event()
     path = tmp_path / "muse-bridge.port"
-    server = CommandChannel(got.append, quit_asked.set, path=path).start()
+    server = CommandSocket(got.append, quit_asked.set, path=path).start()
     try:
         assert path.read_text().isdigit()                      # the port number, in the file
         assert send_command("answer", path) == "ok" and got == [Command.ANSWER]

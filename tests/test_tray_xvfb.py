@@ -14,7 +14,7 @@ import mido
 import pytest
 
 from jack_fixtures import jack_backend, jack_server, left_sounding, port_named  # noqa: F401  (fixtures)
-from muse_bridge.command_channel import CommandChannelError, send_command
+from muse_bridge.command_socket import CommandSocketError, send_command
 from muse_bridge.ports import PolledInput
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,7 +114,7 @@ def test_the_tray_app_answers_the_hotkey_and_its_menu_over_jack(desktop, jack_se
         assert app.wait(timeout=20) == 0
         time.sleep(0.3)
         assert left_sounding(received) == set()
-        with pytest.raises(CommandChannelError):
+        with pytest.raises(CommandSocketError):
             send_command("show", socket_path, timeout=1)
     finally:
         if app.poll() is None:

@@ -19,12 +19,13 @@ from PyQt6.QtWidgets import QApplication  # noqa: E402
 
 from jack_fixtures import (controls_checkpoint, jack_backend, jack_server, left_sounding, live_checkpoint,  # noqa: E402,F401
                            port_named, wait_connected)
-from muse_bridge.controller import Command  # noqa: E402
+from muse_bridge.commands import Command  # noqa: E402
 from muse_bridge.ports import PolledInput, close_output  # noqa: E402
-from muse_bridge.settings import BridgeSettings, SettingsError, read_settings  # noqa: E402
-from muse_bridge.startup import LaunchOptions  # noqa: E402
+from muse_bridge.settings import BridgeSettings, SettingsChange, SettingsError, read_settings  # noqa: E402
+from ui.startup import LaunchOptions  # noqa: E402
 from ui.app import TrayApp  # noqa: E402
 from ui.panel import Panel  # noqa: E402
+from ui.panel_tabs import PREVIEW_SECONDS, ValueSlider  # noqa: E402
 from ui.pianoroll import ANSWER_NOTE, CANDIDATE_NOTE, CONTEXT_NOTE, PLAYHEAD, PLAYING_NOTE, PianoRoll, Roll  # noqa: E402
 from ui.tray import TrayIcon  # noqa: E402
 from engine.music import Note  # noqa: E402
@@ -80,22 +81,22 @@ def steer_app(qapp, jack_server, controls_checkpoint, tmp_path, monkeypatch):
 def play_c_major(app: TrayApp) -> None:
     """C E G C, E G C E as a test keyboard plays them into the bridge's input."""
     backend = jack_backend()
-    keys = backend.open_output(port_named(backend.get_output_names(), app.bridge.settings.ports.input_name))
+    keys = backend.open_output(port_named(backend.get_output_names(), app.bridge.settings.value.ports.input_name))
     try:
         wait_connected(keys, app.bridge)
         for pitch in (60, 64, 67, 72, 64, 67, 72, 76):
             keys.send(mido.Message("note_on", note=pitch, velocity=90))
             time.sleep(0.03)
             keys.send(mido.Message("note_off", note=pitch))
-        assert app.bridge.settle(10)
+        assert app.bridge.intake.settle(10)
     finally:
         close_output(keys)
 
 
 def suggest(app: TrayApp) -> None:
-    before = app.bridge.suggestion
+    before = app.bridge.audition.current
     app.command(Command.SUGGEST)
-    wait_until(lambda: app.bridge.suggestion is not before and app.panel.candidates.count() > 0,
+    wait_until(lambda: app.bridge.audition.current is not before and app.panel.candidates.count() > 0,
                "no candidates came")
 
 
@@ -109,10 +110,10 @@ def test_moving_a_slider_changes_the_sampling_the_next_suggestion_uses(tray_app,
     panel = tray_app.panel
     panel.sampling.temperature.slider.setValue(35)
     panel.sampling.top_k.slider.setValue(12)
-    wait_until(lambda: tray_app.bridge.settings.sampling.top_k == 12, "the sliders never reached the bridge")
+    wait_until(lambda: tray_app.bridge.settings.value.sampling.top_k == 12, "the sliders never reached the bridge")
     suggest(tray_app)
-    assert tray_app.bridge.suggestion.sampling.temperature == pytest.approx(0.35)
-    assert tray_app.bridge.suggestion.sampling.top_k == 12
+    assert tray_app.bridge.audition.current.sampling.temperature == pytest.approx(0.35)
+    assert tray_app.bridge.audition.current.sampling.top_k == 12
     assert panel.sampling.temperature.text.text() == "0.35"
 
 
@@ -124,7 +125,7 @@ def test_settings_changed_in_the_panel_are_saved_and_shown_again(tray_app, qapp)
     panel.key.key_root.activated.emit(panel.key.key_root.currentIndex())   # what a pick from the list sends
     panel.key.range_lo.setValue(48)
     panel.key.range_on.setChecked(True)
-    wait_until(lambda: tray_app.bridge.settings.sampling.pitch_range == (48, 96), "the range never reached the bridge")
+    wait_until(lambda: tray_app.bridge.settings.value.sampling.pitch_range == (48, 96), "the range never reached the bridge")
     saved, problems = read_settings(tray_app.options.settings_path)
     assert problems == []
     assert (saved.bars, saved.sampling.key_lock, saved.sampling.pitch_range) == (3, "A dorian", (48, 96))
@@ -141,14 +142,14 @@ def test_density_polyphony_and_chords_from_the_panel_steer_the_suggestion_and_ar
     panel.sampling.polyphony.slider.setValue(1)
     panel.key.chords.setText("Am F")
     panel.key.chords.editingFinished.emit()
-    wait_until(lambda: bridge.settings.sampling.chords == ("Am", "F"), "the chords never reached the bridge")
+    wait_until(lambda: bridge.settings.value.sampling.chords == ("Am", "F"), "the chords never reached the bridge")
     wait_until(lambda: (panel.sampling.density.text.text(), panel.sampling.polyphony.text.text()) == ("12 notes/bar", "single line"),
                "the panel does not show the settings in force")
     suggest(steer_app)
-    sampling = bridge.suggestion.sampling
+    sampling = bridge.audition.current.sampling
     assert (sampling.density, sampling.polyphony, sampling.chords) == (12, 1, ("Am", "F"))
     tokenizer = bridge.tokenizer
-    for candidate in bridge.suggestion.candidates:
+    for candidate in bridge.audition.current.candidates:
         strings = [tokenizer.token_str(t) for t in candidate.tokens]
         assert strings[2:8] == ["ACBarOnsetPolyphonyMin_1", "ACBarOnsetPolyphonyMax_1", "ACBarPitchClass_0",
                                 "ACBarPitchClass_4", "ACBarPitchClass_9", "ACBarNoteDensity_12"]   # Am: A C E
@@ -158,28 +159,28 @@ def test_density_polyphony_and_chords_from_the_panel_steer_the_suggestion_and_ar
     fresh.show_settings(saved)
     assert (fresh.sampling.density.slider.value(), fresh.sampling.polyphony.slider.value(), fresh.key.chords.text()) == (12, 1, "Am F")
     panel.sampling.density.slider.setValue(0)      # the slider's left end: auto
-    wait_until(lambda: bridge.settings.sampling.density is None, "auto never reached the bridge")
+    wait_until(lambda: bridge.settings.value.sampling.density is None, "auto never reached the bridge")
     assert panel.sampling.density.text.text() == "auto"
 
 
 def test_chords_from_playing_names_the_chords_of_the_last_bars(steer_app):
     play_c_major(steer_app)
     steer_app.panel.key.chords_from_playing.click()
-    wait_until(lambda: steer_app.bridge.settings.sampling.chords, "no chords were taken from the playing")
-    assert steer_app.bridge.settings.sampling.chords[-1] == "C"
+    wait_until(lambda: steer_app.bridge.settings.value.sampling.chords, "no chords were taken from the playing")
+    assert steer_app.bridge.settings.value.sampling.chords[-1] == "C"
     wait_until(lambda: steer_app.panel.key.chords.text().endswith("C"), "the panel does not show the chords")
 
 
 def test_a_model_without_controls_greys_them_out_and_refuses_them(tray_app):
     assert not tray_app.panel.sampling.density.isEnabled() and "no bar controls" in tray_app.panel.sampling.density.toolTip()
     with pytest.raises(SettingsError, match="no bar controls"):
-        tray_app.bridge.update({"sampling.density": 8})
+        tray_app.bridge.changes.request(SettingsChange({"sampling.density": 8}))
 
 
 def test_suggest_fills_the_list_and_the_previews_paint_context_and_candidate_notes(tray_app):
     play_c_major(tray_app)
     suggest(tray_app)
-    panel, suggestion = tray_app.panel, tray_app.bridge.suggestion
+    panel, suggestion = tray_app.panel, tray_app.bridge.audition.current
     assert panel.candidates.count() == len(suggestion.candidates) == 3
     painted = 0
     for i, candidate in enumerate(suggestion.candidates):
@@ -205,7 +206,7 @@ def test_answer_mode_from_the_panel_answers_a_pause_and_shows_the_answer_with_a_
     panel, bridge = tray_app.panel, tray_app.bridge
     panel.answer.after.setValue(1)
     panel.answer.on.setChecked(True)
-    wait_until(lambda: bridge.settings.answer.on and bridge.settings.answer.after_beats == 1,
+    wait_until(lambda: bridge.settings.value.answer.on and bridge.settings.value.answer.after_beats == 1,
                "the answer settings never reached the bridge")
     saved, _ = read_settings(tray_app.options.settings_path)
     assert saved.answer.on and saved.answer.after_beats == 1
@@ -243,9 +244,9 @@ def test_answered_bars_of_the_context_are_drawn_in_the_answer_colour(qapp):
 
 
 def test_a_dragged_candidate_is_a_mid_file_of_exactly_n_bars(tray_app):
-    tray_app.bridge.update({"bars": 2})
+    tray_app.bridge.changes.request(SettingsChange({"bars": 2}))
     suggest(tray_app)
-    candidate = tray_app.bridge.suggestion.candidates[1]
+    candidate = tray_app.bridge.audition.current.candidates[1]
     mime = tray_app.panel.candidates.mime_for(1)
     [url] = mime.urls()
     midi = mido.MidiFile(url.toLocalFile())
@@ -266,26 +267,26 @@ def test_clicking_a_candidate_auditions_it(tray_app):
     suggest(tray_app)
     panel = tray_app.panel
     panel.candidates.itemClicked.emit(panel.candidates.item(2))
-    wait_until(lambda: tray_app.bridge.index == 2, "the click did not switch candidate")
+    wait_until(lambda: tray_app.bridge.audition.index == 2, "the click did not switch candidate")
     wait_until(lambda: panel.candidates.row_widget(2).number.text().startswith("▶"), "row 3 not marked playing")
 
 
 def test_detect_key_locks_to_what_was_played(tray_app):
     play_c_major(tray_app)
     tray_app.panel.detectKeyRequested.emit()
-    wait_until(lambda: tray_app.bridge.settings.sampling.key_lock == "C major", "no key was detected")
+    wait_until(lambda: tray_app.bridge.settings.value.sampling.key_lock == "C major", "no key was detected")
     wait_until(lambda: tray_app.panel.key.key_root.currentText() == "C", "the panel does not show the key")
 
 
 def test_a_port_that_cannot_open_is_refused_and_the_old_ports_keep_working(tray_app):
-    before = tray_app.bridge.settings.ports
+    before = tray_app.bridge.settings.value.ports
     panel = tray_app.panel
     panel.midi.virtual.setChecked(False)
     panel.midi.input_port.setCurrentText("No Such Keyboard")
     panel.midi.apply_ports.click()
     wait_until(lambda: "No Such Keyboard" in panel.status_line.text(), "the refused port was not reported")
-    assert tray_app.bridge.settings.ports == before
-    assert tray_app.bridge.ports.input is not None and tray_app.bridge.ports.output is not None
+    assert tray_app.bridge.settings.value.ports == before
+    assert tray_app.bridge.ports.pair.input is not None and tray_app.bridge.ports.pair.output is not None
     wait_until(lambda: panel.midi.virtual.isChecked() and panel.midi.input_port.currentText() == before.input_name,
                "the panel does not show the ports in force")
 
@@ -293,16 +294,16 @@ def test_a_port_that_cannot_open_is_refused_and_the_old_ports_keep_working(tray_
 def test_a_corrupt_style_preset_is_reported_by_name_and_nothing_changes(tray_app, tmp_path):
     bad = tmp_path / "broken_style.pt"
     bad.write_bytes(b"not a style preset")
-    tray_app.panel.settingsRequested.emit({"style": str(bad)}, True)
+    tray_app.panel.settingsRequested.emit(SettingsChange({"style": str(bad)}, True))
     wait_until(lambda: "broken_style.pt" in tray_app.panel.status_line.text(), "the bad style was not named")
-    assert tray_app.bridge.settings.style is None
+    assert tray_app.bridge.settings.value.style is None
     assert read_settings(tray_app.options.settings_path)[0].style is None
 
 
 def test_a_value_out_of_range_is_refused_with_a_message(tray_app):
-    tray_app.change_settings({"sampling.top_p": 0.0}, True)
+    tray_app.change_settings(SettingsChange({"sampling.top_p": 0.0}, True))
     assert "top-p" in tray_app.panel.status_line.text()
-    assert tray_app.bridge.settings.sampling.top_p == 0.95
+    assert tray_app.bridge.settings.value.sampling.top_p == 0.95
 
 
 def test_the_screenshot_shows_a_panel_with_real_candidates(tmp_path):
@@ -381,12 +382,12 @@ def test_the_app_starts_without_its_ports_says_so_and_opens_them_when_applied(qa
     try:
         wait_until(lambda: app.bridge is not None, "the bridge never loaded")
         wait_until(lambda: f"Late Keys {tag}" in app.panel.status_line.text(), "the missing port was not named")
-        assert not app.bridge.ports_open
+        assert not app.bridge.ports.is_open
         keys = backend.open_output(f"Late Keys {tag}", virtual=True, client_name=f"late-keys-{tag}")
         synth = backend.open_input(f"Late Synth {tag}", virtual=True, client_name=f"late-synth-{tag}")
         assert "in: not open" in app.panel.midi.port_state.text()
         app.panel.midi.apply_ports.click()
-        wait_until(lambda: app.bridge.ports_open, "the ports did not open when applied")
+        wait_until(lambda: app.bridge.ports.is_open, "the ports did not open when applied")
         wait_until(lambda: f"Late Keys {tag}" in app.panel.midi.port_state.text(), "the panel does not show the open ports")
     finally:
         app.shutdown()
@@ -395,3 +396,23 @@ def test_the_app_starts_without_its_ports_says_so_and_opens_them_when_applied(qa
             close_output(keys)
         if synth is not None:
             synth.close()
+
+
+def test_a_dragged_slider_sends_a_few_previews_and_its_final_value_once(qapp):
+    slider = ValueSlider(0, 200, 0.01)
+    sent = []
+    slider.moved.connect(lambda value, done: sent.append((round(value, 2), done)))
+    slider.slider.setSliderDown(True)
+    started = time.monotonic()
+    for step in range(50):                      # 50 steps of a drag, as the mouse moves
+        slider.slider.setValue(20 + step)
+        QApplication.processEvents()
+        time.sleep(0.01)
+    slider.set_value(1.5)                       # the settings echoed back meanwhile: the hand wins
+    dragged = time.monotonic() - started
+    slider.slider.setSliderDown(False)
+    finals, previews = [s for s in sent if s[1]], [s for s in sent if not s[1]]
+    assert finals == [(0.69, True)] and sent[-1] == finals[0]
+    assert 1 <= len(previews) <= dragged / PREVIEW_SECONDS + 1
+    slider.slider.setValue(100)                 # a click or a key: final at once
+    assert sent[-1] == (1.0, True)

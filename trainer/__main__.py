@@ -12,11 +12,11 @@ import torch
 from engine.checkpoint import CheckpointError
 from engine.midi_file import MidiFileError
 from engine.model import SIZES
-from engine.music import parse_time_signature
-from engine.sampler import SamplingConfig, add_sampling_arguments, sampling_changes
+from engine.sampler import SamplingConfig
 from trainer.context_eval import CONTEXT_LENGTHS, ContextEvalConfig
 from trainer.data import DataError
 from trainer.train import TrainConfig
+from ui.sampling_options import add_sampling_arguments, sampling_changes, time_signature
 
 
 def parse_source(text: str) -> tuple[str, Path]:
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                         "other name for a MIDI folder (pop909=DIR); files are named NAME/path")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--validation-fraction", type=float, default=0.1)
-    p.add_argument("--time-signature", type=parse_time_signature, default=None, help="override every file's meter, e.g. 4/4")
+    p.add_argument("--time-signature", type=time_signature, default=None, help="override every file's meter, e.g. 4/4")
     p.add_argument("--workers", type=int, default=0, help="worker processes (0: one per CPU)")
     p.add_argument("--controls", action="store_true",
                    help="a vocabulary with bar controls (note density, polyphony, pitch classes) for steering")

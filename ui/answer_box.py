@@ -7,7 +7,7 @@ import time
 from PyQt6.QtCore import QTimer, pyqtSignal
 from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
-from muse_bridge.answers import MAX_AFTER_BEATS
+from muse_bridge.settings import MAX_AFTER_BEATS
 from muse_bridge.events import AnswerComing, AnswerEnded
 from muse_bridge.settings import BridgeSettings
 from ui import theme

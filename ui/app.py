@@ -20,14 +20,15 @@ from PyQt6.QtWidgets import QApplication, QSystemTrayIcon
 
 from engine.checkpoint import CheckpointError
 from engine.midi_file import bundled_phrase, read_phrase
-from muse_bridge.command_channel import CommandChannel, CommandChannelError, send_command
-from muse_bridge.controller import Command
+from muse_bridge.command_socket import CommandSocket, CommandSocketError, send_command
+from muse_bridge.commands import Command
 from muse_bridge.events import (PLAYING, AnswerComing, AnswerEnded, BridgeStatus, CandidatesReady, Notice,
                                 PlayingCandidate, PortsChanged, SettingsChanged, StatusChanged)
 from muse_bridge.ports import midi_backend
-from muse_bridge.settings import BridgeSettings, SettingsError, style_folder
-from muse_bridge.startup import BridgeLoader, LaunchOptions, launch_options, launch_settings
+from muse_bridge.settings import BridgeSettings, SettingsChange, SettingsError, style_folder
+from ui.startup import BridgeLoader, LaunchOptions, launch_settings
 from ui.hotkey import GlobalHotkey, HotkeyUnavailable
+from ui.options import launch_options
 from ui.panel import Panel
 from ui.tray import TrayIcon
 
@@ -50,7 +51,8 @@ class TrayApp(QObject):
     loadFailed = pyqtSignal(str)
     loading = pyqtSignal(str, float)
     portsListed = pyqtSignal(list, list, list)          # inputs, outputs, style presets
-    channelCommand = pyqtSignal(str)
+    commandArrived = pyqtSignal(object)                 # a Command from the hotkey or the command socket's thread
+    appRequested = pyqtSignal(str)                      # "show" or "quit", from the command socket's thread
 
     def __init__(self, app: QApplication, options: LaunchOptions, settings: BridgeSettings,
                  problems: list[str] = (), use_tray: bool | None = None):
@@ -62,7 +64,7 @@ class TrayApp(QObject):
         use_tray = QSystemTrayIcon.isSystemTrayAvailable() if use_tray is None else use_tray
         self.tray = TrayIcon(hotkey_label(settings.hotkey)) if use_tray else None
         self.hotkey: GlobalHotkey | None = None
-        self.channel: CommandChannel | None = None
+        self.channel: CommandSocket | None = None
         self._wire()
         for problem in problems:
             self.notify(Notice(problem, error=True))
@@ -70,14 +72,14 @@ class TrayApp(QObject):
     def _wire(self) -> None:
         p = self.panel
         p.commandRequested.connect(self.command)
-        p.auditionRequested.connect(lambda i: self._submit(lambda: self.bridge.play(i), f"play candidate {i + 1}"))
+        p.auditionRequested.connect(lambda i: self._submit(lambda: self.bridge.audition.play(i), f"play candidate {i + 1}"))
         p.settingsRequested.connect(self.change_settings)
-        p.learnRequested.connect(lambda c: self.bridge and self.bridge.learn(c))
-        p.detectKeyRequested.connect(lambda: self._submit(lambda: self.bridge.detect_key(), "detect key"))
-        p.chordsFromPlayingRequested.connect(lambda: self._submit(lambda: self.bridge.chords_from_playing(),
+        p.learnRequested.connect(lambda c: self.bridge and self.bridge.triggers.learn(c))
+        p.detectKeyRequested.connect(lambda: self._submit(lambda: self.bridge.changes.key_from_playing(), "detect key"))
+        p.chordsFromPlayingRequested.connect(lambda: self._submit(lambda: self.bridge.changes.chords_from_playing(),
                                                                   "chords from playing"))
         p.refreshPortsRequested.connect(self.refresh_ports)
-        p.exportRequested.connect(lambda i, path: self._submit(lambda: self.bridge.export(Path(path), i), "export"))
+        p.exportRequested.connect(lambda i, path: self._submit(lambda: self.bridge.audition.export(Path(path), i), "export"))
         for keys, command in SHORTCUTS.items():
             QShortcut(QKeySequence(keys), p).activated.connect(lambda c=command: self.command(c))
         if self.tray is not None:
@@ -90,7 +92,8 @@ class TrayApp(QObject):
         self.loadFailed.connect(lambda text: self.notify(Notice(f"cannot start: {text}", error=True)))
         self.loading.connect(self._loading)
         self.portsListed.connect(self._ports_listed)
-        self.channelCommand.connect(self._channel_command)
+        self.commandArrived.connect(self.command)
+        self.appRequested.connect(lambda name: self.app.quit() if name == "quit" else self.show_panel())
         self.app.aboutToQuit.connect(self.shutdown)
 
     # ---- life cycle ---------------------------------------------------------------------------
@@ -102,13 +105,12 @@ class TrayApp(QObject):
             log.info("no system tray here: the panel is the app's window")
         self.show_panel()
         try:
-            self.channel = CommandChannel(lambda c: self.channelCommand.emit(c.value),
-                                          on_quit=lambda: self.channelCommand.emit("quit"),
-                                          on_show=lambda: self.channelCommand.emit("show")).start()
-        except (CommandChannelError, OSError) as e:
+            self.channel = CommandSocket(self.commandArrived.emit, on_quit=lambda: self.appRequested.emit("quit"),
+                                         on_show=lambda: self.appRequested.emit("show")).start()
+        except (CommandSocketError, OSError) as e:
             self.notify(Notice(f"command channel not available: {e}", error=True))
         try:
-            self.hotkey = GlobalHotkey(self.settings.hotkey, lambda: self.channelCommand.emit("suggest")).start()
+            self.hotkey = GlobalHotkey(self.settings.hotkey, lambda: self.commandArrived.emit(Command.SUGGEST)).start()
         except HotkeyUnavailable as e:
             self.notify(Notice(str(e)))
         BridgeLoader(self.options, self.settings, self.loading.emit, self.loaded.emit, self.loadFailed.emit).start()
@@ -141,22 +143,22 @@ class TrayApp(QObject):
 
     def _loaded(self, bridge, problems: list[str]) -> None:
         self.bridge = bridge
-        bridge.subscribe(self.bridgeEvent.emit)
-        self.settings = bridge.settings
-        self.panel.show_settings(bridge.settings)
+        bridge.events.subscribe(self.bridgeEvent.emit)
+        self.settings = bridge.settings.value
+        self.panel.show_settings(self.settings)
         if self.tray is not None:
-            self.tray.show_answer_mode(bridge.settings.answer.on)
-        self.panel.show_ports(bridge.port_state())
-        self.panel.show_controls_available(bridge.has_controls)
+            self.tray.show_answer_mode(self.settings.answer.on)
+        self.panel.show_ports(bridge.ports.state())
+        self.panel.show_controls_available(bridge.tokenizer.settings.controls)
         self.panel.set_ready(True)
         if self.tray is not None:
             self.tray.set_ready(True)
-        self.notify(Notice(f"ready: model on {bridge.device}"))
-        if not bridge.ports_open:   # told before this app subscribed
-            self.notify(Notice(bridge.message, error=True))
+        self.notify(Notice(f"ready: model on {bridge.worker.device}"))
+        if not bridge.ports.is_open:   # told before this app subscribed
+            self.notify(Notice(bridge.events.message, error=True))
         for problem in problems:
             self.notify(Notice(problem, error=True))
-        self.refresh_ports(bridge.settings.ports.api)
+        self.refresh_ports(self.settings.ports.api)
 
     # ---- commands and settings ----------------------------------------------------------------
 
@@ -168,24 +170,16 @@ class TrayApp(QObject):
 
     def _submit(self, action, what: str) -> None:
         if self.bridge is not None:
-            self.bridge.submit(action, what)
+            self.bridge.commands.submit(action, what)
 
-    def change_settings(self, changes: dict, persist: bool) -> None:
+    def change_settings(self, change: SettingsChange) -> None:
         if self.bridge is None:
             return
         try:
-            self.bridge.update(changes, persist=persist)
+            self.bridge.changes.request(change)
         except SettingsError as e:
             self.notify(Notice(str(e), error=True))
-            self.panel.show_settings(self.bridge.settings)   # the last good values again
-
-    def _channel_command(self, name: str) -> None:
-        if name == "quit":
-            self.app.quit()
-        elif name == "show":
-            self.show_panel()
-        else:
-            self.command(Command(name))
+            self.panel.show_settings(self.bridge.settings.value)   # the last good values again
 
     def refresh_ports(self, api: str) -> None:
         """List the API's ports and the style presets on a thread; the panel gets them by signal."""
@@ -218,7 +212,7 @@ class TrayApp(QObject):
                 self.tray.set_activity(s.activity, f"{s.bpm:.0f} bpm · bar {s.bar}" +
                                        (f" · candidate {s.candidate}/{s.candidates}" if s.candidate else ""))
         elif isinstance(event, CandidatesReady):
-            self.panel.show_candidates(event, self.bridge.bpm)
+            self.panel.show_candidates(event, self.bridge.clock.bpm)
         elif isinstance(event, PlayingCandidate):
             self.panel.show_playing(event.index)
         elif isinstance(event, AnswerComing):
@@ -263,7 +257,7 @@ def run_tray(args: argparse.Namespace) -> int:
         send_command("show", timeout=1.0)
         print("muse-bridge: already running; its panel is shown", file=sys.stderr)
         return 0
-    except CommandChannelError:
+    except CommandSocketError:
         pass
     options = launch_options(args)
     loaded = _settings_or_exit(options)
@@ -288,7 +282,7 @@ def run_tray(args: argparse.Namespace) -> int:
 def run_screenshot(args: argparse.Namespace) -> int:
     """Render the panel after a real phrase with real candidates from the model, to a PNG."""
     from engine.session import Session
-    from muse_bridge.startup import choose_device, load_model
+    from ui.startup import choose_device, load_model
 
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

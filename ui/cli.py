@@ -11,10 +11,11 @@ from pathlib import Path
 
 from engine.checkpoint import CheckpointError
 from engine.midi_file import MidiFileError, bundled_phrase
-from engine.sampler import SamplingConfig, add_sampling_arguments, sampling_changes
-from muse_bridge.command_channel import APP_COMMANDS, CommandChannelError, send_command
-from muse_bridge.controller import Command
+from engine.sampler import SamplingConfig
+from muse_bridge.command_socket import APP_COMMANDS, CommandSocketError, send_command
+from muse_bridge.commands import Command
 from muse_bridge.settings import MAX_BARS, MAX_CANDIDATES
+from ui.sampling_options import add_sampling_arguments, sampling_changes
 
 
 def count(most: int):
@@ -44,7 +45,7 @@ def add_suggest_parser(sub) -> None:
 
 
 def run_suggest(args: argparse.Namespace) -> int:
-    from muse_bridge.suggest import SuggestRequest, suggest_file
+    from muse_bridge.suggest_file import SuggestRequest, suggest_file
 
     if args.midi is None:
         args.midi = bundled_phrase()
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         return run_suggest(args)
 
-    from muse_bridge.startup import add_live_arguments
+    from ui.options import add_live_arguments
 
     parser = argparse.ArgumentParser(
         prog="muse-bridge",
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is not None:
         try:
             print(send_command(args.command))
-        except CommandChannelError as e:
+        except CommandSocketError as e:
             print(f"muse-bridge: {e}", file=sys.stderr)
             return 2
         return 0

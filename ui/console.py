@@ -16,11 +16,12 @@ import threading
 from contextlib import contextmanager
 
 from engine.checkpoint import CheckpointError
-from muse_bridge.command_channel import CommandChannel, CommandChannelError
-from muse_bridge.controller import Command
+from muse_bridge.command_socket import CommandSocket, CommandSocketError
+from muse_bridge.commands import Command
 from muse_bridge.ports import MidiApiError
 from muse_bridge.settings import SettingsError
-from muse_bridge.startup import launch_options, launch_settings, open_bridge
+from ui.startup import launch_settings, open_bridge
+from ui.options import launch_options
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +46,15 @@ def run_live(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
-    channel = CommandChannel(bridge.do, stop.set)
+    channel = CommandSocket(bridge.do, stop.set)
     try:
         channel.start()
-    except (CommandChannelError, OSError) as e:   # e.g. another Muse Bridge answers there: this one goes on
+    except (CommandSocketError, OSError) as e:   # e.g. another Muse Bridge answers there: this one goes on
         print(f"muse-bridge: no command channel: {e}", file=sys.stderr)
         channel = None
-    print(f"Muse Bridge: in {bridge.ports.input_name!r}, out {bridge.ports.output_name!r} "
-          f"({bridge.ports.api}, {'virtual' if bridge.ports.virtual else 'existing'} ports), "
-          f"model on {bridge.device}")
+    pair = bridge.ports.pair
+    print(f"Muse Bridge: in {pair.input_name!r}, out {pair.output_name!r} "
+          f"({pair.api}, {'virtual' if pair.virtual else 'existing'} ports), model on {bridge.worker.device}")
     print(HELP)
     try:
         _console(bridge, stop)
@@ -68,7 +69,7 @@ def run_live(args: argparse.Namespace) -> int:
 
 
 def status_line(bridge) -> str:
-    s = bridge.status()
+    s = bridge.status.now()
     latency = f"{s.last_suggest_seconds:.2f}s" if s.last_suggest_seconds is not None else "-"
     cand = f"{s.candidate}/{s.candidates}{' >' if s.playing else ''}" if s.candidate else "-"
     line = (f"{s.bpm:6.1f} bpm ({s.clock}) | bar {s.bar} | context {s.context_tokens} tok"
@@ -117,11 +118,11 @@ def _console(bridge, stop: threading.Event) -> None:
                     stop.set()
                 elif key == "L":
                     learning = True
-                    bridge.message = "learn: press the key of the command to learn"
+                    bridge.events.message = "learn: press the key of the command to learn"
                 elif key in KEYS and learning:
                     learning = False
-                    bridge.learn(KEYS[key])
-                    bridge.message = f"learn: move a control or press a key for {KEYS[key].value}"
+                    bridge.triggers.learn(KEYS[key])
+                    bridge.events.message = f"learn: move a control or press a key for {KEYS[key].value}"
                 elif key in KEYS:
                     bridge.do(KEYS[key])
             if not tty_mode:

@@ -12,9 +12,9 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QTabWidget,
                              QVBoxLayout, QWidget)
 
-from muse_bridge.controller import Command
+from muse_bridge.commands import Command
 from muse_bridge.events import AnswerComing, AnswerEnded, BridgeStatus, CandidatesReady, Notice, PortsChanged
-from muse_bridge.settings import BridgeSettings
+from muse_bridge.settings import BridgeSettings, SettingsChange
 from ui.answer_box import AnswerBox
 from ui.candidates import CandidateList
 from ui.panel_tabs import KeyTab, MidiTab, SamplingTab, TriggersTab, show_controls_available
@@ -25,8 +25,8 @@ from ui.tray import ACTIVITY_WORDS
 class Panel(QWidget):
     commandRequested = pyqtSignal(object)              # Command
     auditionRequested = pyqtSignal(int)                # 0-based candidate
-    settingsRequested = pyqtSignal(dict, bool)         # changes, persist
-    learnRequested = pyqtSignal(str)                   # command name
+    settingsRequested = pyqtSignal(object)             # SettingsChange
+    learnRequested = pyqtSignal(object)                # Command
     detectKeyRequested = pyqtSignal()
     refreshPortsRequested = pyqtSignal(str)            # MIDI API
     exportRequested = pyqtSignal(int, str)             # candidate, path
@@ -47,7 +47,7 @@ class Panel(QWidget):
         root.addWidget(self.progress)
         root.addLayout(self._build_commands())
         self.answer = AnswerBox()
-        self.answer.settingsRequested.connect(self.settingsRequested.emit)
+        self.answer.settingsRequested.connect(self._ask)
         root.addWidget(self.answer)
         self.candidates = CandidateList()
         self.candidates.setMinimumHeight(230)
@@ -55,7 +55,7 @@ class Panel(QWidget):
         root.addWidget(self.candidates, 1)
         self.sampling, self.key, self.midi, self.triggers = SamplingTab(), KeyTab(), MidiTab(), TriggersTab()
         for tab in (self.sampling, self.key, self.midi):
-            tab.settingsRequested.connect(self.settingsRequested.emit)
+            tab.settingsRequested.connect(self._ask)
         self.key.detectKeyRequested.connect(self.detectKeyRequested.emit)
         self.key.chordsFromPlayingRequested.connect(self.chordsFromPlayingRequested.emit)
         self.midi.refreshPortsRequested.connect(self.refreshPortsRequested.emit)
@@ -162,6 +162,9 @@ class Panel(QWidget):
 
     def show_styles(self, presets: list[Path]) -> None:
         self.sampling.show_styles(presets)
+
+    def _ask(self, values: dict, persist: bool) -> None:
+        self.settingsRequested.emit(SettingsChange(values, persist))
 
     def show_settings(self, settings: BridgeSettings) -> None:
         """Every widget shows `settings` (the ones in force), without asking for changes."""

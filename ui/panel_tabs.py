@@ -1,26 +1,27 @@
 """The panel's tabs, one class each: Sampling, Key & range (with chords), MIDI and Triggers.
 
 Each tab shows the settings in force (`show(settings)`, without asking for changes) and asks for changes
-with `settingsRequested(changes, persist)`; the panel passes both on.
+with `settingsRequested(changes, persist)`; the panel passes them on as one SettingsChange.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
                              QLineEdit, QPushButton, QSlider, QSpinBox, QWidget)
 
 from engine.chords import split_chords
 from engine.keys import NOTE_NAMES, SCALES
 from engine.sampler import MAX_DENSITY, MAX_POLYPHONY
-from muse_bridge.controller import Command
+from muse_bridge.commands import Command
 from muse_bridge.ports import MIDI_APIS
 from muse_bridge.settings import MAX_BARS, MAX_CANDIDATES, BridgeSettings
 from ui.theme import HINT
 
 LEARNABLE = (Command.SUGGEST, Command.NEXT, Command.PREVIOUS, Command.ACCEPT, Command.PANIC, Command.ANSWER)
 NO_STYLE = "none (the model's own)"
+PREVIEW_SECONDS = 0.15   # a dragged slider sends its value at most this often; the final value when let go
 NO_CONTROLS = "this model has no bar controls: density, polyphony and chords need one trained with them"
 
 
@@ -64,7 +65,8 @@ class NoteSpinBox(QSpinBox):
 
 
 class ValueSlider(QWidget):
-    """A horizontal slider over integers shown as `label(value)`; emits `moved(value, released)`."""
+    """A horizontal slider over integers shown as `label(value)`; emits `moved(value, released)`: while it is dragged,
+    a preview at most every PREVIEW_SECONDS (the latest value), then the final value once, when it is let go."""
 
     moved = pyqtSignal(float, bool)
 
@@ -81,12 +83,18 @@ class ValueSlider(QWidget):
         layout.addWidget(self.slider, 1)
         layout.addWidget(self.text)
         self.slider.valueChanged.connect(self._changed)
-        self.slider.sliderReleased.connect(lambda: self.moved.emit(self.value(), True))
+        self.slider.sliderReleased.connect(self._released)
+        self._preview = QTimer(self)
+        self._preview.setSingleShot(True)
+        self._preview.setInterval(round(PREVIEW_SECONDS * 1000))
+        self._preview.timeout.connect(lambda: self.moved.emit(self.value(), False))
 
     def value(self) -> float:
         return self.slider.value() * self.scale
 
     def set_value(self, value: float) -> None:
+        if self.slider.isSliderDown():
+            return   # being dragged: the composer's hand wins over the settings echoed back
         self.slider.blockSignals(True)
         self.slider.setValue(round(value / self.scale))
         self.slider.blockSignals(False)
@@ -94,7 +102,14 @@ class ValueSlider(QWidget):
 
     def _changed(self, _raw: int) -> None:
         self.text.setText(self.label(self.value()))
-        self.moved.emit(self.value(), not self.slider.isSliderDown())
+        if not self.slider.isSliderDown():
+            self.moved.emit(self.value(), True)    # a click or a key: final at once
+        elif not self._preview.isActive():
+            self._preview.start()                  # dragged: the value then, if it is still down
+
+    def _released(self) -> None:
+        self._preview.stop()
+        self.moved.emit(self.value(), True)
 
 
 class SamplingTab(QWidget):
@@ -346,7 +361,7 @@ class MidiTab(QWidget):
 class TriggersTab(QWidget):
     """The MIDI control or key bound to each command, and a Learn button for each."""
 
-    learnRequested = pyqtSignal(str)                   # command name
+    learnRequested = pyqtSignal(object)                # Command
 
     def __init__(self):
         super().__init__()
@@ -358,13 +373,13 @@ class TriggersTab(QWidget):
             grid.addWidget(label, row, 1)
             learn = QPushButton("Learn")
             learn.setToolTip(f"then move a control or press a key on your controller to trigger {command.value}")
-            learn.clicked.connect(lambda _=False, c=command.value: self._learn(c))
+            learn.clicked.connect(lambda _=False, c=command: self._learn(c))
             grid.addWidget(learn, row, 2)
             self.labels[command.value] = label
         grid.setColumnStretch(1, 1)
 
-    def _learn(self, command: str) -> None:
-        self.labels[command].setText("waiting for a control or key…")
+    def _learn(self, command: Command) -> None:
+        self.labels[command.value].setText("waiting for a control or key…")
         self.learnRequested.emit(command)
 
     def show_settings(self, settings: BridgeSettings) -> None:

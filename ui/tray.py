@@ -5,7 +5,7 @@ from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
 from PyQt6.QtGui import QAction, QColor, QIcon, QPainter, QPainterPath, QPixmap
 from PyQt6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 
-from muse_bridge.controller import Command
+from muse_bridge.commands import Command
 from muse_bridge.events import GENERATING, IDLE, LISTENING, PLAYING
 from ui.theme import ACTIVITY_COLOURS, TRAY_OUTLINE
 

@@ -1,13 +1,12 @@
 """Starting the live bridge, the same way for the console and the tray: settings, device, model, style, ports.
 
-`launch_settings` merges the saved settings with the command line; `open_bridge` loads the model on
-the chosen device (retrying on the CPU when CUDA runs out of memory), the style preset, and opens
-the bridge, reporting each stage to a progress callback. `BridgeLoader` runs it on a thread of its
+`launch_settings` merges the saved settings with the options given (ui/options.py reads them from the
+command line); `open_bridge` loads the model on the chosen device (retrying on the CPU when CUDA runs out
+of memory), the style preset, and opens the bridge, reporting each stage to a progress callback. `BridgeLoader` runs it on a thread of its
 own, so a window never waits for the model, a port or the disk.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -15,11 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from engine.checkpoint import Checkpoint, CheckpointError
-from engine.music import parse_time_signature
-from engine.sampler import add_sampling_arguments, sampling_changes
-from muse_bridge.answers import MAX_AFTER_BEATS
-from muse_bridge.ports import MIDI_APIS
-from muse_bridge.settings import FLAT_NAMES, BridgeSettings, SettingsError, default_settings_path, read_settings
+from muse_bridge.settings import BridgeSettings, SettingsError, read_settings
 
 if TYPE_CHECKING:
     from muse_bridge.bridge import LiveBridge
@@ -36,52 +31,6 @@ class LaunchOptions:
     device: str | None = None             # None: cuda when present, else cpu
     settings_path: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)   # settings for this run only
-
-
-def add_live_arguments(parser: argparse.ArgumentParser) -> None:
-    """The live bridge's options (ports, clock, model, sampling) on the main `muse-bridge` parser."""
-    g = parser.add_argument_group("live bridge")
-    g.add_argument("--headless", action="store_true", help="console mode even where a display exists")
-    g.add_argument("--midi-api", choices=sorted(MIDI_APIS), default=None, help="rtmidi API (default: saved, else auto)")
-    g.add_argument("--in", dest="input_port", metavar="NAME", default=None, help='input port (default "Muse In")')
-    g.add_argument("--out", dest="output_port", metavar="NAME", default=None, help='output port (default "Muse Out")')
-    g.add_argument("--virtual", dest="virtual_ports", action=argparse.BooleanOptionalAction, default=None,
-                   help="create virtual ports (default where the API can) or open existing ones by name")
-    g.add_argument("--checkpoint", type=Path, default=None, help="a model checkpoint (default: the bundled model)")
-    g.add_argument("--style", type=Path, default=None, help="a style preset for the checkpoint")
-    g.add_argument("--bpm", type=float, default=None, help="tempo without MIDI clock (default 120)")
-    g.add_argument("--time-signature", type=parse_time_signature, default=None, help="meter, e.g. 3/4 (default 4/4)")
-    g.add_argument("--candidates", type=int, default=None)
-    g.add_argument("--bars", type=int, default=None)
-    g.add_argument("--seed", type=int, default=None)
-    g.add_argument("--channel", type=int, default=None, help="output MIDI channel, 1-16")
-    g.add_argument("--fast-step", action=argparse.BooleanOptionalAction, default=None,
-                   help="the fast decode step: ONNX Runtime once the model's step is exported on a CPU, "
-                        "CUDA graphs on a GPU (default: on)")
-    g.add_argument("--precompute", action=argparse.BooleanOptionalAction, default=None,
-                   help="make candidates in pauses, ready before Suggest is pressed (default: on)")
-    g.add_argument("--answer-after", type=int, metavar="BEATS", default=None,
-                   help=f"answer mode: a pause of BEATS beats (1-{MAX_AFTER_BEATS}) is answered from the next bar line")
-    g.add_argument("--answers-join", action=argparse.BooleanOptionalAction, default=None,
-                   help="an answer played to its end joins the context, as Accept does (default: off)")
-    g.add_argument("--device", default=None, help="torch device for the model (default: cuda if present, else cpu)")
-    g.add_argument("--settings", type=Path, default=None,
-                   help=f"settings file (default: $MUSE_BRIDGE_SETTINGS or {default_settings_path()})")
-    add_sampling_arguments(parser, saved=True)
-
-
-def launch_options(args: argparse.Namespace) -> LaunchOptions:
-    # every option given is a setting for this run only (never saved)
-    overrides = {path: getattr(args, name) for name, path in FLAT_NAMES.items()
-                 if getattr(args, name, None) is not None}
-    overrides.update({f"sampling.{name}": value for name, value in sampling_changes(args).items()})
-    if args.channel is not None:
-        overrides["ports.output_channel"] = args.channel - 1
-    if args.answer_after is not None:
-        overrides["answer.on"] = True
-    if args.style is not None:
-        overrides["style"] = str(args.style)
-    return LaunchOptions(args.checkpoint, args.device, args.settings, overrides)
 
 
 def launch_settings(options: LaunchOptions) -> tuple[BridgeSettings, list[str]]:
@@ -160,7 +109,7 @@ def prepare_fast_step(bridge) -> None:
     except Exception as e:  # the exporter can fail in many ways; the PyTorch step serves instead
         log.warning("fast decode step unavailable (%s: %s); suggestions use the PyTorch step", type(e).__name__, e)
         return
-    bridge.use_fast_step(fast)
+    bridge.worker.use_fast_step(fast)
     log.info("fast decode step ready: %s", fast.path)
 
 

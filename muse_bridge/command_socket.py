@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from muse_bridge.controller import Command
+from muse_bridge.commands import Command
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +25,11 @@ APP_COMMANDS = ("show", "quit")       # besides the bridge's Commands
 TIMEOUT_SECONDS = 5.0
 
 
-class CommandChannelError(OSError):
+class CommandSocketError(OSError):
     """No app is listening, or it refused the command; the message says which."""
 
 
-def channel_path() -> Path:
+def socket_path() -> Path:
     if os.environ.get(SOCKET_ENV):
         return Path(os.environ[SOCKET_ENV])
     runtime = os.environ.get("XDG_RUNTIME_DIR")
@@ -60,8 +60,8 @@ def _connect(path: Path, timeout: float) -> socket.socket:
 
 
 def send_command(name: str, path: Path | None = None, timeout: float = TIMEOUT_SECONDS) -> str:
-    """Send one command to the running app; returns its answer, CommandChannelError when none is running."""
-    path = path or channel_path()
+    """Send one command to the running app; returns its answer, CommandSocketError when none is running."""
+    path = path or socket_path()
     if name not in APP_COMMANDS and name not in {c.value for c in Command}:
         raise ValueError(f"unknown command {name!r}; use one of {', '.join([c.value for c in Command] + list(APP_COMMANDS))}")
     try:
@@ -69,32 +69,32 @@ def send_command(name: str, path: Path | None = None, timeout: float = TIMEOUT_S
             sock.sendall(name.encode() + b"\n")
             answer = sock.makefile().readline().strip()
     except (OSError, ValueError) as e:
-        raise CommandChannelError(f"Muse Bridge is not running (nothing answers at {path}: {e})") from None
+        raise CommandSocketError(f"Muse Bridge is not running (nothing answers at {path}: {e})") from None
     if answer.startswith("error"):
-        raise CommandChannelError(f"Muse Bridge refused {name!r}: {answer}")
+        raise CommandSocketError(f"Muse Bridge refused {name!r}: {answer}")
     return answer
 
 
-class CommandChannel:
+class CommandSocket:
     """Listens for command lines; bridge commands go to `on_command(Command)`, "show" and "quit" to
     `on_show()` / `on_quit()`. Both are called on the channel's thread, so they must only queue work."""
 
     def __init__(self, on_command: Callable[[Command], None], on_quit: Callable[[], None],
                  on_show: Callable[[], None] = lambda: None, path: Path | None = None):
-        self.path = path or channel_path()
+        self.path = path or socket_path()
         self._on_command, self._on_quit, self._on_show = on_command, on_quit, on_show
         self._server: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
 
-    def start(self) -> "CommandChannel":
-        """Listen; raises CommandChannelError when another running app already answers at the path."""
+    def start(self) -> "CommandSocket":
+        """Listen; raises CommandSocketError when another running app already answers at the path."""
         try:
             _connect(self.path, 0.5).close()
         except (OSError, ValueError):
             self.path.unlink(missing_ok=True)   # a stale socket of an app that ended without cleaning up
         else:
-            raise CommandChannelError(f"another Muse Bridge already answers at {self.path}")
+            raise CommandSocketError(f"another Muse Bridge already answers at {self.path}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if _unix():
             self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -3,7 +3,8 @@ import json
 
 import mido
 
-from muse_bridge.controller import Command, MidiTriggers
+from muse_bridge.commands import Command
+from muse_bridge.midi_triggers import MidiTriggers
 from muse_bridge.settings import SETTINGS_ENV, BridgeSettings, default_settings_path, load_settings, save_settings
 
 

@@ -8,23 +8,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from enum import Enum
 from typing import Callable
 
 import mido
 
+from muse_bridge.commands import Command
+
 log = logging.getLogger(__name__)
-
-
-class Command(str, Enum):
-    SUGGEST = "suggest"
-    NEXT = "next"
-    PREVIOUS = "previous"
-    ACCEPT = "accept"
-    CLEAR = "clear"
-    PANIC = "panic"
-    EXPORT = "export"
-    ANSWER = "answer"        # answer mode on / off
 
 
 def _control_of(message: mido.Message) -> tuple[str, int, int] | None:

@@ -1,4 +1,4 @@
-"""Suggestions: a Suggest request and what follows it, for a LiveBridge.
+"""Suggester: a Suggest request and what follows it, on the live side.
 
 - The request: K candidates of N bars after the context (committed tokens and the not-yet-final tail),
   from the next bar line; a suggestion still being made is replaced (it stops at a bar line).
@@ -9,6 +9,9 @@
 - Answers (muse_bridge/answers.py) are suggestions asked for a given bar line; the composer playing
   stops one (`cut_answer`, from the MIDI thread) whether it is still being made or already playing.
 - CUDA out of memory moves the model to the CPU and asks again.
+
+It is given what it uses: the clock, the context, the worker, the player, the settings in force, the event
+hub, `show` (the audition takes a new suggestion) and `submit` (the command thread).
 """
 from __future__ import annotations
 
@@ -16,24 +19,24 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Callable
 
 import torch
 
 from engine.generate import Cancelled
 from engine.session import Candidate, Session, Suggestion
-from muse_bridge.events import AnswerComing, CandidatesReady, PlayingCandidate
-from muse_bridge.player import Playback
+from engine.tokenizer import RemiTokenizer
+from muse_bridge.clock import ClockFollower
+from muse_bridge.context import PAUSE_SECONDS, ContextNow, LiveContext
+from muse_bridge.events import AnswerComing, CandidatesReady, EventHub, PlayingCandidate
+from muse_bridge.player import Playback, Player
+from muse_bridge.settings import SettingsInForce
 from muse_bridge.stream_plan import GenerationRate, first_bar_line_in_time, planning_rate
-from muse_bridge.worker import SuggestJob
-
-if TYPE_CHECKING:
-    from muse_bridge.bridge import LiveBridge
+from muse_bridge.worker import SuggestJob, SessionWorker
 
 log = logging.getLogger(__name__)
 
 PREVIEW_BARS = 2                 # context bars sent with the candidates, for previews
-PRECOMPUTE_AFTER_SECONDS = 0.3   # no key pressed or released for this long, none held: the composer paused
 PRECOMPUTE_IDLE_BARS = 4         # ... and not for more bars than this: nobody is there to ask
 KEY_TOKENS = 256                 # the context's last tokens that name it for candidates made ahead
 
@@ -60,11 +63,15 @@ class _Ready:
     context: tuple[int, ...]
 
 
-class Suggestions:
+class Suggester:
     """The suggestion being made, those made ahead, and how long they took."""
 
-    def __init__(self, bridge: "LiveBridge"):
-        self.bridge = bridge
+    def __init__(self, clock: ClockFollower, context: LiveContext, worker: SessionWorker, player: Player,
+                 settings: SettingsInForce, events: EventHub, tokenizer: RemiTokenizer,
+                 show: Callable[[Suggestion], None], submit: Callable[[Callable[[], Any], str], None]):
+        self.clock, self.context, self.worker, self.player = clock, context, worker, player
+        self.settings, self.events, self.tokenizer = settings, events, tokenizer
+        self._show, self._submit = show, submit
         self.rate = GenerationRate()          # seconds per bar of candidates, measured at start-up and since
         self.generating = 0
         self._generation = 0                  # bumped by every suggest: an older one still being made stops
@@ -80,7 +87,7 @@ class Suggestions:
     def measure_rate(self, session: Session) -> None:
         """How fast candidates are made here, before any suggestion: one bar of K candidates from the start
         (on the worker)."""
-        s = self.bridge.settings
+        s = self.settings.value
         started = time.perf_counter()
         try:
             session.suggest(s.candidates, 1, s.sampling, seed=0)
@@ -111,15 +118,10 @@ class Suggestions:
     def suggest(self, seed: int | None = None, target: int | None = None, answer: bool = False) -> None:
         """K candidates of N bars from the next bar line, or from bar line `target` (on the command thread);
         `answer`: they answer the composer's pause."""
-        b = self.bridge
-        with b.score_lock:
-            b.clock.ensure_running()
-            now = b.clock.position()
-            b.worker.feed(b.score.advance(int(now)))
-            tail = b.score.tail(int(now))
-            context = b.score.committed + tail
-            target = b.clock.bars.next_bar_line(now) if target is None else target
-            s = b.settings
+        self.clock.ensure_running()
+        with self.context.now() as context:   # the job is queued before any later token reaches the worker
+            target = self.clock.bars.next_bar_line(context.tick) if target is None else target
+            s = self.settings.value
             self._generation += 1
             stream = _Stream(target, s.bars, answer=answer)
             with self._answer_lock:
@@ -127,59 +129,54 @@ class Suggestions:
                     self.answer.stopped = True   # an answer still being made is replaced too
                 self.answer = stream if answer else None
             ready, self._ready = self._ready, None
-            if seed is None and ready is not None and ready.key == self._context_key(tail, target):
+            self.done.clear()
+            self.generating += 1
+            if seed is None and ready is not None and ready.key == self._context_key(context, target):
                 self._precompute_key = None        # the next pause makes a fresh set
-                job = SuggestJob(s.candidates, s.bars, s.sampling, tuple(tail), ready.suggestion.seed)
-                self.generating += 1
-                self.done.clear()
+                job = SuggestJob(s.candidates, s.bars, s.sampling, context.tail, ready.suggestion.seed)
                 self._suggested(job, ready.suggestion, None, stream, list(ready.context))
                 return
             generation = self._generation
-            job = SuggestJob(s.candidates, s.bars, s.sampling, tuple(tail), s.seed if seed is None else seed,
+            job = SuggestJob(s.candidates, s.bars, s.sampling, context.tail, s.seed if seed is None else seed,
                              on_bars=lambda i, partial: self._stream_bars(stream, job, i, partial),
                              cancelled=lambda: generation != self._generation or stream.stopped)
-            self.done.clear()
-            self.generating += 1
-            b.worker.suggest(job, lambda j, sug, err: self._suggested(j, sug, err, stream, context))
-        b.publish_status()
+            self.worker.suggest(job, lambda j, sug, err: self._suggested(j, sug, err, stream, context.tokens))
+        self.events.publish_now()
 
-    def _context_key(self, tail: list[int], target: int) -> tuple:
+    def _context_key(self, context: ContextNow, target: int) -> tuple:
         """What a suggestion depends on: the context (committed + tail, whichever part is final yet), where
         it starts, and the settings it is sampled with. The context only grows between version bumps, so
         its length and last tokens name it."""
-        s, committed = self.bridge.settings, self.bridge.score.committed
-        recent = (committed[-KEY_TOKENS:] + list(tail))[-KEY_TOKENS:]
-        return (self._context_version, len(committed) + len(tail), tuple(recent), target, s.sampling,
-                s.candidates, s.bars, s.seed)
+        s = self.settings.value
+        recent = context.tokens[-KEY_TOKENS:]
+        return (self._context_version, len(context.committed) + len(context.tail), tuple(recent), target,
+                s.sampling, s.candidates, s.bars, s.seed)
 
     # ---- made ahead, in a pause ------------------------------------------------------------
 
     def maybe_precompute(self, last_note_at: float) -> None:
         """In a pause (no note sounding or just played), make the candidates a Suggest before the next bar line
         would ask for, on the worker when it has nothing else to do; any new job stops it after one step."""
-        b = self.bridge
-        if (not b.settings.precompute or b.settings.answer.on or self.generating or b.worker.pending
-                or not b.score.started or b.score.sounding):   # in answer mode, the answer is made in a pause
+        s = self.settings.value
+        if (not s.precompute or s.answer.on or self.generating or self.worker.pending
+                or not self.context.started or self.context.sounding):   # in answer mode, the answer is made in a pause
             return
-        if time.monotonic() - last_note_at < PRECOMPUTE_AFTER_SECONDS:
+        if time.monotonic() - last_note_at < PAUSE_SECONDS or not self.clock.running:
             return
-        with b.score_lock:
-            now = int(b.clock.position())
-            last = b.score.bar_of(b.clock.position(last_note_at)) if last_note_at > 0 else 0
-            if b.score.bar_of(now) - last > PRECOMPUTE_IDLE_BARS or not b.clock.running:
+        with self.context.now() as context:
+            last = self.context.bar_of(self.clock.tick(last_note_at)) if last_note_at > 0 else 0
+            if self.context.bar_of(context.tick) - last > PRECOMPUTE_IDLE_BARS:
                 return
-            b.worker.feed(b.score.advance(now))
-            tail = b.score.tail(now)
-            target = b.clock.bars.next_bar_line(now)
-            key = self._context_key(tail, target)
+            target = self.clock.bars.next_bar_line(context.tick)
+            key = self._context_key(context, target)
             if key == self._precompute_key:
                 return
             self._precompute_key = key
-            context = tuple(b.score.committed + tail)
-            s, generation = b.settings, self._generation
-            job = SuggestJob(s.candidates, s.bars, s.sampling, tuple(tail), s.seed,
-                             cancelled=lambda: generation != self._generation or b.worker.pending > 1)
-            b.worker.suggest(job, lambda j, sug, err: self._precomputed(key, sug, err, target, context))
+            generation = self._generation
+            job = SuggestJob(s.candidates, s.bars, s.sampling, context.tail, s.seed,
+                             cancelled=lambda: generation != self._generation or self.worker.pending > 1)
+            self.worker.suggest(job, lambda j, sug, err: self._precomputed(key, sug, err, target,
+                                                                          tuple(context.tokens)))
 
     def _precomputed(self, key: tuple, suggestion: Suggestion | None, error: Exception | None, target: int,
                      context: tuple[int, ...]) -> None:
@@ -195,20 +192,18 @@ class Suggestions:
 
     def _answered_bars(self, context: list[int], bars: int) -> frozenset[int]:
         """Which of the context's last `bars` bars (0: the first of them) are answers that joined it."""
-        first = self.bridge.tokenizer.count_bars(context) - bars
-        with self.bridge.score_lock:
-            answered = set(self.bridge.score.answer_bars)
-        return frozenset(i - first for i in answered if first <= i < first + bars)
+        first = self.tokenizer.count_bars(context) - bars
+        return frozenset(i - first for i in self.context.answered_bars() if first <= i < first + bars)
 
     # ---- candidate 1 on its way to the Player ----------------------------------------------
 
     def _start_at(self, stream: _Stream, candidate: Candidate, seconds_per_bar: float | None = None) -> int:
         """The first bar line, from the suggestion's on, from which all of the candidate's bars are made in time
         (the status says so when that is a later one)."""
-        plan = first_bar_line_in_time(self.bridge.clock, stream.target, stream.bars, candidate.bars, seconds_per_bar)
+        plan = first_bar_line_in_time(self.clock, stream.target, stream.bars, candidate.bars, seconds_per_bar)
         log.info("candidate 1 starts at tick %d: %s", plan.line, plan.why)
         if plan.bars_late:
-            self.bridge.tell(f"the suggestion starts {plan.bars_late} bar(s) late, so that every bar of it is ready "
+            self.events.tell(f"the suggestion starts {plan.bars_late} bar(s) late, so that every bar of it is ready "
                              "in time")
         return plan.line
 
@@ -223,14 +218,14 @@ class Suggestions:
             if self._start(stream, partial, start, stream.bars):
                 self.last_first_note_seconds = time.perf_counter() - job.requested_at
         else:
-            self.bridge.player.extend(stream.playback, partial)
+            self.player.extend(stream.playback, partial)
 
     def _start(self, stream: _Stream, candidate: Candidate, start: int, bars_expected: int | None = None) -> bool:
         """Candidate 1 to the Player from bar line `start`; False for an answer cut off meanwhile."""
         with self._answer_lock:
             if stream.stopped:
                 return False
-            stream.playback = self.bridge.player.play(candidate, start, bars_expected, answer=stream.answer)
+            stream.playback = self.player.play(candidate, start, bars_expected, answer=stream.answer)
             return True
 
     def cut_answer(self) -> bool:
@@ -242,27 +237,26 @@ class Suggestions:
                 return False
             stream.stopped = True
             if stream.playback is not None:
-                return self.bridge.player.stop(stream.playback)
+                return self.player.stop(stream.playback)
             return not stream.made
 
     def _suggested(self, job: SuggestJob, suggestion: Suggestion | None, error: Exception | None,
                    stream: _Stream, context: list[int]) -> None:
-        b = self.bridge
         self.generating -= 1
         stream.made = True
         if isinstance(error, Cancelled):
             if stream.playback is not None:
-                b.player.finish(stream.playback)   # the bars it has, to their bar line
+                self.player.finish(stream.playback)   # the bars it has, to their bar line
             log.info("a suggestion being made was replaced by a newer one")
             return
-        if isinstance(error, torch.OutOfMemoryError) and b.worker.device != "cpu":
-            b.tell(f"CUDA out of memory on {b.worker.device}: the model moves to the CPU and suggests there",
-                   error=True)
-            b.worker.call(lambda session: session.to("cpu"))
-            b.submit(lambda: self.suggest(job.seed), "suggest")
+        if isinstance(error, torch.OutOfMemoryError) and self.worker.device != "cpu":
+            self.events.tell(f"CUDA out of memory on {self.worker.device}: the model moves to the CPU and suggests "
+                             "there", error=True)
+            self.worker.call(lambda session: session.to("cpu"))
+            self._submit(lambda: self.suggest(job.seed), "suggest")
             return
         if error is not None:
-            b.tell(f"suggest failed: {error}", error=True)
+            self.events.tell(f"suggest failed: {error}", error=True)
             self.done.set()
             return
         self.last_suggest_seconds = time.perf_counter() - job.requested_at
@@ -272,19 +266,20 @@ class Suggestions:
         if stream.stopped and stream.playback is None:   # an answer cut off before it was heard: nothing to show
             self.done.set()
             return
-        b.audition.show(suggestion)
+        self._show(suggestion)
         if stream.playback is None:
             if self._start(stream, first, self._start_at(stream, first)):
                 self.last_first_note_seconds = time.perf_counter() - job.requested_at
         else:   # its bars streamed; if panic or another candidate stopped it meanwhile, it stays stopped
-            b.player.extend(stream.playback, first)
-        notes, bars = b.tokenizer.decode_last_bars(context, PREVIEW_BARS, first.ticks_per_beat, first.time_signature)
-        b.emit(CandidatesReady(suggestion, tuple(notes), bars, self._answered_bars(context, bars)))
-        if stream.playback is not None and b.player.playback is stream.playback:
-            b.emit(PlayingCandidate(0, stream.playback.start_tick))
+            self.player.extend(stream.playback, first)
+        notes, bars = self.tokenizer.decode_last_bars(context, PREVIEW_BARS, first.ticks_per_beat,
+                                                      first.time_signature)
+        self.events.emit(CandidatesReady(suggestion, tuple(notes), bars, self._answered_bars(context, bars)))
+        if stream.playback is not None and self.player.playback is stream.playback:
+            self.events.emit(PlayingCandidate(0, stream.playback.start_tick))
             if stream.answer:
-                b.emit(AnswerComing(first, stream.playback.start_tick,
-                                    time.monotonic() + b.clock.seconds_until(stream.playback.start_tick),
-                                    b.seconds_per_bar()))
-        b.tell(f"{len(suggestion.candidates)} candidates in {self.last_suggest_seconds:.2f} s")
+                self.events.emit(AnswerComing(first, stream.playback.start_tick,
+                                              time.monotonic() + self.clock.seconds_until(stream.playback.start_tick),
+                                              self.clock.seconds_per_bar()))
+        self.events.tell(f"{len(suggestion.candidates)} candidates in {self.last_suggest_seconds:.2f} s")
         self.done.set()

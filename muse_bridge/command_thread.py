@@ -1,0 +1,54 @@
+"""The command thread: the bridge's commands run one after another, in the order they were given.
+
+Commands come from MIDI triggers, the console, the tray, the hotkey and the command channel. A command
+that fails becomes a Notice (and a bug in one is logged with its traceback); the thread goes on.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+
+class CommandThread:
+    """`submit` returns at once; the action runs on the command thread after those submitted before it."""
+
+    def __init__(self, tell: Callable[[str, bool], None]):
+        self._tell = tell
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="muse-commands", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=5)
+
+    def submit(self, action: Callable[[], Any], what: str) -> None:
+        self._queue.put((action, what))
+
+    def wait(self, timeout: float = 10.0) -> bool:
+        """Block until the commands submitted so far have run; False on timeout."""
+        done = threading.Event()
+        self.submit(done.set, "wait")
+        return done.wait(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            action, what = item
+            try:
+                action()
+            except (ValueError, OSError) as e:
+                self._tell(f"{what} failed: {e}", True)
+            except Exception as e:  # a bug must not end the thread every later command runs on
+                log.exception("%s failed", what)
+                self._tell(f"{what} failed: {type(e).__name__}: {e}", True)

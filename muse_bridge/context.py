@@ -1,0 +1,162 @@
+"""LiveContext: the one owner of the live context (docs/design.md §2).
+
+It holds the LiveScore and the one lock around it, and hands the tokens that become final to the
+SessionWorker, in order. Everything that reads or changes the context goes through it:
+
+- `played(events)`: notes (and pedal) happened, or only time moved on: the score takes them, time
+  advances to the clock's tick now, and the tokens final by then go to the worker.
+- `now()`: the same advance, then the context as it stands (committed tokens and the not-yet-final tail),
+  with the lock held until the `with` block ends, so that a job queued inside it starts from exactly that
+  state (no token reaches the worker in between).
+- `join(tokens)`: an accepted candidate (or an answer) joins before the next bar line committed.
+- `clear()`, `reread(...)`: the context forgotten, or read again from a new initial state.
+
+Ticks come from the clock (`ClockFollower.tick`); bar lines from the score's MeterMap (engine/music.py).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import mido
+
+from engine.session import Session
+from muse_bridge.clock import ClockFollower
+from muse_bridge.live_score import LiveScore
+from muse_bridge.worker import FeedTiming, SessionWorker
+
+PAUSE_SECONDS = 0.3   # no key pressed or released for this long, none held: the composer paused (gaps in a phrase are shorter)
+
+
+@dataclass(frozen=True)
+class ContextNow:
+    """The context at clock tick `tick`: the committed tokens (in the state, or on their way to it) and the tail."""
+
+    committed: tuple[int, ...]
+    tail: tuple[int, ...]
+    tick: int
+
+    @property
+    def tokens(self) -> list[int]:
+        return list(self.committed + self.tail)
+
+
+@dataclass(frozen=True)
+class Played:
+    """What a batch of messages did: a key struck, a key released (its tokens are final a moment later)."""
+
+    struck: bool = False
+    released: bool = False
+
+
+class LiveContext:
+    """The LiveScore behind its lock, feeding the SessionWorker; safe from any thread."""
+
+    def __init__(self, score: LiveScore, clock: ClockFollower, worker: SessionWorker):
+        self._score, self._clock, self._worker = score, clock, worker
+        self._lock = threading.RLock()
+        self._played: tuple[float | None, float | None] = (None, None)   # last note message: received, applied
+
+    # ---- changes ----------------------------------------------------------------------------
+
+    def played(self, events: Sequence[tuple[mido.Message, int, float]] = ()) -> Played:
+        """Messages (message, timeline tick, monotonic time received) into the score; then time moves to now and
+        the final tokens go to the worker. With no events, only time moves on."""
+        struck = released = False
+        with self._lock:
+            for message, tick, received_at in events:
+                is_note = message.type in ("note_on", "note_off")
+                on = message.type == "note_on" and message.velocity > 0
+                if on and not self._score.started:
+                    self._score.start(self._clock.bars.bar_line_at_or_before(tick), self._clock.bpm)
+                self._score.handle(message, tick)
+                if is_note:
+                    self._played = (received_at, time.monotonic())
+                    struck |= on
+                    released |= not on
+            self._commit(self._clock.tick())
+        return Played(struck, released)
+
+    def join(self, tokens: Sequence[int], answer: bool = False) -> None:
+        """`tokens` (a candidate, from its Bar) join the context before the next bar line committed; `answer`
+        marks their bars as an answer's."""
+        with self._lock:
+            self._score.insert_at_next_bar(list(tokens), answer=answer)
+            self._commit(self._clock.tick())
+
+    def clear(self) -> None:
+        """Forget everything played (the worker's state back to its start)."""
+        with self._lock:
+            self._score.reset()
+            self._worker.reset()
+
+    def reread(self, start: Callable[[Session], None]) -> None:
+        """On the worker: `start(session)` (e.g. a new initial state), then the committed context fed again."""
+        with self._lock:
+            committed = list(self._score.committed)
+
+            def again(session: Session) -> None:
+                start(session)
+                session.feed(committed)
+            self._worker.call(again)
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    @contextmanager
+    def now(self) -> Iterator[ContextNow]:
+        """Time moved to now, final tokens fed; the context as it stands, the lock held for the `with` block."""
+        with self._lock:
+            tick = self._clock.tick()
+            self._commit(tick)
+            yield ContextNow(tuple(self._score.committed), tuple(self._score.tail(tick)), tick)
+
+    def tokens(self) -> list[int]:
+        """Committed tokens and tail now."""
+        with self.now() as context:
+            return context.tokens
+
+    @property
+    def started(self) -> bool:
+        return self._score.started
+
+    @property
+    def sounding(self) -> int:
+        """Notes whose end is not known yet."""
+        with self._lock:
+            return self._score.sounding
+
+    @property
+    def quiet_since(self) -> int | None:
+        """The tick since which nothing sounds (LiveScore.quiet_since)."""
+        with self._lock:
+            return self._score.quiet_since
+
+    def bar_of(self, tick: int) -> int:
+        """The score's bar (0: the bar of the first note) holding timeline `tick`; -1 before anything was played."""
+        with self._lock:
+            return self._score.bar_of(tick) if self._score.started else -1
+
+    def answered_bars(self) -> frozenset[int]:
+        """Bars of the context (0: its first) that are answers which joined it."""
+        with self._lock:
+            return frozenset(self._score.answer_bars)
+
+    @property
+    def notes_seen(self) -> int:
+        return self._score.notes_seen
+
+    @property
+    def committed_tokens(self) -> int:
+        return len(self._score.committed)
+
+    # ---- the hand-off ----------------------------------------------------------------------------
+
+    def _commit(self, tick: int) -> None:
+        """Tokens final at `tick` to the worker (the lock held), with the times of the last note message before them."""
+        tokens = self._score.advance(tick)
+        if tokens:
+            (received, applied), self._played = self._played, (None, None)
+            self._worker.feed(tokens, FeedTiming(received, applied, time.monotonic()))

@@ -1,0 +1,95 @@
+"""The live side's structure, read from its source: who imports whom, how large things are, who holds the score's
+lock, where the clock's position becomes ticks, and what the wheel leaves out."""
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LIVE = ROOT / "muse_bridge"
+MAX_CLASS_LINES, MAX_MODULE_LINES = 250, 400
+
+
+def live_imports() -> dict[str, set[str]]:
+    """muse_bridge module -> the muse_bridge modules it imports (type-checking imports included)."""
+    graph = {}
+    for path in LIVE.glob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+        graph[path.stem] = {n.split(".")[1] for n in names if n.startswith("muse_bridge.") and n.count(".") == 1}
+    return graph
+
+
+def test_only_the_wiring_module_imports_the_bridge_and_the_live_imports_have_no_cycle():
+    graph = live_imports()
+    assert [m for m, imports in graph.items() if "bridge" in imports] == []
+    done, on_path = set(), []
+
+    def visit(module: str) -> None:
+        assert module not in on_path, f"import cycle: {' -> '.join(on_path[on_path.index(module):] + [module])}"
+        if module in done:
+            return
+        on_path.append(module)
+        for imported in sorted(graph.get(module, ())):
+            visit(imported)
+        on_path.pop()
+        done.add(module)
+    for module in sorted(graph):
+        visit(module)
+
+
+def sources() -> list[Path]:
+    return [p for folder in ("kernels", "engine", "muse_bridge", "ui", "trainer", "bench")
+            for p in sorted((ROOT / folder).glob("*.py"))]
+
+
+def test_no_class_over_250_lines_and_no_module_over_400():
+    too_long = []
+    for path in sources():
+        text = path.read_text()
+        if text.count("\n") > MAX_MODULE_LINES:
+            too_long.append(f"{path.relative_to(ROOT)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES:
+                too_long.append(f"{path.relative_to(ROOT)}: class {node.name}, {node.end_lineno - node.lineno + 1} lines")
+    assert too_long == []
+
+
+def forwards(method: ast.FunctionDef) -> bool:
+    """A method whose whole body (its docstring aside) passes its own arguments on to one call."""
+    body = [s for s in method.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    if len(body) != 1 or not isinstance(body[0], (ast.Return, ast.Expr)) or not isinstance(body[0].value, ast.Call):
+        return False
+    call = body[0].value
+    params = [a.arg for a in method.args.args[1:]]
+    passed = [a.id for a in call.args if isinstance(a, ast.Name)] + [k.value.id for k in call.keywords
+                                                                       if isinstance(k.value, ast.Name)]
+    return len(passed) == len(call.args) + len(call.keywords) and passed == params
+
+
+def test_the_bridge_has_no_method_that_only_forwards_a_call():
+    [bridge] = [n for n in ast.parse((LIVE / "bridge.py").read_text()).body
+                if isinstance(n, ast.ClassDef) and n.name == "LiveBridge"]
+    methods = [n for n in bridge.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("__")]
+    assert [m.name for m in methods if forwards(m)] == []
+    assert forwards(ast.parse("def suggest(self, seed):\n    return self.suggester.suggest(seed)").body[0])
+
+
+def test_the_score_is_locked_in_one_module_and_the_clock_becomes_ticks_in_one_place():
+    users = {p.name for p in LIVE.glob("*.py") if re.search(r"\b_?score\.(advance|tail|handle|insert_at_next_bar|"
+                                                            r"reset|start|committed)\b", p.read_text())}
+    assert users == {"context.py"}
+    assert [p.name for p in LIVE.glob("*.py") if "RLock" in p.read_text()] == ["context.py"]
+    converted = {p.name for p in [*LIVE.glob("*.py"), *(ROOT / "ui").glob("*.py")]
+                 if re.search(r"int\([^()]*\.position\(", p.read_text())}
+    assert converted == {"clock.py"}
+
+
+def test_test_only_helpers_live_outside_the_packages():
+    assert not (LIVE / "jackd.py").exists()
+    for path in sources():
+        if path.parent.name in ("muse_bridge", "engine", "ui", "trainer", "kernels"):
+            assert "import argparse" not in path.read_text() or path.parent.name in ("ui", "trainer"), path
