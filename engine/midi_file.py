@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import Counter
 from pathlib import Path
 
 import mido
@@ -20,6 +21,8 @@ import symusic
 
 from engine.music import TICKS_PER_QUARTER, Meter, MeterMap, Note, Phrase, ticks_per_bar
 from engine.tokenizer import TokenizerSettings
+
+DRUM_CHANNEL = 9   # 0-based: General MIDI's percussion, never read as piano
 
 READ_TICKS_PER_QUARTER = TICKS_PER_QUARTER    # what files of a coarser clock are read at
 MIN_TICKS_PER_QUARTER = 96      # below this a file's clock cannot hold the grid
@@ -114,9 +117,66 @@ def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, in
     notes = _fold_sustain(notes, pedal_spans)
     phrase = Phrase(notes, ticks_per_quarter, time_signature, tempo_bpm,
                     file_meter=meter if meter != time_signature else None,
-                    meter_changes=tuple(changes) if len(changes) > 1 else None)
+                    meter_changes=tuple(changes) if len(changes) > 1 else None, file_ticks=(scale, pickup))
     _check_length(path, phrase)
     return phrase
+
+
+def replace_notes(source, path, phrase: Phrase, start: int, end: int, notes: list[Note]) -> None:
+    """Write `source` (the file `phrase` was read from) to `path` with its notes that start in the phrase's ticks
+    [start, end) replaced by `notes` (phrase ticks): every other message stays as it was, and a note sounding into
+    the range is released at its start, so none crosses into the new notes. The new notes go on the channel and
+    track of the notes they replace (the first track with notes, channel 1, when there were none)."""
+    scale, offset = phrase.file_ticks
+    to_file = lambda tick: round((tick - offset) / scale)   # noqa: E731
+    lo, hi = to_file(start), to_file(end)
+    midi = mido.MidiFile(source)
+    channels: Counter[int] = Counter()
+    home: int | None = None
+    tracks = []
+    for index, track in enumerate(midi.tracks):
+        events, now = [], 0
+        for message in track:
+            now += message.time
+            events.append([now, 1, message])
+        sounding: dict[tuple[int, int], list[int]] = {}
+        dropped = set()
+        for i, (tick, _, message) in enumerate(events):
+            if message.type not in ("note_on", "note_off") or message.channel == DRUM_CHANNEL:
+                continue
+            key = (message.channel, message.note)
+            if message.type == "note_on" and message.velocity > 0:
+                sounding.setdefault(key, []).append(i)
+                continue
+            if not sounding.get(key):
+                continue
+            j = sounding[key].pop(0)
+            struck = events[j]
+            if lo <= struck[0] < hi:
+                dropped |= {i, j}
+                channels[message.channel] += 1
+                home = index if home is None else home
+            elif struck[0] < lo < tick:
+                events[i][:2] = [lo, 0]              # released where the new bars begin
+        dropped |= {i for held in sounding.values() for i in held if lo <= events[i][0] < hi}   # never released
+        tracks.append([e for i, e in enumerate(events) if i not in dropped])
+    if home is None:
+        home = next((i for i, t in enumerate(midi.tracks) if any(m.type == "note_on" for m in t)), 0)
+    channel = channels.most_common(1)[0][0] if channels else 0
+    for n in notes:
+        tracks[home] += [[to_file(n.end), 0, mido.Message("note_off", channel=channel, note=n.pitch, velocity=0)],
+                         [to_file(n.start), 2, mido.Message("note_on", channel=channel, note=n.pitch,
+                                                            velocity=max(1, min(127, n.velocity)))]]
+    for track, events in zip(midi.tracks, tracks):
+        ends = [e for e in events if e[2].type == "end_of_track"]
+        events = sorted((e for e in events if e[2].type != "end_of_track"), key=lambda e: (e[0], e[1]))
+        last = max([e[0] for e in events] + [e[0] for e in ends], default=0)
+        track[:] = []
+        now = 0
+        for tick, _, message in events + [[last, 3, ends[0][2] if ends else mido.MetaMessage("end_of_track")]]:
+            track.append(message.copy(time=tick - now))
+            now = tick
+    midi.save(path)
 
 
 def _check_length(path, phrase: Phrase) -> None:

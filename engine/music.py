@@ -167,6 +167,7 @@ class Phrase:
     tempo_bpm: float  # tempo in force at the end of the phrase
     file_meter: Meter | None = None  # the file's spelling when the vocabulary's differs (2/2 read as 4/4)
     meter_changes: tuple[tuple[int, Meter], ...] | None = None   # (bar, meter) when the meter changes
+    file_ticks: tuple[float, int] = (1.0, 0)   # (scale, offset): a tick here is the file's tick * scale + offset
 
     @property
     def bars(self) -> MeterMap:

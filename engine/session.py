@@ -164,14 +164,37 @@ class Session:
         by this suggestion only, never by the live state. `on_bars(i, partial)` streams candidate i as its
         bars complete (`partial.bars` of them; its notes are those of the final candidate that start in
         them); `cancelled()` stops the sampling (Cancelled) between steps."""
+        meter = self.grammar.meter_after(list(tail), self.time_signature)
+        return self._sample(k, bars, sampling, seed, list(tail), meter, ticks_per_beat, on_bars, cancelled)
+
+    @torch.no_grad()
+    def fill(self, k: int, bars: int, suffix: list[int], sampling: SamplingConfig = SamplingConfig(),
+             seed: int | None = None, tail: list[int] = (), meter: tuple[int, int] | None = None,
+             ticks_per_beat: int = TICKS_PER_QUARTER, on_bars: Callable[[int, Candidate], None] | None = None,
+             cancelled: Callable[[], bool] | None = None) -> Suggestion:
+        """K candidates of exactly `bars` bars for the gap between the context (and `tail`) and `suffix`, the bars
+        after the gap (from their Bar; empty: nothing follows). The model reads FillSuffix, the suffix and
+        FillMiddle on a copy of the state, then writes the gap in the same sampling loop as `suggest`, in
+        `meter` (default: the meter in force at the gap)."""
+        t = self.tokenizer
+        if t.fill_suffix_id is None:
+            raise ValueError("this model cannot fill a gap: its vocabulary has no fill markers (train it with "
+                             "`python -m trainer finetune --fill-share`)")
+        meter = tuple(meter) if meter is not None else self.grammar.meter_after(list(tail), self.time_signature)
+        read = list(tail) + [t.fill_suffix_id] + list(suffix) + [t.fill_middle_id]
+        return self._sample(k, bars, sampling, seed, read, meter, ticks_per_beat, on_bars, cancelled)
+
+    def _sample(self, k: int, bars: int, sampling: SamplingConfig, seed: int | None, read: list[int],
+                meter: tuple[int, int], ticks_per_beat: int, on_bars: Callable[[int, Candidate], None] | None,
+                cancelled: Callable[[], bool] | None) -> Suggestion:
+        """K streams of `bars` bars in `meter` after the state and `read` (seen by this sampling only)."""
         if k < 1 or bars < 1:
             raise ValueError(f"need at least one candidate and one bar, got {k} candidates of {bars} bars")
         start = time.perf_counter()
         if seed is None:  # a fresh seed, kept in the Suggestion so a good one can be reproduced
             seed = secrets.randbits(63)
         generator = torch.Generator().manual_seed(seed)
-        meter = self.grammar.meter_after(list(tail), self.time_signature)
-        stepper = self.stepper(self._advance(self.state.clone(), list(tail)).expand(k))
+        stepper = self.stepper(self._advance(self.state.clone(), read).expand(k))
 
         def bar_done(i: int, partial: list[int], complete: int) -> None:
             on_bars(i, self._candidate(partial, bars, meter, ticks_per_beat, complete))

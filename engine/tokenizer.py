@@ -34,6 +34,8 @@ from engine.music import TICKS_PER_QUARTER, MeterMap, Note, Phrase, beat_length,
 
 log = logging.getLogger(__name__)
 
+FILL_SUFFIX, FILL_MIDDLE = "FillSuffix", "FillMiddle"   # the fill markers' kinds (and their token strings)
+
 
 @dataclass(frozen=True)
 class TokenizerSettings:
@@ -65,6 +67,9 @@ class TokenizerSettings:
     ac_polyphony_min: int = 1
     ac_polyphony_max: int = 6
     ac_pitch_class_bar: bool = False
+    # two tokens after all of miditok's, for filling a gap (docs/design.md §3): FillSuffix (the bars after the
+    # gap follow) and FillMiddle (the gap's bars follow); a vocabulary with them keeps every other id
+    fill_markers: bool = False
 
     @property
     def controls(self) -> bool:
@@ -74,6 +79,17 @@ class TokenizerSettings:
     def with_controls(self) -> "TokenizerSettings":
         """These settings with every bar control this engine reads: density, polyphony and pitch class."""
         return replace(self, ac_note_density_bar=True, ac_polyphony_bar=True, ac_pitch_class_bar=True)
+
+    def with_fill_markers(self) -> "TokenizerSettings":
+        return replace(self, fill_markers=True)
+
+    def grows_into(self, other: "TokenizerSettings") -> bool:
+        """Whether a model of this vocabulary extends to `other`'s by rows at its end: bar controls added (their
+        ids follow REMI's), fill markers added (they follow everything), or both."""
+        if self.fill_markers and (other.controls and not self.controls or not other.fill_markers):
+            return False   # markers already sit where the new ids would go, or would be lost
+        grown = self.with_controls() if other.controls and not self.controls else self
+        return (grown.with_fill_markers() if other.fill_markers else grown) == other
 
     def to_dict(self) -> dict:
         """Plain lists and numbers only, loadable with torch.load(weights_only=True)."""
@@ -87,9 +103,10 @@ class TokenizerSettings:
     @classmethod
     def from_dict(cls, d: dict) -> "TokenizerSettings":
         """Settings stored by any version (the switches and miditok's version are absent from 0.1's files, the
-        bar controls from every file before them: off)."""
+        bar controls and fill markers from every file before them: off)."""
         recorded = {f.name: d[f.name] for f in fields(cls)
-                    if (f.name.startswith(("use_", "ac_")) or f.name == "miditok_version") and f.name in d}
+                    if (f.name.startswith(("use_", "ac_")) or f.name in ("miditok_version", "fill_markers"))
+                    and f.name in d}
         return cls(
             **recorded,
             num_velocities=int(d["num_velocities"]),
@@ -208,8 +225,13 @@ class RemiTokenizer:
         self._id_to_str = [""] * len(self._miditok.vocab)
         for token, token_id in self._miditok.vocab.items():
             self._id_to_str[token_id] = token
-        self.vocab_size = len(self._id_to_str)
         self.vocabulary = Vocabulary.of(self._miditok)
+        self.fill_suffix_id = self.fill_middle_id = None
+        if settings.fill_markers:
+            self.fill_suffix_id, self.fill_middle_id = len(self._id_to_str), len(self._id_to_str) + 1
+            self._id_to_str += [FILL_SUFFIX, FILL_MIDDLE]
+            self.vocabulary = replace(self.vocabulary, kind=self.vocabulary.kind + (FILL_SUFFIX, FILL_MIDDLE))
+        self.vocab_size = len(self._id_to_str)
         self.grid_per_beat = self._miditok.config.max_num_pos_per_beat
         self.bar_id = self._miditok.vocab["Bar_None"]
         self.pad_id = self._miditok.pad_token_id

@@ -51,6 +51,9 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--thin-bars", type=float, default=d.thin_bars,
                    help="data with controls: thin this share of bars (a random share of their notes kept, controls "
                         "rewritten, density kept), so the model learns to write to its density control")
+    p.add_argument("--fill-share", type=float, default=d.fill_share,
+                   help="this share of the windows teaches filling a gap of 1-4 bars between what comes before "
+                        "and after (adds the two fill markers to the vocabulary)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
 
@@ -61,7 +64,8 @@ def training_config(args: argparse.Namespace, **overrides) -> TrainConfig:
         lr=TrainConfig.lr if args.lr is None else args.lr, min_lr=args.min_lr, warmup_steps=args.warmup_steps, max_transpose=args.max_transpose,
         completion_bars=args.completion_bars, val_every=args.val_every, val_windows=args.val_windows,
         save_every=args.save_every, seed=args.seed, grad_checkpointing=args.grad_checkpointing,
-        carry_state=args.carry_state, cpu_bf16=args.bf16, thin_bars=args.thin_bars, **overrides)
+        carry_state=args.carry_state, cpu_bf16=args.bf16, thin_bars=args.thin_bars,
+        fill_share=args.fill_share, **overrides)
 
 
 def add_eval_args(p: argparse.ArgumentParser) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from engine.tokenizer import RemiTokenizer, TokenizerSettings
+from trainer.fill import fill_window
 from trainer.thinning import BarThinner
 
 IGNORE = -100
@@ -48,17 +49,21 @@ class StreamSong:
 class TokenWindows:
     """The files of one split of a prepared dataset, cut into windows that start on a bar line. With
     `thin_bars` (data with bar controls), that share of the bars is thinned (trainer/thinning.py) and keeps
-    its density control."""
+    its density control. With `fill_share`, that share of the windows teaches filling a gap (trainer/fill.py);
+    the vocabulary then has the fill markers (as it does with `markers`)."""
 
     def __init__(self, data_dir: str | Path, split: str, thin_bars: float = 0.0,
-                 thin_keep: tuple[float, float] = THIN_KEEP):
+                 thin_keep: tuple[float, float] = THIN_KEEP, fill_share: float = 0.0, markers: bool = False):
         data_dir = Path(data_dir)
         index_path = data_dir / "index.json"
         if not index_path.is_file():
             raise DataError(f"{data_dir}: not a prepared dataset (no index.json); run `python -m trainer prepare` first")
         index = json.loads(index_path.read_text())
         self.settings = TokenizerSettings.from_dict(index["tokenizer"])
+        if fill_share or markers:
+            self.settings = self.settings.with_fill_markers()
         self.tokenizer = RemiTokenizer(self.settings)
+        self.fill_share = fill_share
         self.tokens = np.load(data_dir / "tokens.npy", mmap_mode="r")
         self.files = [f for f in index["files"] if f["split"] == split]
         if not self.files:
@@ -149,7 +154,12 @@ class TokenWindows:
             else:
                 w = self.window(f, bar, seq_len + 1)
             w = self.random_transpose(w, max_transpose, rng)
+            skip: list[int] = []
+            if self.fill_share and rng.random() < self.fill_share:
+                t = self.tokenizer
+                w, skip = fill_window(w, t.bar_id, t.fill_suffix_id, t.fill_middle_id, self.pad_id, rng)
             x, y = self.inputs_and_targets(w)
+            y[skip] = IGNORE
             if completion_bars:
                 bar_starts = np.flatnonzero(w[:-1] == self.tokenizer.bar_id)
                 first_completion = bar_starts[-completion_bars] if len(bar_starts) > completion_bars else len(y)

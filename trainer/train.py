@@ -56,11 +56,16 @@ class TrainConfig:
                                       # from the state the row's previous one ended with (detached)
     cpu_bf16: bool = False            # bf16 autocast on a CPU too (on a GPU it is always on)
     thin_bars: float = 0.0            # data with controls: this share of bars thinned, keeping their density
+    fill_share: float = 0.0           # this share of the windows teaches filling a gap (trainer/fill.py)
 
     def __post_init__(self) -> None:
-        if self.carry_state and self.completion_bars:
-            raise ValueError("--carry-state trains on every token of whole songs; it cannot be combined with "
-                             "--completion-bars")
+        if self.carry_state and (self.completion_bars or self.fill_share):
+            raise ValueError("--carry-state trains on every token of whole songs in order; it cannot be combined "
+                             "with --completion-bars or --fill-share")
+        if self.completion_bars and self.fill_share:
+            raise ValueError("--fill-share rearranges windows; it cannot be combined with --completion-bars")
+        if not 0 <= self.fill_share <= 1:
+            raise ValueError(f"--fill-share must be 0-1, got {self.fill_share}")
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -156,16 +161,19 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    train_data, val_data = TokenWindows(cfg.data_dir, "train", cfg.thin_bars), TokenWindows(cfg.data_dir, "val")
+    base = load_checkpoint(cfg.init_from) if cfg.init_from else None
+    markers = bool(cfg.fill_share) or (base is not None and base.tokenizer.settings.fill_markers)
+    train_data = TokenWindows(cfg.data_dir, "train", cfg.thin_bars, fill_share=cfg.fill_share, markers=markers)
+    val_data = TokenWindows(cfg.data_dir, "val", markers=markers)
     settings = train_data.settings
 
-    if cfg.init_from:
-        base = load_checkpoint(cfg.init_from)
+    if base is not None:
         model = base.model.train()
-        if base.tokenizer.settings.with_controls() == settings and not base.tokenizer.settings.controls:
-            # data prepared with bar controls: their ids follow the model's, which keep their rows
+        if base.tokenizer.settings != settings and base.tokenizer.settings.grows_into(settings):
+            # bar controls (data prepared with them) or fill markers: their ids follow the model's, which keep their rows
             model.grow_vocabulary(train_data.tokenizer.vocab_size)
-            log.info("%s: %d rows added for the bar controls", cfg.init_from, model.cfg.vocab_size - base.tokenizer.vocab_size)
+            log.info("%s: %d rows added (bar controls, fill markers)", cfg.init_from,
+                     model.cfg.vocab_size - base.tokenizer.vocab_size)
         elif base.tokenizer.settings != settings:
             raise ValueError(f"{cfg.init_from}: its tokenizer differs from the one {cfg.data_dir} was prepared with")
     else:

@@ -60,6 +60,37 @@ def run_suggest(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_fill_parser(sub) -> None:
+    p = sub.add_parser("fill", help="write K versions of a song, each with a range of bars filled anew between "
+                                    "what comes before and after")
+    p.add_argument("midi", type=Path, help="the song (.mid)")
+    p.add_argument("--bars", required=True, metavar="FIRST-LAST", help="the bars to fill, 1-based, e.g. 9-12")
+    p.add_argument("-n", "--candidates", type=count(MAX_CANDIDATES), default=4)
+    add_sampling_arguments(p)
+    p.add_argument("--seed", type=int, default=None, help="make the candidates reproducible")
+    p.add_argument("--checkpoint", type=Path, default=None, help="a model checkpoint (default: the bundled model)")
+    p.add_argument("--out", type=Path, required=True, help="folder for fill_<i>.mid")
+
+
+def run_fill(args: argparse.Namespace) -> int:
+    from muse_bridge.fill_file import FillRequest, fill_file, parse_bar_range
+
+    try:
+        first, last = parse_bar_range(args.bars)
+        sampling = SamplingConfig(**sampling_changes(args))
+        result = fill_file(FillRequest(args.midi, args.out, first, last, args.candidates, sampling, args.seed,
+                                       args.checkpoint))
+    except (MidiFileError, CheckpointError, ValueError, OSError) as e:
+        print(f"muse-bridge fill: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+FILE_COMMANDS = {"suggest": ("Continue a MIDI phrase.", add_suggest_parser, run_suggest),
+                 "fill": ("Fill a range of bars of a MIDI song.", add_fill_parser, run_fill)}
+
+
 def version() -> str:
     """The installed package's version."""
     try:
@@ -70,14 +101,14 @@ def version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["suggest"]:
+    if argv[:1] and argv[0] in FILE_COMMANDS:
         # A parser of its own, so the live bridge's options (same names, other defaults) never mix in.
-        parser = argparse.ArgumentParser(prog="muse-bridge", description="Continue a MIDI phrase.")
-        sub = parser.add_subparsers(dest="command", required=True)
-        add_suggest_parser(sub)
+        description, add_parser, run = FILE_COMMANDS[argv[0]]
+        parser = argparse.ArgumentParser(prog="muse-bridge", description=description)
+        add_parser(parser.add_subparsers(dest="command", required=True))
         args = parser.parse_args(argv)
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        return run_suggest(args)
+        return run(args)
 
     from ui.options import add_live_arguments
 
@@ -85,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="muse-bridge",
         description="An RWKV-7 companion for composers: the live MIDI bridge, as a tray app where a display "
                     "exists and PyQt6 is installed, else (or with --headless) in the console. "
-                    "`muse-bridge suggest IN.mid --out DIR …` continues a MIDI file instead.")
+                    "`muse-bridge suggest IN.mid --out DIR …` continues a MIDI file instead, "
+                    "`muse-bridge fill SONG.mid --bars 9-12 --out DIR …` fills a range of its bars.")
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--version", action="version", version=f"muse-bridge {version()}")
     parser.add_argument("--command", choices=[c.value for c in Command] + list(APP_COMMANDS), default=None,
