@@ -1,5 +1,6 @@
 """Filling a gap: the fill markers in the vocabulary (old checkpoints load and grow), windows rearranged to teach it,
 a finetune that adds them and resumes exactly, the engine's fill path, and `muse-bridge fill` on a real song."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -183,3 +184,19 @@ def test_bar_ranges_are_read_as_people_write_them():
     assert parse_bar_range("9-12") == (9, 12) and parse_bar_range("5") == (5, 5)
     with pytest.raises(FillRangeError):
         parse_bar_range("12-9")
+
+
+def test_eval_of_a_model_that_fills_scores_the_same_bars_with_and_without_the_bars_after(fill_checkpoint, songs_data,
+                                                                                        capsys):
+    from trainer.__main__ import main as trainer_main
+
+    assert trainer_main(["eval", "--checkpoint", str(fill_checkpoint), "--data", str(songs_data),
+                         "--context-bars", "2,4", "--windows", "3", "--threads", "1"]) == 0
+    fill = json.loads(capsys.readouterr().out)["sources"]["all"]["fill"]
+    assert fill["windows"] == 3 and fill["suffix_bars"] == 8
+    assert set(fill["nll_per_note"]) == {"prefix_only", "prefix_and_suffix"}
+    assert all(v > 0 for v in fill["nll_per_note"].values())
+    assert fill["nll_reduction"] == pytest.approx(1 - fill["nll_per_note"]["prefix_and_suffix"]
+                                                  / fill["nll_per_note"]["prefix_only"])
+    assert set(fill["pitch_class_overlap"]) == {"fill", "continuation", "repeat_the_bar_before"}
+    assert all(0 <= v <= 1 for v in fill["pitch_class_overlap"].values())

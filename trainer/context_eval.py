@@ -25,6 +25,7 @@ from engine.grammar import RemiGrammar
 from engine.sampler import MAX_DENSITY, SamplingConfig
 from engine.tokenizer import RemiTokenizer, TokenizerSettings
 from trainer.data import TokenWindows
+from trainer.fill_eval import FILL_CONTEXT_BARS, FILL_SUFFIX_BARS, evaluate_fill
 from trainer.evaluate import (COMPLETION_BARS, TARGETS, Window, bar_notes, continuation_metrics, control_ids,
                               model_samples, model_scores, nll_metrics)
 
@@ -77,13 +78,14 @@ def held_out_songs(data: str, split: str) -> dict[str, list[tuple[str, list[int]
 
 
 def choose_spots(songs: list[tuple[str, list[int]]], tokenizer: RemiTokenizer, longest: int, n: int,
-                 seed: int) -> list[Spot]:
-    """Non-overlapping completions with `longest` bars before them, shuffled per song, taken round-robin."""
+                 seed: int, after: int = 0) -> list[Spot]:
+    """Non-overlapping completions with `longest` bars before them (and `after` bars after them), shuffled per
+    song, taken round-robin."""
     rng = np.random.default_rng(seed)
     per_song = []
     for path, tokens in songs:
         bars = tokenizer.bar_starts(tokens)
-        ats = list(range(longest, len(bars) - COMPLETION_BARS, COMPLETION_BARS))   # bars[at + 2] closes it
+        ats = list(range(longest, len(bars) - COMPLETION_BARS - after, COMPLETION_BARS))   # bars[at + 2] closes it
         rng.shuffle(ats)
         per_song.append([Spot(path, tokens, bars, at) for at in ats])
     chosen = []
@@ -151,7 +153,7 @@ def evaluate_contexts(cfg: ContextEvalConfig) -> dict:
     ckpt = load_checkpoint(cfg.checkpoint)
     tokenizer, grammar = ckpt.tokenizer, RemiGrammar(ckpt.tokenizer)
     prepared = TokenizerSettings.from_dict(json.loads((Path(cfg.data) / "index.json").read_text())["tokenizer"])
-    if prepared.with_controls() != tokenizer.settings.with_controls():   # the windows carry no controls
+    if prepared.with_controls() != replace(tokenizer.settings.with_controls(), fill_markers=False):   # no controls in the windows
         raise ValueError(f"{cfg.data}: tokenized with other settings than the checkpoint {cfg.checkpoint}")
     longest = max(cfg.contexts)
     sources = {}
@@ -164,6 +166,10 @@ def evaluate_contexts(cfg: ContextEvalConfig) -> dict:
         log.info("%s: %d windows from %d of %d songs", source, len(spots), len({s.path for s in spots}), len(songs))
         sources[source] = {"songs": len(songs), "windows": len(spots), "window_songs": len({s.path for s in spots}),
                            **evaluate_source(ckpt.model, tokenizer, grammar, spots, cfg)}
+        if tokenizer.fill_suffix_id is not None:   # a model that fills: the same bars with the bars after them
+            gaps = choose_spots(songs, tokenizer, FILL_CONTEXT_BARS, cfg.windows, cfg.seed, after=FILL_SUFFIX_BARS)
+            sources[source]["fill"] = evaluate_fill(ckpt.model, tokenizer, grammar, gaps, cfg.sampling, cfg.seed,
+                                                    cfg.batch_size, cfg.sample_batch_size)
     if not sources:
         raise ValueError(f"{cfg.data}: no song of the {cfg.split} split is long enough "
                          f"({longest + COMPLETION_BARS + 1} bars)")
@@ -180,5 +186,10 @@ def summary_lines(report: dict) -> list[str]:
     for name, s in report["sources"].items():
         per = " ".join(f"{b}:{v['nll_per_note']:.2f}" for b, v in s["by_context_bars"].items())
         lines.append(f"{name}: nats/note by context bars {per}")
+        if "fill" in s:
+            f = s["fill"]
+            lines.append(f"{name}: fill {f['nll_per_note']['prefix_and_suffix']:.2f} nats/note with the bars after, "
+                         f"{f['nll_per_note']['prefix_only']:.2f} without; overlap " +
+                         " ".join(f"{k} {v:.3f}" for k, v in f["pitch_class_overlap"].items()))
     return lines
 
