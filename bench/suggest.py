@@ -6,6 +6,8 @@
 - prefill: prompt tokens per second of the chunk-parallel forward (a whole song, as `suggest` feeds it).
 - with `--baseline CKPT`: the fast step at K = 4 and suggest with K = 4, for this checkpoint and the
   baseline side by side, interleaved (a new default against the one it replaces).
+- fill (a checkpoint that fills): K = 4 candidates of 2 bars for a gap after 10 bars, reading the 8 bars after
+  it, beside suggest's K = 4 x 2 bars after the same 10 bars, interleaved, fast step.
 """
 from __future__ import annotations
 
@@ -95,10 +97,11 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(row)
     session.fast_step = None
     side_by_side = None if args.baseline is None else against_baseline(ckpt, fast, args)
+    fill = None if ckpt.tokenizer.fill_suffix_id is None else fill_beside_suggest(ckpt, fast, tokens, args)
     path = write("suggest", {"checkpoint": ckpt.path, "model": ckpt.model.cfg.to_dict(), "prompt": PROMPT.name,
                              "prompt_tokens": len(prompt), "fast_step_ready_seconds": round(fast_ready, 2),
                              "prefill_whole_song": prefill, "step": steps, "results": rows,
-                             "side_by_side": side_by_side})
+                             "side_by_side": side_by_side, "fill_beside_suggest": fill})
     log.info("wrote %s", path)
 
 
@@ -126,6 +129,26 @@ def against_baseline(ckpt, fast: FastStep, args: argparse.Namespace, k: int = 4)
     out["suggest_ratio"] = round(out["checkpoint"]["suggest_seconds_median"]
                                  / out["baseline"]["suggest_seconds_median"], 3)
     log.info("side by side %s", out)
+    return out
+
+
+def fill_beside_suggest(ckpt, fast: FastStep, tokens: list[int], args: argparse.Namespace, k: int = 4,
+                        before: int = 10, after: int = 8) -> dict:
+    """Fill (K x 2 bars between `before` bars and the `after` bars after the gap) and suggest (K x 2 bars after the
+    same `before` bars), the same seeds, interleaved; fast step."""
+    starts = ckpt.tokenizer.bar_starts(tokens)
+    session = Session(ckpt.model, ckpt.tokenizer)
+    session.feed(tokens[:starts[before]])
+    session.fast_step = fast
+    suffix = tokens[starts[before + args.bars]:starts[before + args.bars + after]]
+    runs = {"fill": [], "suggest": []}
+    for seed in range(args.repeats):
+        runs["fill"].append(session.fill(k, args.bars, suffix, SamplingConfig(), seed=seed).seconds)
+        runs["suggest"].append(session.suggest(k, args.bars, SamplingConfig(), seed=seed).seconds)
+    out = {"K": k, "bars": args.bars, "bars_before": before, "bars_after": after, "suffix_tokens": len(suffix)}
+    out.update({f"{name}_seconds_median": round(statistics.median(r), 3) for name, r in runs.items()})
+    out["fill_over_suggest"] = round(out["fill_seconds_median"] / out["suggest_seconds_median"], 3)
+    log.info("fill beside suggest %s", out)
     return out
 
 

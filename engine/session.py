@@ -93,9 +93,13 @@ class Session:
         session.feed(prompt)
         return session, prompt
 
+    def _start_state(self) -> State:
+        """The state before any context: the style's initial state, or the model's."""
+        return self._initial.clone().to(self.device) if self._initial is not None else self.model.initial_state(1)
+
     def reset(self) -> None:
         """Forget the context (a loaded style's initial state stays)."""
-        self.state = self._initial.clone().to(self.device) if self._initial is not None else self.model.initial_state(1)
+        self.state = self._start_state()
         self.context_length = 0
         self.time_signature: tuple[int, int] = (4, 4)
 
@@ -170,31 +174,37 @@ class Session:
     @torch.no_grad()
     def fill(self, k: int, bars: int, suffix: list[int], sampling: SamplingConfig = SamplingConfig(),
              seed: int | None = None, tail: list[int] = (), meter: tuple[int, int] | None = None,
-             ticks_per_beat: int = TICKS_PER_QUARTER, on_bars: Callable[[int, Candidate], None] | None = None,
+             prefix: list[int] | None = None, ticks_per_beat: int = TICKS_PER_QUARTER,
+             on_bars: Callable[[int, Candidate], None] | None = None,
              cancelled: Callable[[], bool] | None = None) -> Suggestion:
         """K candidates of exactly `bars` bars for the gap between the context (and `tail`) and `suffix`, the bars
-        after the gap (from their Bar; empty: nothing follows). The model reads FillSuffix, the suffix and
+        after the gap (from their Bar; empty: nothing follows). With `prefix`, the gap follows `prefix` read from
+        the start instead of the context (a gap inside the context). The model reads FillSuffix, the suffix and
         FillMiddle on a copy of the state, then writes the gap in the same sampling loop as `suggest`, in
         `meter` (default: the meter in force at the gap)."""
         t = self.tokenizer
         if t.fill_suffix_id is None:
             raise ValueError("this model cannot fill a gap: its vocabulary has no fill markers (train it with "
                              "`python -m trainer finetune --fill-share`)")
-        meter = tuple(meter) if meter is not None else self.grammar.meter_after(list(tail), self.time_signature)
-        read = list(tail) + [t.fill_suffix_id] + list(suffix) + [t.fill_middle_id]
-        return self._sample(k, bars, sampling, seed, read, meter, ticks_per_beat, on_bars, cancelled)
+        before = list(tail) if prefix is None else list(prefix)
+        if meter is None:
+            meter = self.grammar.meter_after(before, self.time_signature if prefix is None else (4, 4))
+        read = before + [t.fill_suffix_id] + list(suffix) + [t.fill_middle_id]
+        state = self.state if prefix is None else self._start_state()
+        return self._sample(k, bars, sampling, seed, read, tuple(meter), ticks_per_beat, on_bars, cancelled, state)
 
     def _sample(self, k: int, bars: int, sampling: SamplingConfig, seed: int | None, read: list[int],
                 meter: tuple[int, int], ticks_per_beat: int, on_bars: Callable[[int, Candidate], None] | None,
-                cancelled: Callable[[], bool] | None) -> Suggestion:
-        """K streams of `bars` bars in `meter` after the state and `read` (seen by this sampling only)."""
+                cancelled: Callable[[], bool] | None, state: State | None = None) -> Suggestion:
+        """K streams of `bars` bars in `meter` after `state` (default: the context's) and `read` (seen by this
+        sampling only)."""
         if k < 1 or bars < 1:
             raise ValueError(f"need at least one candidate and one bar, got {k} candidates of {bars} bars")
         start = time.perf_counter()
         if seed is None:  # a fresh seed, kept in the Suggestion so a good one can be reproduced
             seed = secrets.randbits(63)
         generator = torch.Generator().manual_seed(seed)
-        stepper = self.stepper(self._advance(self.state.clone(), read).expand(k))
+        stepper = self.stepper(self._advance((self.state if state is None else state).clone(), read).expand(k))
 
         def bar_done(i: int, partial: list[int], complete: int) -> None:
             on_bars(i, self._candidate(partial, bars, meter, ticks_per_beat, complete))

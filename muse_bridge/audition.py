@@ -4,11 +4,13 @@ It is given the clock, the player, the context (an accepted candidate joins it) 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
+
 from engine.session import Candidate, Suggestion
 from muse_bridge.clock import ClockFollower
 from muse_bridge.context import LiveContext
 from muse_bridge.events import EventHub, PlayingCandidate
-from muse_bridge.player import Player
+from muse_bridge.player import Playback, Player
 
 
 class Audition:
@@ -16,16 +18,20 @@ class Audition:
 
     def __init__(self, clock: ClockFollower, player: Player, context: LiveContext, events: EventHub):
         self.clock, self.player, self.context, self.events = clock, player, context, events
-        self.current: Suggestion | None = None
-        self.index = 0
+        self.show(None)
 
     @property
     def candidate(self) -> Candidate | None:
         return self.current.candidates[self.index] if self.current else None
 
-    def show(self, suggestion: Suggestion | None) -> None:
-        """A new suggestion (its candidate 1 already on its way to the Player), or None when the context is gone."""
+    def show(self, suggestion: Suggestion | None, play: Callable[[Candidate], Playback | None] | None = None,
+             accept: Callable[[Candidate], None] | None = None) -> None:
+        """A new suggestion (its candidate 1 already on its way to the Player), or None when the context is gone.
+        `play` plays a candidate (default: from the next bar line; None back: it plays later), `accept` takes one
+        into the context (default: it joins before the next bar line): a fill's play in place and replace bars."""
         self.current, self.index = suggestion, 0
+        self._play = play or (lambda candidate: self.player.play(candidate, self.clock.next_bar_line()))
+        self._accept = accept or self.join
 
     def step(self, step: int) -> None:
         """Play the candidate `step` places on (cycling) from the next bar line."""
@@ -39,8 +45,11 @@ class Audition:
         if self.current is None or not 0 <= index < len(self.current.candidates):
             raise ValueError(f"no candidate {index + 1} to play: suggest first")
         self.index = index
-        playback = self.player.play(self.candidate, self.clock.next_bar_line())
-        self.events.emit(PlayingCandidate(index, playback.start_tick))
+        playback = self._play(self.candidate)
+        if playback is not None:
+            self.events.emit(PlayingCandidate(index, playback.start_tick))
+        else:
+            self.events.tell(f"candidate {index + 1} plays when the DAW comes round to its bars")
         self.events.publish_now()
 
     def accept(self) -> None:
@@ -48,7 +57,7 @@ class Audition:
         if self.candidate is None:
             self.events.tell("nothing to accept: suggest first")
             return
-        self.join(self.candidate)
+        self._accept(self.candidate)
         self.events.tell(f"candidate {self.index + 1} accepted")
 
     def join(self, candidate: Candidate, answer: bool = False) -> None:

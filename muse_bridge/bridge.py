@@ -11,6 +11,7 @@ Each part is built with the few parts it uses, and none of them knows the bridge
 - suggester.py: Suggester, Suggest: candidate 1 streamed, candidates made in a pause, the rate.
 - answers.py: Answers, call and response.
 - audition.py: Audition, the candidates heard in turn, accepted, exported.
+- filler.py: Filler, a range of the context's bars filled anew, auditioned in place, accepted in place.
 - setting_changes.py: SettingChanges, settings changed while running, checked once, saved on request.
 - command_thread.py: CommandThread, where commands run, in order.
 - events.py: EventHub, what front ends hear; status.py: StatusLine.
@@ -35,6 +36,7 @@ from muse_bridge.commands import Command
 from muse_bridge.context import LiveContext
 from muse_bridge.echo import EchoGuard
 from muse_bridge.events import EventHub
+from muse_bridge.filler import Filler
 from muse_bridge.intake import Intake
 from muse_bridge.live_score import LiveScore, LiveScoreConfig
 from muse_bridge.midi_triggers import MidiTriggers
@@ -94,13 +96,15 @@ class LiveBridge:
                                    self.tokenizer, self.audition.show, submit)
         self.answers = Answers(self.clock, self.context, self.player, self.suggester, self.settings, self.events,
                                self.audition.join, submit)
+        self.filler = Filler(self.clock, self.context, self.worker, self.player, self.settings, self.events,
+                             self.tokenizer, self.audition, on_replaced=self.suggester.context_changed)
         self.changes = SettingChanges(self.settings, settings_path, checkpoint, self.worker, self.context,
                                       self.ports, self.player, self.events, submit, self._applied)
         self.triggers = MidiTriggers(settings.triggers, on_change=self.changes.triggers_learned)
         self.intake = Intake(self.clock, self.context, self.worker, self.triggers, self.echo,
                              on_struck=self._struck, do=self.do, tick=self._tick, queue_size=settings.ports.queue_size)
-        self.status = StatusLine(self.clock, self.context, self.worker, self.intake, self.suggester, self.audition,
-                                 self.answers, self.player, self.ports, self.events)
+        self.status = StatusLine(self.clock, self.context, self.worker, self.intake, self.suggester, self.filler,
+                                 self.audition, self.answers, self.player, self.ports, self.events)
         self.events.status = self.status.now
         self._echo_told = False
 
@@ -173,7 +177,7 @@ class LiveBridge:
         actions = {Command.SUGGEST: self.suggester.suggest, Command.NEXT: lambda: self.audition.step(+1),
                    Command.PREVIOUS: lambda: self.audition.step(-1), Command.ACCEPT: self.audition.accept,
                    Command.CLEAR: self.clear, Command.PANIC: self.panic, Command.EXPORT: self.audition.export,
-                   Command.ANSWER: self.toggle_answers}
+                   Command.ANSWER: self.toggle_answers, Command.FILL: self.filler.fill_last}
         self.commands.submit(actions[command], command.value)
 
     def clear(self) -> None:

@@ -37,10 +37,11 @@ import statistics
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from engine.music import TICKS_PER_QUARTER, MeterMap
+from muse_bridge.clock_counting import DawPasses, PulseCounter
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +49,6 @@ CLOCKS_PER_QUARTER = 24
 CLOCKS_PER_SPP_UNIT = 6   # Song Position Pointer counts sixteenth notes
 TEMPO_GAP_INTERVALS = 8  # clocks this far apart: the DAW stopped sending them for a while, no tempo
 REALTIME_TYPES = frozenset({"clock", "start", "continue", "stop", "songpos"})
-
-
-@dataclass
-class _LongGap:
-    """A gap of 1.5 intervals or more, until the clocks after it confirm or mend the pulses it counted."""
-
-    before: float            # the stamp of the clock before the gap
-    end: float               # the stamp of the (last) clock that ended it
-    counted: int             # pulses counted by the clocks that ended it
-    clocks: int = 1          # clocks that ended it (several: a burst)
-    after: list[float] = field(default_factory=list)   # stamps of the clocks since
 
 
 @dataclass(frozen=True)
@@ -85,59 +75,6 @@ class ClockSettings:
                              f"got {self.steady_clocks}; clocks that confirm a count: 1 or more, got {self.confirm_clocks}")
 
 
-class PulseCounter:
-    """How many pulses each clock counts. A gap of 1.5 intervals or more may be missing clocks or clocks that came
-    late: the clocks that end it (one, or several in a burst) count what the gap rounds to (at least one each; a
-    gap under 1.75 intervals, one), and the `confirm_clocks` clocks after them decide: the count whose times fit
-    them best stands, and the clock that decides makes up the difference (0 or 2 pulses)."""
-
-    def __init__(self, settings: "ClockSettings"):
-        self.settings = settings
-        self._pending: _LongGap | None = None   # a long gap's count, until the clocks after it confirm or mend it
-        self._owed = 0                          # pulses counted too many, still to be taken off
-        self.missing_clocks = 0                 # missing clocks recognised (and counted)
-
-    def count(self, stamp: float, last_stamp: float | None, interval: float) -> int:
-        """Pulses of the clock stamped `stamp`; `last_stamp` None where the gap cannot be judged (the first clock, a
-        tempo not steady yet, the clock lost or moved to another clock): one pulse, and nothing pending."""
-        if last_stamp is None:
-            self._pending, self._owed = None, 0
-            return 1
-        gaps = (stamp - last_stamp) / interval
-        adjust, steps = 0, 1
-        pending = self._pending
-        if pending is not None and not pending.after and gaps < 0.5:   # the burst that ends a gap goes on
-            pending.clocks += 1
-            steps = 1 if pending.clocks > pending.counted else 0
-            pending.counted = max(pending.counted, pending.clocks)
-            pending.end = stamp
-        elif pending is not None and len(pending.after) < self.settings.confirm_clocks and gaps < 1.5:
-            pending.after.append(stamp)
-        else:
-            if pending is not None:
-                adjust, self._pending = self._decide(pending, interval), None
-            if 1.5 <= gaps < 2.5 + self.settings.max_missing:
-                steps = min(1 + self.settings.max_missing, round(gaps)) if gaps >= 1.75 else 1
-                self._pending = _LongGap(last_stamp, stamp, steps)
-        steps = steps + adjust + self._owed      # a mend larger than a pulse is made up over the next clocks
-        self._owed = min(0, steps)
-        steps = max(0, steps)
-        self.missing_clocks += steps - 1
-        return steps
-
-    def _decide(self, gap: _LongGap, interval: float) -> int:
-        """After a long gap: how many pulses the clocks that ended it should have counted (the count that puts the
-        clocks since nearest their times, at the tempo), less what they counted."""
-        stamps = [gap.end] + gap.after
-
-        def misfit(pulses: int) -> float:
-            return statistics.median(abs(s - gap.before - (pulses + j) * interval) for j, s in enumerate(stamps))
-        best = min(range(gap.clocks, gap.clocks + 1 + self.settings.max_missing), key=misfit)
-        if best != gap.counted:
-            log.debug("a long gap counted %d pulse(s) after all, not %d", best, gap.counted)
-        return best - gap.counted
-
-
 class ClockFollower:
     """Thread-safe: `on_message` from the MIDI thread, `position` from anywhere."""
 
@@ -154,7 +91,7 @@ class ClockFollower:
         self._stamp_interval = self._interval
         self._tempo: deque[tuple[float, float, int]] = deque(maxlen=settings.tempo_window)   # (t, stamp, pulses)
         self._pulses = 0              # pulses counted since the follower began (missing ones included)
-        self._counter = PulseCounter(settings)
+        self._counter = PulseCounter(settings.confirm_clocks, settings.max_missing)
         self._listeners: list[Callable[[], None]] = []
         # the timeline is anchored: position(t) = anchor_pos + (t - anchor_t) * rate while moving
         self._anchor_t = now()
@@ -164,6 +101,7 @@ class ClockFollower:
         self._waiting_first_clock = False
         self._lost = False            # the DAW plays, but its clock stopped coming: on the internal clock meanwhile
         self._offset = 0.0            # timeline tick of DAW position 0
+        self.passes = DawPasses()     # where the DAW's song position lay on the timeline, pass by pass
         self._daw_clocks = 0          # DAW position in clocks of the last clock heard
         self._heard = False           # a clock heard since the last relocation
         self._songpos: int | None = None   # a Song Position Pointer received while stopped
@@ -362,6 +300,7 @@ class ClockFollower:
         daw_ticks = daw_clocks * self.ticks_per_clock
         target = self.bars.at_phase(self._position(t), self.bars.in_bar(daw_ticks))
         self._offset = target - daw_ticks
+        self.passes.relocated(target, self._offset)
         self._daw_clocks, self._heard, self._songpos = daw_clocks, False, None
         self._anchor_pos, self._anchor_t = float(target), t
         self._external, self._moving, self._waiting_first_clock, self._lost = True, False, True, False

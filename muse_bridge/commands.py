@@ -15,3 +15,4 @@ class Command(str, Enum):
     PANIC = "panic"
     EXPORT = "export"
     ANSWER = "answer"        # answer mode on / off
+    FILL = "fill"            # fill the last bars (as many as a suggestion's) anew

@@ -28,7 +28,7 @@ from muse_bridge.clock import ClockFollower
 from muse_bridge.live_score import LiveScore
 from muse_bridge.worker import FeedTiming, SessionWorker
 
-PAUSE_SECONDS = 0.3   # no key pressed or released for this long, none held: the composer paused (gaps in a phrase are shorter)
+PAUSE_SECONDS = 0.3   # nothing pressed or released this long, none held: a pause (gaps in a phrase are shorter)
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,20 @@ class LiveContext:
             self._score.reset()
             self._worker.reset()
 
+    def replace_bars(self, first: int, last: int, tokens: Sequence[int]) -> None:
+        """Bars first..last of the context (0-based, closed: a later bar is committed) become `tokens` (as many bars,
+        from their Bar); the worker reads the whole context again."""
+        with self._lock:
+            committed, bar_count = self._score.committed, self._score.tokenizer.count_bars
+            if not 0 <= first <= last < self.closed_bars():
+                raise ValueError(f"bars {first + 1}-{last + 1} cannot be replaced: the context has "
+                                 f"{self.closed_bars()} finished bars")
+            if bar_count(tokens) != last - first + 1:
+                raise ValueError(f"{bar_count(tokens)} bars cannot take the place of {last - first + 1}")
+            starts = self._score.tokenizer.bar_starts(committed)
+            committed[starts[first]:starts[last + 1]] = list(tokens)
+            self.reread(lambda session: session.reset())
+
     def reread(self, start: Callable[[Session], None]) -> None:
         """On the worker: `start(session)` (e.g. a new initial state), then the committed context fed again."""
         with self._lock:
@@ -118,6 +132,29 @@ class LiveContext:
         with self.now() as context:
             return context.tokens
 
+    def closed_bars(self) -> int:
+        """Committed bars that are finished (the bar after them is committed too)."""
+        with self._lock:
+            return max(0, self._score.tokenizer.count_bars(self._score.committed) - 1)
+
+    def gap(self, first: int, last: int, after: int) -> tuple[list[int], list[int], tuple[int, int]]:
+        """For filling bars first..last: the tokens before them, those of up to `after` bars after them (the tail
+        included), and their meter."""
+        with self.now() as context:
+            tokens = context.tokens
+        starts = self._score.tokenizer.bar_starts(tokens) + [len(tokens)]
+        end = starts[min(last + 1 + after, len(starts) - 1)]
+        meter = self._score.tokenizer.vocabulary.meter.get(tokens[starts[first] + 1], self._score.config.time_signature)
+        return tokens[:starts[first]], tokens[starts[last + 1]:end], meter
+
+    def timeline_tick_of_bar(self, bar: int) -> int | None:
+        """The timeline tick at which bar `bar` of the context was played; None for bars that were spliced in."""
+        with self._lock:
+            inserted = self._score.inserted_bars
+            if not self._score.started or bar in inserted:
+                return None
+            return self._score.bars.bar_line(bar - sum(1 for b in inserted if b < bar))
+
     @property
     def started(self) -> bool:
         return self._score.started
@@ -137,7 +174,7 @@ class LiveContext:
     def bar_of(self, tick: int) -> int:
         """The score's bar (0: the bar of the first note) holding timeline `tick`; -1 before anything was played."""
         with self._lock:
-            return self._score.bar_of(tick) if self._score.started else -1
+            return self._score.bars.bar_of(tick) if self._score.started else -1
 
     def answered_bars(self) -> frozenset[int]:
         """Bars of the context (0: its first) that are answers which joined it."""

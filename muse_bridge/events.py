@@ -56,6 +56,20 @@ class CandidatesReady:
     context: tuple[Note, ...]
     context_bars: int
     answered_bars: frozenset[int] = frozenset()   # which of the context's bars (0: its first) are answers
+    fill: tuple[int, int] | None = None           # fills of these context bars (0-based, first and last)
+
+
+@dataclass(frozen=True)
+class ContextShown:
+    """The context's last `bars` bars, for choosing bars to fill: their notes (ticks from the first shown bar line),
+    the index of the first shown bar (0-based), and how many of the context's bars are finished (can be filled)."""
+
+    notes: tuple[Note, ...]
+    first_bar: int
+    bars: int
+    finished: int
+    bar_ticks: int
+    beats_per_bar: int
 
 
 @dataclass(frozen=True)
@@ -104,8 +118,8 @@ class SettingsChanged:
     settings: "BridgeSettings"
 
 
-BridgeEvent = Union[StatusChanged, CandidatesReady, PlayingCandidate, AnswerComing, AnswerEnded, Notice, PortsChanged,
-                    SettingsChanged]
+BridgeEvent = Union[StatusChanged, CandidatesReady, ContextShown, PlayingCandidate, AnswerComing, AnswerEnded, Notice,
+                    PortsChanged, SettingsChanged]
 Listener = Callable[[BridgeEvent], None]
 
 

@@ -98,6 +98,7 @@ class LiveScore:
         self._last_onset: dict[int, int] = {}
         self._insertion: list[int] = []
         self.answer_bars: set[int] = set()   # bar indices of the committed stream (and tail) that are answers
+        self.inserted_bars: set[int] = set()  # ... that were spliced in (accepted or answered), not played
         self._last_sound_tick = 0            # the tick of the last key or pedal change
         self.notes_seen = 0
 
@@ -112,10 +113,6 @@ class LiveScore:
         self._now = max(self._now, self.origin)
         if tempo_bpm is not None:
             self.tempo_bpm = float(tempo_bpm)
-
-    def bar_of(self, tick: int) -> int:
-        """Score bar index of a timeline tick (requires a started score)."""
-        return self.bars.bar_of(int(tick))
 
     def step_of(self, tick: int) -> int:
         """The grid position an onset at `tick` is quantised to (the tokenizer's rule: kept inside its bar)."""
@@ -199,9 +196,11 @@ class LiveScore:
     def insert_at_next_bar(self, tokens: list[int], answer: bool = False) -> None:
         """Splice tokens (an accepted candidate, starting with Bar) in before the next committed Bar; `answer`
         marks its bars as an answer's."""
-        if answer:   # no Bar is committed before the splice, so the bars' indices are known now
-            first = self.tokenizer.count_bars(self.committed) + self.tokenizer.count_bars(self._insertion)
-            self.answer_bars |= set(range(first, first + self.tokenizer.count_bars(tokens)))
+        # no Bar is committed before the splice, so the bars' indices are known now
+        first = self.tokenizer.count_bars(self.committed) + self.tokenizer.count_bars(self._insertion)
+        added = set(range(first, first + self.tokenizer.count_bars(tokens)))
+        self.inserted_bars |= added
+        self.answer_bars |= added if answer else set()
         self._insertion += list(tokens)
 
     # ---- commit horizon ---------------------------------------------------------------------
@@ -263,7 +262,7 @@ class LiveScore:
         window = max(0, len(self._bar_index) - 1)
         notes = [self._note_for_encoding(n, now) for n in self._final + self._open
                  if n.step >= window * self.steps_per_bar]
-        last_bar = max(self.bar_of(now), len(self._bar_index) - 1)
+        last_bar = max(self.bars.bar_of(now), len(self._bar_index) - 1)
         tail = self._beyond_committed(self._window_tokens(notes, window, last_bar), window)
         if self._insertion:
             bars = self.tokenizer.bar_starts(tail)

@@ -132,7 +132,7 @@ class SettingChanges:
         self.player.channel = new.output_channel
 
     def _switch_style(self, path: str | None) -> None:
-        """Load a style preset (None: the model's own initial state); the context is kept, re-read from the new start."""
+        """Load a style preset (None: the model's own initial state); the context is kept, re-read from its start."""
         initial = load_style(path, self.checkpoint).to(self.worker.session.device) if path else None
         self.context.reread(lambda session: session.set_initial_state(initial))
         self.events.tell(f"style: {Path(path).stem if path else 'none'}")

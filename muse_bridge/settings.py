@@ -34,7 +34,7 @@ SETTINGS_ENV = "MUSE_BRIDGE_SETTINGS"
 
 # command -> [kind, number]: a control change ("cc") or a note ("note") on any channel, value > 0
 DEFAULT_TRIGGERS = {"suggest": ["cc", 20], "next": ["cc", 21], "previous": ["cc", 22],
-                    "accept": ["cc", 23], "panic": ["cc", 24], "answer": ["cc", 25]}
+                    "accept": ["cc", 23], "panic": ["cc", 24], "answer": ["cc", 25], "fill": ["cc", 26]}
 
 # a flat name -> the setting it names: the keys of version 0.1's flat settings files, and the live command line's
 # option names (`--virtual` is virtual_ports); the one map from flat names to settings
@@ -79,6 +79,7 @@ class BridgeSettings:
     seed: int | None = None                        # fixed: suggestions are reproducible
     triggers: dict[str, list] = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_TRIGGERS.items()})
     hotkey: str = "<ctrl>+<alt>+s"                 # global Suggest key (pynput's spelling)
+    fill_hotkey: str = "<ctrl>+<alt>+f"            # global Fill key: the last bars filled anew
     style: str | None = None                       # a style preset file, None for the model's own start
     fast_step: bool = True                         # fast decode step: ONNX Runtime on a CPU, CUDA graphs on a GPU
     precompute: bool = True                        # make candidates in pauses, ready before Suggest is pressed
@@ -94,8 +95,8 @@ class BridgeSettings:
             if not (isinstance(trigger, (list, tuple)) and len(trigger) == 2 and trigger[0] in ("cc", "note")
                     and isinstance(trigger[1], int) and 0 <= trigger[1] <= 127):
                 raise ValueError(f"trigger of {command!r} must be [\"cc\" or \"note\", 0-127], got {trigger!r}")
-        if not self.hotkey.strip():
-            raise ValueError("the hotkey needs at least one key")
+        if not self.hotkey.strip() or not self.fill_hotkey.strip():
+            raise ValueError("a hotkey needs at least one key")
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))   # tuples as lists: what the file holds

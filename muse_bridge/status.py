@@ -8,6 +8,7 @@ from muse_bridge.audition import Audition
 from muse_bridge.clock import ClockFollower
 from muse_bridge.context import LiveContext
 from muse_bridge.events import GENERATING, IDLE, LISTENING, PLAYING, BridgeStatus, EventHub
+from muse_bridge.filler import Filler
 from muse_bridge.intake import Intake
 from muse_bridge.player import Player
 from muse_bridge.port_pair import PortsInUse
@@ -21,16 +22,16 @@ class StatusLine:
     """Reads the status from the parts it names; `now()` from any thread."""
 
     def __init__(self, clock: ClockFollower, context: LiveContext, worker: SessionWorker, intake: Intake,
-                 suggester: Suggester, audition: Audition, answers: Answers, player: Player, ports: PortsInUse,
-                 events: EventHub):
+                 suggester: Suggester, filler: Filler, audition: Audition, answers: Answers, player: Player,
+                 ports: PortsInUse, events: EventHub):
         self.clock, self.context, self.worker, self.intake = clock, context, worker, intake
-        self.suggester, self.audition, self.answers = suggester, audition, answers
+        self.suggester, self.filler, self.audition, self.answers = suggester, filler, audition, answers
         self.player, self.ports, self.events = player, ports, events
 
     def now(self) -> BridgeStatus:
         clock = "midi clock" if self.clock.external else ("internal" if self.clock.running else "stopped")
         playing = self.player.playback is not None
-        if self.suggester.generating:
+        if self.suggester.generating or self.filler.generating:
             activity = GENERATING
         elif playing:
             activity = PLAYING

@@ -2,6 +2,8 @@
 untrained micro model, a real Player whose port is a recorder), and no LiveBridge."""
 import time
 
+import torch
+
 import mido
 import pytest
 from jack_fixtures import jack_server, live_checkpoint  # noqa: F401  (fixtures)
@@ -15,6 +17,7 @@ from muse_bridge.command_thread import CommandThread
 from muse_bridge.commands import Command
 from muse_bridge.context import LiveContext
 from muse_bridge.echo import EchoGuard
+from muse_bridge.filler import Filler
 from muse_bridge.events import AnswerEnded, CandidatesReady, EventHub
 from muse_bridge.live_score import LiveScore, LiveScoreConfig
 from muse_bridge.midi_triggers import MidiTriggers
@@ -129,7 +132,9 @@ def status_line(p: dict) -> StatusLine:
     answers = Answers(p["clock"], p["context"], p["player"], p["suggester"], p["settings"], p["events"],
                       lambda candidate, answer: None, p["commands"].submit)
     ports = PortsInUse(PortSettings(api="jack"), intake.on_midi, EchoGuard(), p["events"], on_lost=list)
-    return StatusLine(p["clock"], p["context"], p["worker"], intake, p["suggester"], p["audition"], answers,
+    filler = Filler(p["clock"], p["context"], p["worker"], p["player"], p["settings"], p["events"],
+                    p["worker"].session.tokenizer, p["audition"], on_replaced=lambda: None)
+    return StatusLine(p["clock"], p["context"], p["worker"], intake, p["suggester"], filler, p["audition"], answers,
                       p["player"], ports, p["events"])
 
 
@@ -246,3 +251,64 @@ def test_the_ports_in_use_go_back_to_the_old_ports_when_new_ones_cannot_be_opene
     finally:
         ports.close()
     assert not ports.is_open
+
+
+def test_a_fill_plays_in_place_on_each_round_of_a_daw_loop_and_accepting_it_replaces_the_bars():
+    from engine.model import RWKV7, config_for_size
+    from engine.tokenizer import RemiTokenizer, TokenizerSettings
+
+    torch.manual_seed(0)
+    tok = RemiTokenizer(TokenizerSettings().with_fill_markers())
+    hand = Hand()
+    clock = ClockFollower(now=hand)
+    worker = SessionWorker(Session(RWKV7(config_for_size("micro", tok.vocab_size)), tok)).start()
+    context = LiveContext(LiveScore(tok, LiveScoreConfig()), clock, worker)
+    sent = []
+    player = Player(lambda m: sent.append((clock.passes.daw_tick(clock.position()), m)) or True, clock)
+    settings = SettingsInForce(BridgeSettings().with_changes({"candidates": 2, "seed": 1,
+                                                              "sampling.max_tokens_per_bar": 24}))
+    events, heard, replaced = EventHub(), [], []
+    events.subscribe(heard.append)
+    audition = Audition(clock, player, context, events)
+    filler = Filler(clock, context, worker, player, settings, events, tok, audition,
+                    on_replaced=lambda: replaced.append(1))
+    clock_ticks, bar = 20, 1920                                   # 480 per quarter: 20 ticks a MIDI clock
+
+    def run_clocks(n: int) -> None:
+        for _ in range(n):
+            hand.t += 60 / (120 * 24)
+            clock.on_message(mido.Message("clock"), hand.t)
+
+    try:
+        clock.on_message(mido.Message("start"), hand.t)
+        for b in range(8):                                       # the DAW's bars 1-8, a chord in each
+            run_clocks(1 if b == 0 else 0)
+            context.played([(mido.Message("note_on", note=n + b, velocity=80), clock.tick(), hand.t) for n in (60, 64)])
+            run_clocks(bar // clock_ticks // 2)
+            context.played([(mido.Message("note_off", note=n + b), clock.tick(), hand.t) for n in (60, 64)])
+            run_clocks(bar // clock_ticks // 2 - (1 if b == 0 else 0))
+        run_clocks(2)
+        context.played()
+        assert context.closed_bars() >= 7
+        with pytest.raises(ValueError, match="at most 4"):
+            filler.fill(0, 5)
+        filler.fill(4, 5)                                        # the DAW's bars 5-6
+        assert filler.done.wait(60) and len(audition.current.candidates) == 2
+        ready = [e for e in heard if isinstance(e, CandidatesReady)][-1]
+        assert ready.fill == (4, 5) and player.playback is None   # bar 5 is behind: it waits for the loop
+        clock.on_message(mido.Message("songpos", pos=0), hand.t)   # the loop: back to bar 1
+        clock.on_message(mido.Message("continue"), hand.t)
+        run_clocks(8 * bar // clock_ticks)
+        ons = [(at, m.note) for at, m in sent if m.type == "note_on" and m.velocity]
+        offs = [m.note for _, m in sent if m.type == "note_off" or (m.type == "note_on" and not m.velocity)]
+        assert ons and all(4 * bar <= at < 6 * bar for at, _ in ons)     # only inside the DAW's bars 5-6
+        assert all(at % clock_ticks == 0 for at, _ in ons)                # each on a clock of the grid
+        assert sorted(offs) == sorted(n for _, n in ons)                   # every note-on has its note-off
+        chosen = audition.current.candidates[0]
+        audition.accept()
+        assert replaced == [1] and worker.wait_idle(30)
+        starts = tok.bar_starts(context.tokens())
+        assert context.tokens()[starts[4]:starts[6]] == chosen.tokens
+    finally:
+        player.close()
+        worker.stop()

@@ -416,3 +416,33 @@ def test_a_dragged_slider_sends_a_few_previews_and_its_final_value_once(qapp):
     assert 1 <= len(previews) <= dragged / PREVIEW_SECONDS + 1
     slider.slider.setValue(100)                 # a click or a key: final at once
     assert sent[-1] == (1.0, True)
+
+
+def test_the_fill_tab_chooses_finished_bars_by_dragging_and_asks_to_fill_them(qapp, tmp_path):
+    from PyQt6.QtCore import QPoint, Qt
+    from PyQt6.QtTest import QTest
+
+    from muse_bridge.events import ContextShown
+
+    panel, asked = Panel(), []
+    panel.fillRequested.connect(lambda first, last: asked.append((first, last)))
+    notes = tuple(Note(60 + b % 5, 80, b * 1920 + beat * 480, b * 1920 + beat * 480 + 400)
+                  for b in range(8) for beat in range(4))
+    panel.show_context(ContextShown(notes, first_bar=4, bars=8, finished=11, bar_ticks=1920, beats_per_bar=4))
+    panel.tabs.setCurrentWidget(panel.fill)
+    panel.set_ready(True)
+    panel.show()
+    QApplication.processEvents()
+    roll = panel.fill.roll
+    at = lambda shown_bar: QPoint(int((shown_bar + 0.5) * roll.width() / 8), roll.height() // 2)   # noqa: E731
+    assert not panel.fill.fill.isEnabled()
+    QTest.mousePress(roll, Qt.MouseButton.LeftButton, pos=at(1))           # context bar 6 (0-based 5)
+    QTest.mouseMove(roll, at(6))                                           # dragged over 6 bars: 4 are kept
+    QTest.mouseRelease(roll, Qt.MouseButton.LeftButton, pos=at(6))
+    assert roll.selection == (5, 8) and panel.fill.label.text() == "bars 6-9"
+    QTest.mousePress(roll, Qt.MouseButton.LeftButton, pos=at(7))           # bar 12 is not finished yet
+    QTest.mouseRelease(roll, Qt.MouseButton.LeftButton, pos=at(7))
+    assert roll.selection == (5, 8)
+    panel.grab().save("/tmp/fill_tab.png")
+    panel.fill.fill.click()
+    assert asked == [(5, 8)]

@@ -22,8 +22,8 @@ from engine.checkpoint import CheckpointError
 from engine.midi_file import bundled_phrase, read_phrase
 from muse_bridge.command_socket import CommandSocket, CommandSocketError, send_command
 from muse_bridge.commands import Command
-from muse_bridge.events import (PLAYING, AnswerComing, AnswerEnded, BridgeStatus, CandidatesReady, Notice,
-                                PlayingCandidate, PortsChanged, SettingsChanged, StatusChanged)
+from muse_bridge.events import (PLAYING, AnswerComing, AnswerEnded, BridgeStatus, CandidatesReady, ContextShown,
+                                Notice, PlayingCandidate, PortsChanged, SettingsChanged, StatusChanged)
 from muse_bridge.ports import midi_backend
 from muse_bridge.settings import BridgeSettings, SettingsChange, SettingsError, style_folder
 from ui.startup import BridgeLoader, LaunchOptions, launch_settings
@@ -79,6 +79,8 @@ class TrayApp(QObject):
         p.chordsFromPlayingRequested.connect(lambda: self._submit(lambda: self.bridge.changes.chords_from_playing(),
                                                                   "chords from playing"))
         p.refreshPortsRequested.connect(self.refresh_ports)
+        p.contextRequested.connect(lambda: self._submit(lambda: self.bridge.filler.show_context(), "show the context"))
+        p.fillRequested.connect(lambda first, last: self._submit(lambda: self.bridge.filler.fill(first, last), "fill"))
         p.exportRequested.connect(lambda i, path: self._submit(lambda: self.bridge.audition.export(Path(path), i), "export"))
         for keys, command in SHORTCUTS.items():
             QShortcut(QKeySequence(keys), p).activated.connect(lambda c=command: self.command(c))
@@ -110,7 +112,8 @@ class TrayApp(QObject):
         except (CommandSocketError, OSError) as e:
             self.notify(Notice(f"command channel not available: {e}", error=True))
         try:
-            self.hotkey = GlobalHotkey(self.settings.hotkey, lambda: self.commandArrived.emit(Command.SUGGEST)).start()
+            self.hotkey = GlobalHotkey({self.settings.hotkey: lambda: self.commandArrived.emit(Command.SUGGEST),
+                                        self.settings.fill_hotkey: lambda: self.commandArrived.emit(Command.FILL)}).start()
         except HotkeyUnavailable as e:
             self.notify(Notice(str(e)))
         BridgeLoader(self.options, self.settings, self.loading.emit, self.loaded.emit, self.loadFailed.emit).start()
@@ -213,6 +216,8 @@ class TrayApp(QObject):
                                        (f" · candidate {s.candidate}/{s.candidates}" if s.candidate else ""))
         elif isinstance(event, CandidatesReady):
             self.panel.show_candidates(event, self.bridge.clock.bpm)
+        elif isinstance(event, ContextShown):
+            self.panel.show_context(event)
         elif isinstance(event, PlayingCandidate):
             self.panel.show_playing(event.index)
         elif isinstance(event, AnswerComing):

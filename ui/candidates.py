@@ -74,7 +74,9 @@ class CandidateList(QListWidget):
                         ready.answered_bars)
             item = QListWidgetItem(self)
             item.setSizeHint(QSize(300, 86))
-            item.setToolTip("click: play from the next bar line · drag: drop as a .mid file")
+            where = (f"where bars {ready.fill[0] + 1}-{ready.fill[1] + 1} lie in the song" if ready.fill
+                     else "from the next bar line")
+            item.setToolTip(f"click: play {where} · drag: drop as a .mid file")
             self.setItemWidget(item, CandidateRow(i, roll))
 
     def paintEvent(self, event) -> None:

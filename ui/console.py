@@ -26,8 +26,9 @@ from ui.options import launch_options
 log = logging.getLogger(__name__)
 
 KEYS = {"s": Command.SUGGEST, "n": Command.NEXT, "p": Command.PREVIOUS, "a": Command.ACCEPT,
-        "c": Command.CLEAR, "x": Command.PANIC, "e": Command.EXPORT, "t": Command.ANSWER}
-HELP = "keys: s suggest  n next  p previous  a accept  c clear  x panic  e export  t answer mode  L<key> learn  q quit"
+        "c": Command.CLEAR, "x": Command.PANIC, "e": Command.EXPORT, "t": Command.ANSWER, "f": Command.FILL}
+HELP = ("keys: s suggest  f fill the last bars  n next  p previous  a accept  c clear  x panic  e export  "
+        "t answer mode  L<key> learn  q quit")
 
 
 def run_live(args: argparse.Namespace) -> int:

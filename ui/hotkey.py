@@ -33,10 +33,11 @@ class HotkeyUnavailable(RuntimeError):
 
 
 class GlobalHotkey:
-    """`start()` listens for `spec` (pynput's spelling, e.g. "<ctrl>+<alt>+s") anywhere on the desktop."""
+    """`start()` listens for each key of `keys` (pynput's spelling, e.g. "<ctrl>+<alt>+s" -> what it does) anywhere
+    on the desktop."""
 
-    def __init__(self, spec: str, on_press: Callable[[], None]):
-        self.spec, self.on_press = spec, on_press
+    def __init__(self, keys: dict[str, Callable[[], None]]):
+        self.keys = keys
         self._listener = None
 
     def start(self) -> "GlobalHotkey":
@@ -47,12 +48,12 @@ class GlobalHotkey:
             from pynput import keyboard
         except ImportError as e:   # pynput missing, or no X server to talk to
             raise HotkeyUnavailable(f"global hotkey unavailable ({str(e).splitlines()[0]}); {WAYLAND_ADVICE}") from None
-        try:
-            keyboard.HotKey.parse(self.spec)
-        except ValueError as e:
-            raise HotkeyUnavailable(f"hotkey {self.spec!r} cannot be read ({e}); "
-                                    "write it like <ctrl>+<alt>+s") from None
-        self._listener = keyboard.GlobalHotKeys({self.spec: self.on_press})
+        for spec in self.keys:
+            try:
+                keyboard.HotKey.parse(spec)
+            except ValueError as e:
+                raise HotkeyUnavailable(f"hotkey {spec!r} cannot be read ({e}); write it like <ctrl>+<alt>+s") from None
+        self._listener = keyboard.GlobalHotKeys(dict(self.keys))
         self._listener.daemon = True
         self._listener.start()
         if sys.platform == "darwin":
@@ -61,7 +62,7 @@ class GlobalHotkey:
             if problem is not None:
                 self.stop()
                 raise HotkeyUnavailable(problem)
-        log.info("global hotkey %s for Suggest", self.spec)
+        log.info("global hotkeys %s", ", ".join(self.keys))
         return self
 
     def stop(self) -> None:

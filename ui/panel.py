@@ -13,10 +13,12 @@ from PyQt6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPro
                              QVBoxLayout, QWidget)
 
 from muse_bridge.commands import Command
-from muse_bridge.events import AnswerComing, AnswerEnded, BridgeStatus, CandidatesReady, Notice, PortsChanged
+from muse_bridge.events import (AnswerComing, AnswerEnded, BridgeStatus, CandidatesReady, ContextShown, Notice,
+                                PortsChanged)
 from muse_bridge.settings import BridgeSettings, SettingsChange
 from ui.answer_box import AnswerBox
 from ui.candidates import CandidateList
+from ui.fill_tab import FillTab
 from ui.panel_tabs import KeyTab, MidiTab, SamplingTab, TriggersTab, show_controls_available
 from ui.theme import ACTIVITY_COLOURS, ERROR, HINT
 from ui.tray import ACTIVITY_WORDS
@@ -31,6 +33,8 @@ class Panel(QWidget):
     refreshPortsRequested = pyqtSignal(str)            # MIDI API
     exportRequested = pyqtSignal(int, str)             # candidate, path
     chordsFromPlayingRequested = pyqtSignal()
+    contextRequested = pyqtSignal()                    # the context's last bars, to choose bars to fill
+    fillRequested = pyqtSignal(int, int)               # context bars, 0-based first and last
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -60,9 +64,12 @@ class Panel(QWidget):
         self.key.chordsFromPlayingRequested.connect(self.chordsFromPlayingRequested.emit)
         self.midi.refreshPortsRequested.connect(self.refreshPortsRequested.emit)
         self.triggers.learnRequested.connect(self.learnRequested.emit)
+        self.fill = FillTab()
+        self.fill.contextRequested.connect(self.contextRequested.emit)
+        self.fill.fillRequested.connect(self.fillRequested.emit)
         self.tabs = QTabWidget()
-        for tab, title in ((self.sampling, "Sampling"), (self.key, "Key && range"), (self.midi, "MIDI"),
-                           (self.triggers, "Triggers")):
+        for tab, title in ((self.sampling, "Sampling"), (self.key, "Key && range"), (self.fill, "Fill"),
+                           (self.midi, "MIDI"), (self.triggers, "Triggers")):
             self.tabs.addTab(tab, title)
         root.addWidget(self.tabs)
         self.status_line = QLabel("starting…")
@@ -171,6 +178,9 @@ class Panel(QWidget):
         self.settings = settings
         for tab in (self.sampling, self.key, self.midi, self.triggers, self.answer):
             tab.show_settings(settings)
+
+    def show_context(self, shown: ContextShown) -> None:
+        self.fill.show_context(shown)
 
     def show_candidates(self, ready: CandidatesReady, bpm: float) -> None:
         self.candidates.show_candidates(ready, bpm)

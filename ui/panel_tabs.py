@@ -19,7 +19,8 @@ from muse_bridge.ports import MIDI_APIS
 from muse_bridge.settings import MAX_BARS, MAX_CANDIDATES, BridgeSettings
 from ui.theme import HINT
 
-LEARNABLE = (Command.SUGGEST, Command.NEXT, Command.PREVIOUS, Command.ACCEPT, Command.PANIC, Command.ANSWER)
+LEARNABLE = (Command.SUGGEST, Command.NEXT, Command.PREVIOUS, Command.ACCEPT, Command.PANIC, Command.ANSWER,
+             Command.FILL)
 NO_STYLE = "none (the model's own)"
 PREVIEW_SECONDS = 0.15   # a dragged slider sends its value at most this often; the final value when let go
 NO_CONTROLS = "this model has no bar controls: density, polyphony and chords need one trained with them"

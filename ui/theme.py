@@ -16,5 +16,6 @@ CANDIDATE_NOTE = "#f2a33a"
 PLAYING_NOTE = "#5cc8ff"
 ANSWER_NOTE = "#b58cff"     # an answer to the composer's pause, and the answered bars of a context
 PLAYHEAD = "#ffffff"
+FILL_RANGE = "#40f2a33a"    # the bars chosen to fill (#AARRGGBB: the candidate colour, see-through)
 
 ACTIVITY_COLOURS = {IDLE: HINT, LISTENING: "#4cc38a", GENERATING: CANDIDATE_NOTE, PLAYING: PLAYING_NOTE}
