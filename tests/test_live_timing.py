@@ -108,3 +108,48 @@ def test_a_candidate_made_slower_than_it_plays_starts_later_and_plays_without_a_
     for clock, note in zip(heard, made.notes):                  # every bar in its place: no silent bar inside
         assert abs(clock - (first_line + note.start / 20)) < 1.5, f"a note {clock - first_line} clocks in, " \
                                                                    f"its place is {note.start / 20}"
+
+
+def test_a_fill_of_bars_5_and_6_plays_inside_them_when_a_12_bar_loop_comes_round(jack_server, tmp_path):
+    """The DAW loops 12 bars (Start, then a Song Position Pointer back to bar 1 and Continue); a chord is played in
+    each of bars 1-7, and CC 26 (Fill) in bar 7 fills the last 2 finished bars, 5 and 6. The candidate waits for
+    the next round and plays inside bars 5-6 of the DAW's timeline, on its grid, every note-on with its note-off."""
+    import torch
+
+    from engine.checkpoint import save_checkpoint
+    from engine.model import config_for_size
+    from engine.tokenizer import RemiTokenizer, TokenizerSettings
+
+    if importlib.util.find_spec("jack") is None:
+        pytest.skip("JACK-Client is not installed (the JACK DAW is a JACK client)")
+    torch.manual_seed(2)
+    settings = TokenizerSettings().with_fill_markers()
+    save_checkpoint(tmp_path / "fill.pt", RWKV7(config_for_size("micro", RemiTokenizer(settings).vocab_size)), settings)
+    bpm, loop = 240.0, DAW_BARS.bar_line(12)                      # a bar is 1 s
+    tag = f"fill{os.getpid()}"
+    bridge_config = bridge_settings(tag, bpm).with_changes({"candidates": 2, "bars": 2, "precompute": False,
+                                                            "seed": 5, "sampling.max_tokens_per_bar": 24})
+    script = Script(bpm, [Run(0.0, loop), Run(12.5, loop, "songpos", 0)], tail=0.5)
+    for bar in range(7):
+        for beat, pitch in enumerate((60, 64, 67)):
+            script.at_clock(0, DAW_BARS.bar_line(bar) + beat * 24, [0x90, pitch + bar, 90])
+            script.at_clock(0, DAW_BARS.bar_line(bar) + beat * 24 + 18, [0x80, pitch + bar, 0])
+    script.at_clock(0, DAW_BARS.bar_line(6) + 48, [0xB0, 26, 127])                  # Fill, half-way through bar 7
+    with live(load_checkpoint(tmp_path / "fill.pt"), tag, bpm, tmp_path, script, bridge_config,
+              fast_step=False) as (bridge, daw, events):
+        daw.go()
+        recording = daw.wait()
+        fills = bridge.audition.current
+    assert fills is not None and [e.fill for e in events if hasattr(e, "fill")] == [(4, 5)]
+    second_round = recording.frame_at(12.5)
+    ons = [(f, p) for f, p in recording.note_ons() if f >= second_round]
+    offs = [b[1] for f, b in recording.received if len(b) == 3 and f >= second_round
+            and (b[0] & 0xF0 == 0x80 or (b[0] & 0xF0 == 0x90 and b[2] == 0))]
+    assert ons, "the fill played nothing in the second round"
+    assert len(ons) == len(fills.candidates[0].notes)
+    for frame, _ in ons:
+        assert DAW_BARS.bar_line(4) - 0.5 <= recording.daw_clock_at(frame) < DAW_BARS.bar_line(6), \
+            f"a note at DAW clock {recording.daw_clock_at(frame)}, outside bars 5-6"
+        assert abs(recording.grid_error_ms(frame, 1)) < MEDIAN_BOUND_MS, "a note off the DAW's clock"
+    assert sorted(offs) == sorted(p for _, p in ons)            # every note-on has its note-off
+    assert not [f for f, _ in recording.note_ons() if f < second_round], "nothing plays before the loop comes round"
