@@ -20,6 +20,7 @@ from PyQt6.QtWidgets import QApplication, QSystemTrayIcon
 
 from engine.checkpoint import CheckpointError
 from engine.midi_file import bundled_phrase, read_phrase
+from engine.music import Note
 from muse_bridge.command_socket import CommandSocket, CommandSocketError, send_command
 from muse_bridge.commands import Command
 from muse_bridge.events import (PLAYING, AnswerComing, AnswerEnded, BridgeStatus, CandidatesReady, ContextShown,
@@ -72,7 +73,8 @@ class TrayApp(QObject):
     def _wire(self) -> None:
         p = self.panel
         p.commandRequested.connect(self.command)
-        p.auditionRequested.connect(lambda i: self._submit(lambda: self.bridge.audition.play(i), f"play candidate {i + 1}"))
+        p.auditionRequested.connect(lambda i: self._submit(lambda: self.bridge.audition.play(i),
+                                                           f"play candidate {i + 1}"))
         p.settingsRequested.connect(self.change_settings)
         p.learnRequested.connect(lambda c: self.bridge and self.bridge.triggers.learn(c))
         p.detectKeyRequested.connect(lambda: self._submit(lambda: self.bridge.changes.key_from_playing(), "detect key"))
@@ -81,7 +83,8 @@ class TrayApp(QObject):
         p.refreshPortsRequested.connect(self.refresh_ports)
         p.contextRequested.connect(lambda: self._submit(lambda: self.bridge.filler.show_context(), "show the context"))
         p.fillRequested.connect(lambda first, last: self._submit(lambda: self.bridge.filler.fill(first, last), "fill"))
-        p.exportRequested.connect(lambda i, path: self._submit(lambda: self.bridge.audition.export(Path(path), i), "export"))
+        p.exportRequested.connect(lambda i, path: self._submit(lambda: self.bridge.audition.export(Path(path), i),
+                                                               "export"))
         for keys, command in SHORTCUTS.items():
             QShortcut(QKeySequence(keys), p).activated.connect(lambda c=command: self.command(c))
         if self.tray is not None:
@@ -112,8 +115,9 @@ class TrayApp(QObject):
         except (CommandSocketError, OSError) as e:
             self.notify(Notice(f"command channel not available: {e}", error=True))
         try:
-            self.hotkey = GlobalHotkey({self.settings.hotkey: lambda: self.commandArrived.emit(Command.SUGGEST),
-                                        self.settings.fill_hotkey: lambda: self.commandArrived.emit(Command.FILL)}).start()
+            keys = {self.settings.hotkey: lambda: self.commandArrived.emit(Command.SUGGEST),
+                    self.settings.fill_hotkey: lambda: self.commandArrived.emit(Command.FILL)}
+            self.hotkey = GlobalHotkey(keys).start()
         except HotkeyUnavailable as e:
             self.notify(Notice(str(e)))
         BridgeLoader(self.options, self.settings, self.loading.emit, self.loaded.emit, self.loadFailed.emit).start()
@@ -320,9 +324,11 @@ def run_screenshot(args: argparse.Namespace) -> int:
     panel.show_settings(settings)
     panel.show_controls_available(tokenizer.settings.controls)
     panel.set_ready(True)
-    panel.show_status(BridgeStatus(round(phrase.tempo_bpm, 1), "internal", phrase.n_bars + 1, len(tokens), 0,
-                                   suggestion.seconds, str(session.device), 1, len(suggestion.candidates), True, 0,
-                                   "", PLAYING))
+    panel.show_status(BridgeStatus(bpm=round(phrase.tempo_bpm, 1), clock="internal", bar=phrase.n_bars + 1,
+                                   context_tokens=len(tokens), pending_tokens=0,
+                                   last_suggest_seconds=suggestion.seconds, device=str(session.device), candidate=1,
+                                   candidates=len(suggestion.candidates), playing=True, overflow=0, message="",
+                                   activity=PLAYING))
     panel.show_ports(PortsChanged(settings.ports.api, settings.ports.input_name, settings.ports.output_name, True))
     panel.show_candidates(CandidatesReady(suggestion, tuple(context), bars), phrase.tempo_bpm)
     panel.show_playing(0)
@@ -334,5 +340,39 @@ def run_screenshot(args: argparse.Namespace) -> int:
         print(f"muse-bridge: cannot write {path}", file=sys.stderr)
         return 2
     print(str(path))
+    if tokenizer.fill_suffix_id is not None:   # a model that fills: the Fill tab, a range chosen, its fills
+        fill_path = path.with_name(f"{path.stem}_fill{path.suffix}")
+        show_fill(panel, session, tokens, settings, seed)
+        app.processEvents()
+        if not panel.grab().save(str(fill_path)):
+            print(f"muse-bridge: cannot write {fill_path}", file=sys.stderr)
+            return 2
+        print(str(fill_path))
     panel.close()
     return 0
+
+
+def show_fill(panel: Panel, session, tokens: list[int], settings: BridgeSettings, seed: int,
+              shown_bars: int = 16, gap: tuple[int, int] = (9, 10)) -> None:
+    """The panel with its Fill tab open on the phrase's last `shown_bars` bars, bars `gap` of them (0-based,
+    counted from the first shown) chosen, and fills of them in the candidate list."""
+    from engine.music import MeterMap
+
+    tokenizer = session.tokenizer
+    notes, bars = tokenizer.decode_last_bars(tokens, shown_bars)
+    first_shown = tokenizer.count_bars(tokens) - bars
+    bar_ticks = MeterMap.constant((4, 4)).bar_ticks()
+    span = bars * bar_ticks   # the decoded ticks end at 0: shown from the first bar line
+    panel.show_context(ContextShown(tuple(Note(n.pitch, n.velocity, n.start + span, n.end + span) for n in notes),
+                                    first_shown, bars, tokenizer.count_bars(tokens) - 1, bar_ticks, 4))
+    first, last = first_shown + gap[0], first_shown + gap[1]
+    panel.fill.roll.choose(first, last)
+    starts = tokenizer.bar_starts(tokens) + [len(tokens)]
+    fills = session.fill(settings.candidates, last - first + 1, tokens[starts[last + 1]:starts[-1]], settings.sampling,
+                         seed, prefix=tokens[:starts[first]])
+    c = fills.candidates[0]
+    context, context_bars = tokenizer.decode_last_bars(tokens[:starts[first]], 2, c.ticks_per_beat, c.time_signature)
+    panel.show_candidates(CandidatesReady(fills, tuple(context), context_bars, fill=(first, last)), 120.0)
+    panel.show_playing(0)
+    panel.tabs.setCurrentWidget(panel.fill)
+    panel.show_notice(Notice(f"{len(fills.candidates)} fills of bars {first + 1}-{last + 1} in {fills.seconds:.2f} s"))
