@@ -9,6 +9,7 @@ import pytest
 from jack_fixtures import jack_server, live_checkpoint  # noqa: F401  (fixtures)
 from test_live_stream import Recorder
 
+from engine.music import Note, Phrase
 from engine.session import Session
 from muse_bridge.answers import Answers
 from muse_bridge.audition import Audition
@@ -71,6 +72,11 @@ def test_the_context_takes_notes_and_hands_exactly_its_final_tokens_to_the_worke
         assert worker.tokens_fed == len(now.committed) > 0 and now.tick == clock.tick()
     notes, _ = live_checkpoint.tokenizer.decode_last_bars(context.tokens(), 2, 480, (4, 4))
     assert [n.pitch for n in notes] == [60]
+    assert context.timeline_tick_of_bar(0) == clock.bars.bar_line_at_or_before(start)
+    tok = live_checkpoint.tokenizer
+    context.join(tok.encode(Phrase([Note(72, 80, 0, 480)], 480, (4, 4), 120.0)))   # a bar accepted
+    inserted = tok.count_bars(now.committed)
+    assert context.timeline_tick_of_bar(inserted) is None                  # spliced in: never played on the timeline
     context.clear()
     assert context.tokens() == [] and not context.started
 
