@@ -7,7 +7,7 @@ import torch
 
 from engine.checkpoint import save_checkpoint
 from engine.model import RWKV7, config_for_size
-from engine.tokenizer import RemiTokenizer
+from engine.tokenizer import RemiTokenizer, TokenizerSettings
 
 DATA = Path(__file__).parent / "data"
 POP909_FILES = sorted((DATA / "pop909").glob("*.mid"))
@@ -19,6 +19,19 @@ def hold_out(data_dir: Path, name: str) -> None:
     for f in index["files"]:
         f["split"] = "val" if f["path"] == name else "train"
     (data_dir / "index.json").write_text(json.dumps(index))
+
+
+def prepare_songs(tmp_path_factory, settings: TokenizerSettings, held_out: str = "003.mid") -> Path:
+    """The POP909 test songs prepared with `settings`, `held_out` the only validation song."""
+    from trainer.prepare import PrepareConfig, prepare
+
+    midi = tmp_path_factory.mktemp("songs")
+    for f in POP909_FILES:
+        (midi / f.name).write_bytes(f.read_bytes())
+    out = tmp_path_factory.mktemp("data")
+    prepare(PrepareConfig(midi, out, workers=1), settings)
+    hold_out(out, held_out)
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import POP909_FILES, hold_out
+from conftest import POP909_FILES, prepare_songs
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.midi_file import read_phrase
 from engine.model import RWKV7, config_for_size
@@ -19,7 +19,6 @@ from muse_bridge.fill_file import FillRangeError, FillRequest, fill_file, parse_
 from test_trainer import kill_after_first_checkpoint, run_trainer
 from trainer.data import TokenWindows
 from trainer.fill import fill_window
-from trainer.prepare import PrepareConfig, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 SONG = POP909_FILES[0]
@@ -63,13 +62,8 @@ def test_a_fill_window_holds_the_same_bars_rearranged_around_its_markers():
 
 @pytest.fixture(scope="module")
 def songs_data(tmp_path_factory) -> Path:
-    midi = tmp_path_factory.mktemp("songs")
-    for f in POP909_FILES:
-        (midi / f.name).write_bytes(f.read_bytes())
-    out = tmp_path_factory.mktemp("data")
-    prepare(PrepareConfig(midi, out, workers=1), TokenizerSettings())
-    hold_out(out, "003.mid")
-    return out
+    """The three POP909 songs prepared, 003 held out."""
+    return prepare_songs(tmp_path_factory, TokenizerSettings())
 
 
 def test_fill_batches_carry_the_markers_and_plain_batches_stay_as_they_were(songs_data):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import POP909_FILES, hold_out
+from conftest import prepare_songs
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.model import RWKV7, config_for_size
 from engine.sampler import SamplingConfig
@@ -15,7 +15,6 @@ from engine.tokenizer import RemiTokenizer, TokenizerSettings
 from test_trainer import kill_after_first_checkpoint, run_trainer
 from trainer.__main__ import main as trainer_main
 from trainer.data import IGNORE, TokenWindows
-from trainer.prepare import PrepareConfig, prepare
 from trainer.thinning import BarThinner
 
 STREAM_ARGS = ["--batch-size", "2", "--seq-len", "64", "--val-every", "4", "--val-windows", "2", "--save-every", "2",
@@ -25,13 +24,7 @@ STREAM_ARGS = ["--batch-size", "2", "--seq-len", "64", "--val-every", "4", "--va
 @pytest.fixture(scope="module")
 def controls_data(tmp_path_factory) -> Path:
     """The three POP909 songs prepared with bar controls, 003 held out."""
-    midi = tmp_path_factory.mktemp("songs")
-    for f in POP909_FILES:
-        (midi / f.name).write_bytes(f.read_bytes())
-    out = tmp_path_factory.mktemp("data")
-    prepare(PrepareConfig(midi, out, workers=1), TokenizerSettings().with_controls())
-    hold_out(out, "003.mid")
-    return out
+    return prepare_songs(tmp_path_factory, TokenizerSettings().with_controls())
 
 
 @pytest.fixture(scope="module")
