@@ -318,6 +318,9 @@ def test_the_screenshot_shows_a_panel_with_real_candidates(tmp_path):
     sample = {image.pixel(x, y) for x in range(0, image.width(), 3) for y in range(0, image.height(), 3)}
     assert len(sample) > 50, "the screenshot is nearly blank"
     assert len(colour_columns(image, PLAYING_NOTE)) > 20 and len(colour_columns(image, CANDIDATE_NOTE)) > 20
+    fill = QImage(str(tmp_path / "panel_fill.png"))      # the bundled model fills: its Fill tab, a range chosen
+    assert run.stdout.split() == [str(png), str(tmp_path / "panel_fill.png")] and fill.height() >= 600
+    assert len(colour_columns(fill, PLAYING_NOTE)) > 20
 
 
 def test_the_app_answers_muse_bridge_command_and_sigterm_leaves_no_note_sounding(jack_server, tmp_path):
