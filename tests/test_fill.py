@@ -195,3 +195,14 @@ def test_eval_of_a_model_that_fills_scores_the_same_bars_with_and_without_the_ba
                                                   / fill["nll_per_note"]["prefix_only"])
     assert set(fill["pitch_class_overlap"]) == {"fill", "continuation", "repeat_the_bar_before"}
     assert all(0 <= v <= 1 for v in fill["pitch_class_overlap"].values())
+
+
+def test_the_completion_eval_and_its_ngram_read_unmarked_data_for_a_model_that_fills(fill_checkpoint, songs_data,
+                                                                                    capsys):
+    from trainer.__main__ import main as trainer_main
+
+    assert trainer_main(["eval", "--checkpoint", str(fill_checkpoint), "--midi", str(SONG.parent), "--data",
+                         str(songs_data), "--split", "val", "--windows", "2", "--train-data", str(songs_data),
+                         "--ngram-order", "3", "--threads", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["metrics"]["ngram"]["nll_per_note"] > 0 and report["metrics"]["model"]["nll_per_note"] > 0

@@ -288,7 +288,7 @@ def ngram_training_data(cfg: EvalConfig, meta: dict,
         splits = sorted({e["split"] for e in index["files"]} - {cfg.split})
     sequences = []
     for split in splits:
-        data = TokenWindows(data_dir, split)
+        data = TokenWindows(data_dir, split, markers=settings.fill_markers)   # data never holds the markers
         if data.settings != settings:
             raise ValueError(f"{data_dir}: tokenized with other settings than the checkpoint {cfg.checkpoint}")
         for f in data.files:   # without bar controls, as the windows are
