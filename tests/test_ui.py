@@ -96,8 +96,11 @@ def play_c_major(app: TrayApp) -> None:
 def suggest(app: TrayApp) -> None:
     before = app.bridge.audition.current
     app.command(Command.SUGGEST)
-    wait_until(lambda: app.bridge.audition.current is not before and app.panel.candidates.count() > 0,
-               "no candidates came")
+    def shown() -> bool:   # the new candidates in the list, candidate 1 marked as playing (two events: both in)
+        current, rows = app.bridge.audition.current, app.panel.candidates
+        return (current is not before and current is not None and rows.candidates == list(current.candidates)
+                and rows.row_widget(0).number.text().startswith("▶"))
+    wait_until(shown, "no candidates came")
 
 
 def colour_columns(image: QImage, colour: QColor) -> set[int]:
