@@ -189,7 +189,7 @@ class Session:
         before = list(tail) if prefix is None else list(prefix)
         if meter is None:
             meter = self.grammar.meter_after(before, self.time_signature if prefix is None else (4, 4))
-        read = before + [t.fill_suffix_id] + list(suffix) + [t.fill_middle_id]
+        read = t.fill_reading(before, suffix)
         state = self.state if prefix is None else self._start_state()
         return self._sample(k, bars, sampling, seed, read, tuple(meter), ticks_per_beat, on_bars, cancelled, state)
 

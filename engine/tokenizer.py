@@ -249,6 +249,11 @@ class RemiTokenizer:
         """Grid steps in a bar: miditok counts the meter's own beat (an eighth in x/8)."""
         return time_signature[0] * self.grid_per_beat
 
+    def fill_reading(self, before: list[int], after: list[int]) -> list[int]:
+        """What a model reads to fill a gap: the bars before it, FillSuffix, the bars after it, FillMiddle (then it
+        writes the gap from its Bar); the one spelling of it for filling and its evaluation."""
+        return list(before) + [self.fill_suffix_id] + list(after) + [self.fill_middle_id]
+
     def count_bars(self, tokens) -> int:
         return sum(1 for t in tokens if t == self.bar_id)
 

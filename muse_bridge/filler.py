@@ -23,11 +23,11 @@ from muse_bridge.events import CandidatesReady, ContextShown, EventHub
 from muse_bridge.fill_file import MAX_FILL_BARS, SUFFIX_BARS
 from muse_bridge.player import Playback, Player
 from muse_bridge.settings import SettingsInForce
+from muse_bridge.suggester import PREVIEW_BARS   # the bars before the candidates sent for previews
 from muse_bridge.worker import SessionWorker
 
 log = logging.getLogger(__name__)
 
-PREVIEW_BARS = 2          # bars before the gap sent with the candidates, for previews
 CONTEXT_SHOWN_BARS = 16   # the context's last bars shown to choose bars to fill from
 
 

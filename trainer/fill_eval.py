@@ -29,7 +29,7 @@ def fill_windows(spot, grammar: RemiGrammar, tokenizer: RemiTokenizer) -> tuple[
     middle = tokens[bars[at]:bars[at + COMPLETION_BARS] + 1]
     suffix = tokens[bars[at + COMPLETION_BARS]:bars[at + COMPLETION_BARS + FILL_SUFFIX_BARS]]
     plain = Window(spot.path, at - FILL_CONTEXT_BARS, prefix, middle, grammar.meter_after(prefix))
-    return plain, replace(plain, context=prefix + [tokenizer.fill_suffix_id] + suffix + [tokenizer.fill_middle_id])
+    return plain, replace(plain, context=tokenizer.fill_reading(prefix, suffix))
 
 
 def evaluate_fill(model, tokenizer: RemiTokenizer, grammar: RemiGrammar, spots: list, sampling, seed: int,
