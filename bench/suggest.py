@@ -139,16 +139,17 @@ def against_baseline(ckpt, fast: FastStep, args: argparse.Namespace, k: int = 4)
 
 def fill_beside_suggest(ckpt, fast: FastStep, tokens: list[int], args: argparse.Namespace, k: int = 4,
                         before: int = 10, after: int = 8) -> dict:
-    """Fill (K x 2 bars between `before` bars and the `after` bars after the gap) and suggest (K x 2 bars after the
-    same `before` bars), the same seeds, interleaved; fast step."""
+    """Fill (K x 2 bars between `before` bars and the `after` bars after the gap, read from the start as the live
+    Filler reads them) and suggest (K x 2 bars after the same `before` bars, held in the state), the same seeds,
+    interleaved; fast step."""
     starts = ckpt.tokenizer.bar_starts(tokens)
     session = Session(ckpt.model, ckpt.tokenizer)
     session.feed(tokens[:starts[before]])
     session.fast_step = fast
-    suffix = tokens[starts[before + args.bars]:starts[before + args.bars + after]]
+    prefix, suffix = tokens[:starts[before]], tokens[starts[before + args.bars]:starts[before + args.bars + after]]
     runs = {"fill": [], "suggest": []}
     for seed in range(args.repeats):
-        runs["fill"].append(session.fill(k, args.bars, suffix, SamplingConfig(), seed=seed).seconds)
+        runs["fill"].append(session.fill(k, args.bars, prefix, suffix, SamplingConfig(), seed=seed).seconds)
         runs["suggest"].append(session.suggest(k, args.bars, SamplingConfig(), seed=seed).seconds)
     out = {"K": k, "bars": args.bars, "bars_before": before, "bars_after": after, "suffix_tokens": len(suffix)}
     out.update({f"{name}_seconds_median": round(statistics.median(r), 3) for name, r in runs.items()})

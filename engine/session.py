@@ -172,26 +172,24 @@ class Session:
         return self._sample(k, bars, sampling, seed, list(tail), meter, ticks_per_beat, on_bars, cancelled)
 
     @torch.no_grad()
-    def fill(self, k: int, bars: int, suffix: list[int], sampling: SamplingConfig = SamplingConfig(),
-             seed: int | None = None, tail: list[int] = (), meter: tuple[int, int] | None = None,
-             prefix: list[int] | None = None, ticks_per_beat: int = TICKS_PER_QUARTER,
+    def fill(self, k: int, bars: int, before: list[int], after: list[int],
+             sampling: SamplingConfig = SamplingConfig(), seed: int | None = None,
+             meter: tuple[int, int] | None = None, ticks_per_beat: int = TICKS_PER_QUARTER,
              on_bars: Callable[[int, Candidate], None] | None = None,
              cancelled: Callable[[], bool] | None = None) -> Suggestion:
-        """K candidates of exactly `bars` bars for the gap between the context (and `tail`) and `suffix`, the bars
-        after the gap (from their Bar; empty: nothing follows). With `prefix`, the gap follows `prefix` read from
-        the start instead of the context (a gap inside the context). The model reads FillSuffix, the suffix and
-        FillMiddle on a copy of the state, then writes the gap in the same sampling loop as `suggest`, in
-        `meter` (default: the meter in force at the gap)."""
+        """K candidates of exactly `bars` bars for the gap between `before` (the song up to the gap, from its
+        start) and `after` (the bars after the gap, from their Bar; empty: nothing follows). The model reads them
+        from the state before any context (the style's, if one is loaded), as `RemiTokenizer.fill_reading`
+        spells it, and writes the gap in the same sampling loop as `suggest`, in `meter` (default: the meter in
+        force at the gap). The live state is neither read nor changed."""
         t = self.tokenizer
         if t.fill_suffix_id is None:
             raise ValueError("this model cannot fill a gap: its vocabulary has no fill markers (train it with "
                              "`python -m trainer finetune --fill-share`)")
-        before = list(tail) if prefix is None else list(prefix)
         if meter is None:
-            meter = self.grammar.meter_after(before, self.time_signature if prefix is None else (4, 4))
-        read = t.fill_reading(before, suffix)
-        state = self.state if prefix is None else self._start_state()
-        return self._sample(k, bars, sampling, seed, read, tuple(meter), ticks_per_beat, on_bars, cancelled, state)
+            meter = self.grammar.meter_after(list(before), (4, 4))
+        return self._sample(k, bars, sampling, seed, t.fill_reading(before, after), tuple(meter), ticks_per_beat,
+                            on_bars, cancelled, self._start_state())
 
     def _sample(self, k: int, bars: int, sampling: SamplingConfig, seed: int | None, read: list[int],
                 meter: tuple[int, int], ticks_per_beat: int, on_bars: Callable[[int, Candidate], None] | None,

@@ -35,6 +35,8 @@ from engine.music import TICKS_PER_QUARTER, MeterMap, Note, Phrase, beat_length,
 log = logging.getLogger(__name__)
 
 FILL_SUFFIX, FILL_MIDDLE = "FillSuffix", "FillMiddle"   # the fill markers' kinds (and their token strings)
+FILL_GAP_BARS = (1, 4)   # a gap's bars, fewest and most: the gaps a model learns to fill (trainer/fill.py)
+FILL_AFTER_BARS = 8      # the bars after a gap a fill reads (training windows hold about as many)
 
 
 @dataclass(frozen=True)
@@ -250,9 +252,13 @@ class RemiTokenizer:
         return time_signature[0] * self.grid_per_beat
 
     def fill_reading(self, before: list[int], after: list[int]) -> list[int]:
-        """What a model reads to fill a gap: the bars before it, FillSuffix, the bars after it, FillMiddle (then it
-        writes the gap from its Bar); the one spelling of it for filling and its evaluation."""
-        return list(before) + [self.fill_suffix_id] + list(after) + [self.fill_middle_id]
+        """What a model reads to fill a gap: the bars before it, FillSuffix, the bars after it, FillMiddle and the
+        bar before the gap once more (then it writes the gap from its Bar); the one spelling of it for training,
+        filling and evaluation. The bar is read again because a recurrent state that has just read the bars after
+        the gap holds little of the bar the gap must follow."""
+        starts = self.bar_starts(before)
+        recap = list(before[starts[-1]:]) if starts else []
+        return list(before) + [self.fill_suffix_id] + list(after) + [self.fill_middle_id] + recap
 
     def count_bars(self, tokens) -> int:
         return sum(1 for t in tokens if t == self.bar_id)

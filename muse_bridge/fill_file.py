@@ -12,10 +12,10 @@ from engine.midi_file import MidiFileError, read_phrase, replace_notes
 from engine.music import Note
 from engine.sampler import SamplingConfig
 from engine.session import Session
+from engine.tokenizer import FILL_AFTER_BARS, FILL_GAP_BARS
 from muse_bridge.suggest_file import check_out_dir
 
-MAX_FILL_BARS = 4      # the longest gap: as long as the gaps the model learnt to fill (trainer/fill.py)
-SUFFIX_BARS = 16       # the bars after the gap the model reads (the bars before it: all of them)
+MAX_FILL_BARS = FILL_GAP_BARS[1]   # the longest gap: as long as the gaps the model learnt to fill
 
 
 class FillRangeError(ValueError):
@@ -68,12 +68,11 @@ def fill_file(req: FillRequest) -> dict:
     starts = tokenizer.bar_starts(tokens) + [len(tokens)]
     gap_first, gap_end = req.first_bar - 1, req.last_bar          # 0-based bars [gap_first, gap_end)
     prefix = tokens[:starts[gap_first]]
-    suffix = tokens[starts[gap_end]:starts[min(gap_end + SUFFIX_BARS, len(starts) - 1)]]
+    suffix = tokens[starts[gap_end]:starts[min(gap_end + FILL_AFTER_BARS, len(starts) - 1)]]
     bars = phrase.bars
-    session = Session(ckpt.model, tokenizer)
-    session.feed(prefix)
-    suggestion = session.fill(req.candidates, gap_end - gap_first, suffix, req.sampling, req.seed,
-                              meter=bars.meter(gap_first), ticks_per_beat=phrase.ticks_per_beat)
+    suggestion = Session(ckpt.model, tokenizer).fill(req.candidates, gap_end - gap_first, prefix, suffix, req.sampling,
+                                                     req.seed, meter=bars.meter(gap_first),
+                                                     ticks_per_beat=phrase.ticks_per_beat)
     start, end = bars.bar_line(gap_first), bars.bar_line(gap_end)
     files = []
     for i, candidate in enumerate(suggestion.candidates, start=1):

@@ -1,7 +1,7 @@
 """Filler: a range of the context's bars written anew, live, between the bars before and after them.
 
 `fill(first, last)` (context bars, 0-based, finished ones; on the command thread) asks the worker for K
-candidates (Session.fill: the bars before read from the start, up to SUFFIX_BARS bars after). They are shown
+candidates (Session.fill: the bars before read from the start, up to FILL_AFTER_BARS bars after). They are shown
 like a suggestion's and auditioned in place: where the DAW's transport next reaches the song position those bars
 were played at (the clock's passes), and again on each round of a loop; with no DAW clock, from the next bar
 line. Accept replaces the bars in the context (the worker reads it again), so later suggestions follow the fill.
@@ -15,12 +15,12 @@ from typing import Callable
 
 from engine.music import TICKS_PER_QUARTER, MeterMap, Note
 from engine.session import Candidate, Session, Suggestion
-from engine.tokenizer import RemiTokenizer
+from engine.tokenizer import FILL_AFTER_BARS, RemiTokenizer
 from muse_bridge.audition import Audition
 from muse_bridge.clock import ClockFollower
 from muse_bridge.context import LiveContext
 from muse_bridge.events import CandidatesReady, ContextShown, EventHub
-from muse_bridge.fill_file import MAX_FILL_BARS, SUFFIX_BARS
+from muse_bridge.fill_file import MAX_FILL_BARS
 from muse_bridge.player import Playback, Player
 from muse_bridge.settings import SettingsInForce
 from muse_bridge.suggester import PREVIEW_BARS   # the bars before the candidates sent for previews
@@ -75,7 +75,7 @@ class Filler:
             raise ValueError(f"bars {first + 1}-{last + 1}: fill at most {MAX_FILL_BARS} bars at once")
         if self.tokenizer.fill_suffix_id is None:
             raise ValueError("this model cannot fill a gap: its vocabulary has no fill markers")
-        prefix, suffix, meter = self.context.gap(first, last, SUFFIX_BARS)
+        prefix, suffix, meter = self.context.gap(first, last, FILL_AFTER_BARS)
         tick = self.context.timeline_tick_of_bar(first)
         daw_tick = self.clock.passes.daw_tick(tick) if tick is not None else None
         s = self.settings.value
@@ -84,8 +84,8 @@ class Filler:
 
         def make(session: Session) -> None:
             try:
-                made = session.fill(s.candidates, last - first + 1, suffix, s.sampling,
-                                    s.seed if seed is None else seed, meter=meter, prefix=prefix)
+                made = session.fill(s.candidates, last - first + 1, prefix, suffix, s.sampling,
+                                    s.seed if seed is None else seed, meter=meter)
             except (RuntimeError, ValueError) as e:
                 self.events.tell(f"fill failed: {e}", error=True)
                 made = None

@@ -43,21 +43,25 @@ def test_a_fill_window_holds_the_same_bars_rearranged_around_its_markers():
     tokens = tok.encode(read_phrase(SONG, tok.settings))
     window = np.array(tokens[:300], dtype=np.int64)
     for seed in range(20):
-        out, skip = fill_window(window, tok.bar_id, tok.fill_suffix_id, tok.fill_middle_id, tok.pad_id,
-                                np.random.default_rng(seed))
+        out, skip = fill_window(window, tok, tok.pad_id, np.random.default_rng(seed))
         assert len(out) == len(window)
         s, m = int(np.flatnonzero(out == tok.fill_suffix_id)[0]), int(np.flatnonzero(out == tok.fill_middle_id)[0])
-        taught = sorted(set(range(len(out) - 1)) - set(skip))       # the targets left: the gap's tokens only
-        assert [int(out[i + 1]) for i in taught] == list(out[m + 1:m + 1 + len(taught)]) and taught[0] == m
-        prefix, suffix, middle = out[:s], out[s + 1:m], out[m + 1:][out[m + 1:] != tok.pad_id]
+        prefix, suffix = out[:s], out[s + 1:m]
+        recap = prefix[tok.bar_starts(prefix.tolist())[-1]:]           # the bar before the gap, read again
+        assert list(out[m + 1:m + 1 + len(recap)]) == list(recap)
+        g = m + 1 + len(recap)                                           # where the gap begins
+        taught = sorted(set(range(len(out) - 1)) - set(skip))         # the targets left: the gap's tokens only
+        assert [int(out[i + 1]) for i in taught] == list(out[g:g + len(taught)]) and taught[0] == g - 1
+        middle = out[g:][out[g:] != tok.pad_id]
         gap_bars = tok.count_bars(middle.tolist())
         assert 1 <= gap_bars <= 4 and middle[0] == tok.bar_id and prefix[0] == tok.bar_id
         assert list(window[:len(prefix) + len(middle)]) == list(prefix) + list(middle)   # the gap follows the prefix
         after = window[len(prefix) + len(middle):]
         assert list(after[:len(suffix)]) == list(suffix) and (not len(suffix) or suffix[0] == tok.bar_id)
+        assert list(out[:g]) == tok.fill_reading(prefix.tolist(), suffix.tolist())   # as filling reads it
+    assert tok.fill_reading([], [tok.bar_id]) == [tok.fill_suffix_id, tok.bar_id, tok.fill_middle_id]   # from bar 1
     short = np.array(tokens[:tok.bar_starts(tokens)[2] + 1], dtype=np.int64)   # two complete bars: left alone
-    assert fill_window(short, tok.bar_id, tok.fill_suffix_id, tok.fill_middle_id, tok.pad_id,
-                       np.random.default_rng(0))[1] == []
+    assert fill_window(short, tok, tok.pad_id, np.random.default_rng(0))[1] == []
 
 
 @pytest.fixture(scope="module")
@@ -123,15 +127,17 @@ def test_the_engine_fills_exactly_the_bars_asked_for_in_the_gaps_meter(fill_chec
     tokens = tok.encode(read_phrase(SONG, tok.settings))
     starts = tok.bar_starts(tokens)
     session = Session(ckpt.model, tok)
-    session.feed(tokens[:starts[4]])
-    fills = session.fill(3, 2, tokens[starts[6]:starts[10]], seed=5)
+    session.feed(tokens[:starts[12]])                       # a live context: the fill neither reads nor changes it
+    live = session.state.clone()
+    fills = session.fill(3, 2, tokens[:starts[4]], tokens[starts[6]:starts[10]], seed=5)
+    assert session.state.max_abs_diff(live) == 0
     assert len(fills.candidates) == 3
     for candidate in fills.candidates:
         assert tok.count_bars(candidate.tokens) == 2 and candidate.time_signature == (4, 4)
         assert tok.fill_suffix_id not in candidate.tokens and tok.fill_middle_id not in candidate.tokens
         assert all(0 <= n.start < n.end <= candidate.bar_map.span(2) for n in candidate.notes)
     with pytest.raises(ValueError, match="fill markers"):
-        Session(RWKV7(config_for_size("micro", RemiTokenizer().vocab_size)), RemiTokenizer()).fill(1, 1, [])
+        Session(RWKV7(config_for_size("micro", RemiTokenizer().vocab_size)), RemiTokenizer()).fill(1, 1, [], [])
 
 
 def file_notes(path) -> tuple[list[tuple[int, int, int, int]], int]:

@@ -23,9 +23,9 @@ import numpy as np
 from engine.checkpoint import load_checkpoint
 from engine.grammar import RemiGrammar
 from engine.sampler import MAX_DENSITY, SamplingConfig
-from engine.tokenizer import RemiTokenizer, TokenizerSettings
+from engine.tokenizer import FILL_AFTER_BARS, RemiTokenizer, TokenizerSettings
 from trainer.data import TokenWindows
-from trainer.fill_eval import FILL_CONTEXT_BARS, FILL_SUFFIX_BARS, evaluate_fill
+from trainer.fill_eval import FILL_CONTEXT_BARS, evaluate_fill
 from trainer.evaluate import (COMPLETION_BARS, TARGETS, Window, bar_notes, continuation_metrics, control_ids,
                               model_samples, model_scores, nll_metrics)
 
@@ -167,7 +167,7 @@ def evaluate_contexts(cfg: ContextEvalConfig) -> dict:
         sources[source] = {"songs": len(songs), "windows": len(spots), "window_songs": len({s.path for s in spots}),
                            **evaluate_source(ckpt.model, tokenizer, grammar, spots, cfg)}
         if tokenizer.fill_suffix_id is not None:   # a model that fills: the same bars with the bars after them
-            gaps = choose_spots(songs, tokenizer, FILL_CONTEXT_BARS, cfg.windows, cfg.seed, after=FILL_SUFFIX_BARS)
+            gaps = choose_spots(songs, tokenizer, FILL_CONTEXT_BARS, cfg.windows, cfg.seed, after=FILL_AFTER_BARS)
             sources[source]["fill"] = evaluate_fill(ckpt.model, tokenizer, grammar, gaps, cfg.sampling, cfg.seed,
                                                     cfg.batch_size, cfg.sample_batch_size)
     if not sources:

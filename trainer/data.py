@@ -157,7 +157,7 @@ class TokenWindows:
             skip: list[int] = []
             if self.fill_share and rng.random() < self.fill_share:
                 t = self.tokenizer
-                w, skip = fill_window(w, t.bar_id, t.fill_suffix_id, t.fill_middle_id, self.pad_id, rng)
+                w, skip = fill_window(w, t, self.pad_id, rng)
             x, y = self.inputs_and_targets(w)
             y[skip] = IGNORE
             if completion_bars:

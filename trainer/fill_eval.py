@@ -1,7 +1,7 @@
 """`eval --data` on a model that fills: the same 2 bars scored and sampled after the bars before them alone, and
 after the bars before and after them (the gap filled), beside repeating the bar before the gap.
 
-Each window is a spot of the held-out songs with FILL_CONTEXT_BARS bars before its 2 bars and FILL_SUFFIX_BARS
+Each window is a spot of the held-out songs with FILL_CONTEXT_BARS bars before its 2 bars and FILL_AFTER_BARS
 after. The NLL's targets are the 2 bars' tokens (their closing Bar left out: a filled gap ends where its
 suffix already stood), the same for both readings, so the per-note NLLs compare directly.
 """
@@ -13,13 +13,12 @@ from dataclasses import replace
 import numpy as np
 
 from engine.grammar import RemiGrammar
-from engine.tokenizer import RemiTokenizer
+from engine.tokenizer import FILL_AFTER_BARS, RemiTokenizer
 from trainer.evaluate import COMPLETION_BARS, Window, continuation_metrics, model_samples, model_scores, nll_metrics
 
 log = logging.getLogger(__name__)
 
 FILL_CONTEXT_BARS = 8   # the bars before the gap
-FILL_SUFFIX_BARS = 8    # the bars after it that the fill reads
 
 
 def fill_windows(spot, grammar: RemiGrammar, tokenizer: RemiTokenizer) -> tuple[Window, Window]:
@@ -27,7 +26,7 @@ def fill_windows(spot, grammar: RemiGrammar, tokenizer: RemiTokenizer) -> tuple[
     bars, at, tokens = spot.bars, spot.at, spot.tokens
     prefix = tokens[bars[at - FILL_CONTEXT_BARS]:bars[at]]
     middle = tokens[bars[at]:bars[at + COMPLETION_BARS] + 1]
-    suffix = tokens[bars[at + COMPLETION_BARS]:bars[at + COMPLETION_BARS + FILL_SUFFIX_BARS]]
+    suffix = tokens[bars[at + COMPLETION_BARS]:bars[at + COMPLETION_BARS + FILL_AFTER_BARS]]
     plain = Window(spot.path, at - FILL_CONTEXT_BARS, prefix, middle, grammar.meter_after(prefix))
     return plain, replace(plain, context=tokenizer.fill_reading(prefix, suffix))
 
@@ -51,5 +50,5 @@ def evaluate_fill(model, tokenizer: RemiTokenizer, grammar: RemiGrammar, spots: 
     gain = 1 - nll["prefix_and_suffix"] / nll["prefix_only"]
     log.info("fill: %.3f nats/note with the bars after, %.3f without (%.1f%% less); overlap %s", nll["prefix_and_suffix"],
              nll["prefix_only"], 100 * gain, {k: round(v, 3) for k, v in overlap.items()})
-    return {"windows": len(spots), "context_bars": FILL_CONTEXT_BARS, "suffix_bars": FILL_SUFFIX_BARS,
+    return {"windows": len(spots), "context_bars": FILL_CONTEXT_BARS, "suffix_bars": FILL_AFTER_BARS,
             "nll_per_note": nll, "nll_reduction": gain, "pitch_class_overlap": overlap}

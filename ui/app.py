@@ -368,8 +368,8 @@ def show_fill(panel: Panel, session, tokens: list[int], settings: BridgeSettings
     first, last = first_shown + gap[0], first_shown + gap[1]
     panel.fill.roll.choose(first, last)
     starts = tokenizer.bar_starts(tokens) + [len(tokens)]
-    fills = session.fill(settings.candidates, last - first + 1, tokens[starts[last + 1]:starts[-1]], settings.sampling,
-                         seed, prefix=tokens[:starts[first]])
+    fills = session.fill(settings.candidates, last - first + 1, tokens[:starts[first]],
+                         tokens[starts[last + 1]:starts[-1]], settings.sampling, seed)
     c = fills.candidates[0]
     context, context_bars = tokenizer.decode_last_bars(tokens[:starts[first]], 2, c.ticks_per_beat, c.time_signature)
     panel.show_candidates(CandidatesReady(fills, tuple(context), context_bars, fill=(first, last)), 120.0)
