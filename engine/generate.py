@@ -11,6 +11,7 @@ import torch
 
 from engine.grammar import RemiGrammar, StreamState
 from engine.sampler import SamplingConfig, sample
+from engine.song_memory import MemoryStream, mix
 
 Step = Callable[[torch.Tensor], torch.Tensor]   # one token per stream (K,) -> next-token logits (K, V)
 
@@ -22,14 +23,16 @@ class Cancelled(Exception):
 def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]], bars: int,
                 sampling: SamplingConfig | list[SamplingConfig], generator: torch.Generator,
                 on_bar: Callable[[int, list[int], int], None] | None = None,
-                cancelled: Callable[[], bool] | None = None) -> list[list[int]]:
+                cancelled: Callable[[], bool] | None = None,
+                memory: list[MemoryStream] | None = None) -> list[list[int]]:
     """One continuation per entry of `meters`; each starts with the Bar that opens it and holds exactly `bars` bars.
 
     `sampling` is one config for every stream, or one per stream (their bar controls, key lock and pitch
     range may differ; temperature, top-p and top-k are the first's). `on_bar(stream, tokens, complete)`
     is called each time a stream completes a bar, with its tokens so far (time order: a prefix of the
     final ones) and how many bars they complete. `cancelled()` is checked before every step; when it says
-    True, Cancelled is raised.
+    True, Cancelled is raised. `memory` (one per stream, each holding what the stream's state has read) mixes
+    the song's own material into the model's distribution, as much as the first config's `memory` says.
     """
     configs = sampling if isinstance(sampling, list) else [sampling] * len(meters)
     streams = [StreamState() for _ in meters]
@@ -44,6 +47,11 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
         if cancelled is not None and cancelled():
             raise Cancelled()
         logits = step(nxt).detach().float().cpu()
+        if memory is not None:
+            for stream, s, t in zip(memory, streams, nxt.tolist()):
+                if not s.done:
+                    stream.append(t)
+            logits = mix(logits, memory, configs[0].memory)
         if any(biases):
             logits = logits + torch.stack([b[min(s.bars, bars) - 1] if b else no_bias for s, b in zip(streams, biases)])
         allowed = torch.stack([grammar.allowed(s, m, c.max_tokens_per_bar, p[min(s.bars, bars) - 1], bars,

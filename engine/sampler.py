@@ -29,6 +29,8 @@ class SamplingConfig:
     density_band: float | None = 0.1   # with a density, each bar holds it within this share (at least one
                                        # note); None: no band, the control token alone (the model's own following)
     chord_weight: float = 1.0       # with chords, nats added to the logits of the bar's chord tones (a preference, no mask)
+    memory: float = 0.95            # how strongly a continuation follows what came after the same notes earlier in
+                                    # the song (engine/song_memory.py; 0: the model alone)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key_lock", str(parse_key_lock(self.key_lock) or "off"))  # normalised spelling
@@ -51,6 +53,8 @@ class SamplingConfig:
             raise ValueError(f"density must be 0-{MAX_DENSITY} notes per bar, got {self.density}")
         if not (math.isfinite(self.chord_weight) and self.chord_weight >= 0):
             raise ValueError(f"chord weight must be a number >= 0, got {self.chord_weight}")
+        if not 0 <= self.memory <= 1:   # also refuses NaN
+            raise ValueError(f"memory must be a share in 0-1, got {self.memory}")
         if self.density_band is not None and not 0 <= self.density_band <= 1:
             raise ValueError(f"density band must be a share in 0-1, got {self.density_band}")
         if self.polyphony is not None and not 1 <= self.polyphony <= MAX_POLYPHONY:

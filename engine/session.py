@@ -17,6 +17,7 @@ from engine.midi_file import write_notes
 from engine.model import RWKV7
 from engine.music import TICKS_PER_QUARTER, MeterMap, Note, Phrase
 from engine.sampler import SamplingConfig
+from engine.song_memory import SongMemory
 from engine.state import State
 from engine.tokenizer import RemiTokenizer
 
@@ -100,6 +101,7 @@ class Session:
     def reset(self) -> None:
         """Forget the context (a loaded style's initial state stays)."""
         self.state = self._start_state()
+        self.memory = SongMemory()   # the context's tokens, for the song memory (engine/song_memory.py)
         self.context_length = 0
         self.time_signature: tuple[int, int] = (4, 4)
 
@@ -156,6 +158,7 @@ class Session:
         if not tokens:
             return
         self.state = self._advance(self.state, tokens)
+        self.memory.extend(tokens)
         self.context_length += len(tokens)
         self.time_signature = self.grammar.meter_after(tokens, self.time_signature)
 
@@ -195,7 +198,7 @@ class Session:
                 meter: tuple[int, int], ticks_per_beat: int, on_bars: Callable[[int, Candidate], None] | None,
                 cancelled: Callable[[], bool] | None, state: State | None = None) -> Suggestion:
         """K streams of `bars` bars in `meter` after `state` (default: the context's) and `read` (seen by this
-        sampling only)."""
+        sampling only); the song memory holds what the state has read."""
         if k < 1 or bars < 1:
             raise ValueError(f"need at least one candidate and one bar, got {k} candidates of {bars} bars")
         start = time.perf_counter()
@@ -203,12 +206,14 @@ class Session:
             seed = secrets.randbits(63)
         generator = torch.Generator().manual_seed(seed)
         stepper = self.stepper(self._advance((self.state if state is None else state).clone(), read).expand(k))
+        memory = self.memory if state is None else SongMemory(stops=self.tokenizer.fill_marker_ids)
 
         def bar_done(i: int, partial: list[int], complete: int) -> None:
             on_bars(i, self._candidate(partial, bars, meter, ticks_per_beat, complete))
 
         tokens = sample_bars(stepper.step, self.grammar, [meter] * k, bars, sampling, generator,
-                             on_bar=bar_done if on_bars is not None else None, cancelled=cancelled)
+                             on_bar=bar_done if on_bars is not None else None, cancelled=cancelled,
+                             memory=[memory.stream(read) for _ in range(k)])
         generated = sum(len(t) - 1 for t in tokens)
         candidates = [self._candidate(t, bars, meter, ticks_per_beat) for t in tokens]
         return Suggestion(candidates, generated, time.perf_counter() - start, seed, sampling)

@@ -233,6 +233,7 @@ class RemiTokenizer:
             self.fill_suffix_id, self.fill_middle_id = len(self._id_to_str), len(self._id_to_str) + 1
             self._id_to_str += [FILL_SUFFIX, FILL_MIDDLE]
             self.vocabulary = replace(self.vocabulary, kind=self.vocabulary.kind + (FILL_SUFFIX, FILL_MIDDLE))
+        self.fill_marker_ids = tuple(i for i in (self.fill_suffix_id, self.fill_middle_id) if i is not None)
         self.vocab_size = len(self._id_to_str)
         self.grid_per_beat = self._miditok.config.max_num_pos_per_beat
         self.bar_id = self._miditok.vocab["Bar_None"]

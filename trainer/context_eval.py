@@ -113,15 +113,19 @@ def evaluate_source(model, tokenizer: RemiTokenizer, grammar: RemiGrammar, spots
     for bars in cfg.contexts:
         windows = [s.window(bars, grammar) for s in spots]
         targets = np.concatenate([w.completion for w in windows])
-        nll = nll_metrics(*model_scores(model, windows, cfg.batch_size, tokenizer.pad_id, masked), targets, tokenizer)
+        nll = nll_metrics(*model_scores(model, windows, cfg.batch_size, tokenizer.pad_id, masked, cfg.sampling.memory),
+                          targets, tokenizer)
+        alone = nll_metrics(*model_scores(model, windows, cfg.batch_size, tokenizer.pad_id, masked), targets,
+                            tokenizer) if cfg.sampling.memory else nll
         sampled = continuation_metrics(model_samples(model, grammar, windows, cfg.sampling, cfg.seed,
                                                      cfg.sample_batch_size), windows, tokenizer)
         by_context[bars] = {"nll_per_note": nll["nll_per_note"], "nll": nll["nll"], "accuracy": nll["accuracy"],
+                            "nll_per_note_model_alone": alone["nll_per_note"],
                             "pitch_class_overlap": sampled["pitch_class_overlap"],
                             "note_density_ratio_of_totals": sampled["note_density_ratio_of_totals"],
                             "exactly_2_bars": sampled["exactly_2_bars"]}
-        log.info("%d bars of context: %.3f nats/note, pitch-class overlap %.3f", bars, nll["nll_per_note"],
-                 sampled["pitch_class_overlap"])
+        log.info("%d bars of context: %.3f nats/note (the model alone %.3f), pitch-class overlap %.3f", bars,
+                 nll["nll_per_note"], alone["nll_per_note"], sampled["pitch_class_overlap"])
     windows = [s.window(min(cfg.contexts), grammar) for s in spots]
     copies = {"repeat_last_2_bars": [s.bars_back(COMPLETION_BARS) for s in spots],
               f"repeat_2_bars_{COPY_FROM_BACK}_back": [s.bars_back(COPY_FROM_BACK) for s in spots]}
@@ -185,11 +189,14 @@ def summary_lines(report: dict) -> list[str]:
     lines = []
     for name, s in report["sources"].items():
         per = " ".join(f"{b}:{v['nll_per_note']:.2f}" for b, v in s["by_context_bars"].items())
-        lines.append(f"{name}: nats/note by context bars {per}")
+        alone = " ".join(f"{b}:{v['nll_per_note_model_alone']:.2f}" for b, v in s["by_context_bars"].items())
+        lines.append(f"{name}: nats/note by context bars {per} (the model alone {alone})")
         if "fill" in s:
             f = s["fill"]
             lines.append(f"{name}: fill {f['nll_per_note']['prefix_and_suffix']:.2f} nats/note with the bars after, "
-                         f"{f['nll_per_note']['prefix_only']:.2f} without; overlap " +
+                         f"{f['nll_per_note']['prefix_only']:.2f} without (the model alone "
+                         f"{f['nll_per_note_model_alone']['prefix_and_suffix']:.2f}, "
+                         f"{f['nll_per_note_model_alone']['prefix_only']:.2f}); overlap " +
                          " ".join(f"{k} {v:.3f}" for k, v in f["pitch_class_overlap"].items()))
     return lines
 

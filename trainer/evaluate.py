@@ -32,6 +32,7 @@ from engine.midi_file import read_phrase
 from engine.model import RWKV7
 from engine.music import TICKS_PER_QUARTER, MeterMap, Note
 from engine.sampler import SamplingConfig
+from engine.song_memory import SongMemory, with_memory
 from engine.state import State
 from engine.tokenizer import RemiTokenizer, TokenizerSettings
 from trainer.data import TokenWindows
@@ -149,9 +150,11 @@ def control_ids(tokenizer: RemiTokenizer) -> torch.Tensor:
 
 @torch.no_grad()
 def model_scores(model: RWKV7, windows: list[Window], batch_size: int, pad_id: int,
-                 masked: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 masked: torch.Tensor | None = None, memory: float = 0.0,
+                 stops: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
     """ln P and whether the argmax is right, for every target token (window order), in batched passes; the
-    ids `masked` get no probability (the rest renormalised)."""
+    ids `masked` get no probability (the rest renormalised); with `memory`, the song memory of each window's
+    tokens so far (`stops` never proposed) is mixed in at that strength, as the sampler mixes it."""
     order = sorted(range(len(windows)), key=lambda i: len(windows[i].context) + len(windows[i].completion))
     logp, correct = [None] * len(windows), [None] * len(windows)
     for start in tqdm(range(0, len(order), batch_size), desc="model NLL", unit="batch"):
@@ -166,6 +169,8 @@ def model_scores(model: RWKV7, windows: list[Window], batch_size: int, pad_id: i
             logits = model.head(hidden[row, at]).float()
             if masked is not None and len(masked):
                 logits[:, masked] = float("-inf")
+            if memory:
+                logits = with_memory(logits, w.context, w.completion, memory, stops)
             y = torch.tensor(w.completion)
             logp[i] = logits.log_softmax(-1).gather(1, y[:, None])[:, 0].numpy()
             correct[i] = (logits.argmax(-1) == y).numpy()
@@ -206,9 +211,11 @@ def nll_metrics(logp: np.ndarray, correct: np.ndarray, targets: np.ndarray, toke
 
 @torch.no_grad()
 def model_samples(model: RWKV7, grammar: RemiGrammar, windows: list[Window],
-                  sampling: SamplingConfig | list[SamplingConfig], seed: int, batch_size: int) -> list[list[int]]:
+                  sampling: SamplingConfig | list[SamplingConfig], seed: int, batch_size: int,
+                  stops: tuple[int, ...] = ()) -> list[list[int]]:
     """One continuation per window (`sampling`: one config, or one per window): each context is read on its own,
-    then a batch of windows is sampled in lockstep."""
+    then a batch of windows is sampled in lockstep, with the song memory of its context (`stops` never
+    proposed)."""
     generator = torch.Generator().manual_seed(seed)
     out = []
     for start in tqdm(range(0, len(windows), batch_size), desc="model samples", unit="batch"):
@@ -216,7 +223,7 @@ def model_samples(model: RWKV7, grammar: RemiGrammar, windows: list[Window],
         stepper = EagerStepper(model, State.cat([model(torch.tensor([w.context]))[1] for w in batch]))
         configs = sampling[start:start + batch_size] if isinstance(sampling, list) else sampling
         out += sample_bars(stepper.step, grammar, [w.time_signature for w in batch], COMPLETION_BARS, configs,
-                           generator)
+                           generator, memory=[SongMemory(w.context, stops).stream() for w in batch])
     return out
 
 
@@ -314,7 +321,11 @@ def evaluate(cfg: EvalConfig) -> dict:
     targets = np.concatenate([w.completion for w in windows])
     pad_id = tokenizer.pad_id
     masked = control_ids(tokenizer)
-    model_metrics = nll_metrics(*model_scores(ckpt.model, windows, cfg.batch_size, pad_id, masked), targets, tokenizer)
+    model_metrics = nll_metrics(*model_scores(ckpt.model, windows, cfg.batch_size, pad_id, masked, sampling.memory),
+                                targets, tokenizer)
+    if sampling.memory:   # scored as the engine samples, with the song memory; the model alone beside it
+        model_metrics["nll_per_note_model_alone"] = nll_metrics(
+            *model_scores(ckpt.model, windows, cfg.batch_size, pad_id, masked), targets, tokenizer)["nll_per_note"]
     model_metrics.update(continuation_metrics(
         model_samples(ckpt.model, grammar, windows, sampling, cfg.seed, cfg.sample_batch_size), windows, tokenizer))
     metrics = {"model": model_metrics}

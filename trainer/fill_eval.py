@@ -37,12 +37,15 @@ def evaluate_fill(model, tokenizer: RemiTokenizer, grammar: RemiGrammar, spots: 
     pairs = [fill_windows(s, grammar, tokenizer) for s in spots]
     plain, filled = [p for p, _ in pairs], [f for _, f in pairs]
     targets = np.concatenate([w.completion[:-1] for w in plain])
-    nll = {}
+    nll, alone = {}, {}
     for name, windows in (("prefix_only", plain), ("prefix_and_suffix", filled)):
         scored = [replace(w, completion=w.completion[:-1]) for w in windows]
-        nll[name] = nll_metrics(*model_scores(model, scored, batch_size, tokenizer.pad_id), targets,
-                                tokenizer)["nll_per_note"]
-    overlap = {name: continuation_metrics(model_samples(model, grammar, windows, sampling, seed, sample_batch_size),
+        for out, memory in ((nll, sampling.memory), (alone, 0.0)):
+            out[name] = nll_metrics(*model_scores(model, scored, batch_size, tokenizer.pad_id, memory=memory,
+                                                             stops=tokenizer.fill_marker_ids),
+                                    targets, tokenizer)["nll_per_note"]
+    overlap = {name: continuation_metrics(model_samples(model, grammar, windows, sampling, seed, sample_batch_size,
+                                                                        tokenizer.fill_marker_ids),
                                           plain, tokenizer)["pitch_class_overlap"]
                for name, windows in (("fill", filled), ("continuation", plain))}
     bar_before = [s.tokens[s.bars[s.at - 1]:s.bars[s.at]] * COMPLETION_BARS for s in spots]
@@ -51,4 +54,5 @@ def evaluate_fill(model, tokenizer: RemiTokenizer, grammar: RemiGrammar, spots: 
     log.info("fill: %.3f nats/note with the bars after, %.3f without (%.1f%% less); overlap %s", nll["prefix_and_suffix"],
              nll["prefix_only"], 100 * gain, {k: round(v, 3) for k, v in overlap.items()})
     return {"windows": len(spots), "context_bars": FILL_CONTEXT_BARS, "suffix_bars": FILL_AFTER_BARS,
-            "nll_per_note": nll, "nll_reduction": gain, "pitch_class_overlap": overlap}
+            "nll_per_note": nll, "nll_reduction": gain, "nll_per_note_model_alone": alone,
+            "nll_reduction_model_alone": 1 - alone["prefix_and_suffix"] / alone["prefix_only"], "pitch_class_overlap": overlap}

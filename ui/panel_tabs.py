@@ -114,7 +114,7 @@ class ValueSlider(QWidget):
 
 
 class SamplingTab(QWidget):
-    """Temperature, top-p, top-k, density and polyphony; bars and candidates; the style preset."""
+    """Temperature, top-p, top-k, the song memory, density and polyphony; bars and candidates; the style preset."""
 
     settingsRequested = pyqtSignal(dict, bool)
 
@@ -130,13 +130,16 @@ class SamplingTab(QWidget):
         self.top_p.moved.connect(lambda v, done: ask({"sampling.top_p": v}, done))
         self.top_k = ValueSlider(0, 100, 1, label=lambda v: "off" if v == 0 else f"{int(v)}")
         self.top_k.moved.connect(lambda v, done: ask({"sampling.top_k": int(v)}, done))
+        self.memory = ValueSlider(0, 100, 0.01, label=lambda v: "off" if v == 0 else f"{v:.2f}")
+        self.memory.setToolTip("how strongly candidates follow what came after the same notes earlier in the song")
+        self.memory.moved.connect(lambda v, done: ask({"sampling.memory": v}, done))
         # bar controls: the slider's left end is "auto", the model's own choice
         self.density = ValueSlider(0, MAX_DENSITY, 1, label=density_label)
         self.density.moved.connect(lambda v, done: ask({"sampling.density": int(v) or None}, done))
         self.polyphony = ValueSlider(0, MAX_POLYPHONY, 1, label=polyphony_label)
         self.polyphony.moved.connect(lambda v, done: ask({"sampling.polyphony": int(v) or None}, done))
         for label, widget in (("Temperature", self.temperature), ("Top-p", self.top_p), ("Top-k", self.top_k),
-                              ("Density", self.density), ("Polyphony", self.polyphony)):
+                              ("Song memory", self.memory), ("Density", self.density), ("Polyphony", self.polyphony)):
             form.addRow(label, widget)
         counts = QHBoxLayout()
         self.bars = QSpinBox()
@@ -188,6 +191,7 @@ class SamplingTab(QWidget):
         self.temperature.set_value(sampling.temperature)
         self.top_p.set_value(sampling.top_p)
         self.top_k.set_value(sampling.top_k)
+        self.memory.set_value(sampling.memory)
         self.density.set_value(sampling.density or 0)
         self.polyphony.set_value(sampling.polyphony or 0)
         for box, value in ((self.bars, settings.bars), (self.count, settings.candidates)):

@@ -44,6 +44,8 @@ SAMPLING_OPTIONS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "--temperature": ("temperature", float, "0 picks the most likely token; higher is wilder"),
     "--top-p": ("top_p", float, "keep the smallest set of tokens holding this much probability, (0, 1]"),
     "--top-k": ("top_k", int, "keep only the k most likely tokens (0: no limit)"),
+    "--memory": ("memory", float, "0-1: how strongly candidates follow what came after the same notes earlier in "
+                                  "the song (0: the model alone)"),
     "--key": ("key_lock", str, 'key lock, e.g. "A minor", "D dorian" or "off"'),
     "--density": ("density", _whole_or_auto, f"notes per bar, 0-{MAX_DENSITY}, or auto (a model with bar controls)"),
     "--polyphony": ("polyphony", _whole_or_auto,

@@ -1,0 +1,131 @@
+"""The song memory: what came before in the song, kept as its tokens, so that a continuation can follow the song's
+own material where it is playing something the song has played before.
+
+A recurrent state forgets: the model alone barely uses more than the last few bars (README, *The default
+model*). Songs repeat. The memory finds the longest earlier match of the tokens just written (at least
+MIN_MATCH, at most MAX_MATCH tokens) and proposes the tokens that followed it, each as often as it did; the
+sampler and the evaluation mix that proposal into the model's distribution,
+
+    p = (1 - w) p_model + w p_memory,    w = strength * min(1, match / FULL_MATCH)   (w = 0 below MIN_MATCH, at most MOST_WEIGHT),
+
+the weight growing with the length of the match (a cache model, Grave et al. 2017, over the song's tokens).
+`strength` is `SamplingConfig.memory`; 0 turns it off. Its default was chosen on the training split.
+
+A memory may be given `stops`, tokens that end a passage (the fill markers, between the bars before a gap and
+those after it): what followed a match is never a stop, so the end of one passage does not propose the next's
+marker.
+"""
+from __future__ import annotations
+
+import torch
+
+MIN_MATCH, FULL_MATCH, MAX_MATCH = 4, 16, 32   # tokens: the shortest match used, the one given full weight, the longest counted
+MOST_WEIGHT = 0.95   # the model keeps at least this much less: what the song did next may be against the grammar
+
+
+def weight(strength: float, match: int) -> float:
+    """How much of the distribution the memory gets after a match of `match` tokens."""
+    return 0.0 if match < MIN_MATCH else min(strength * match / FULL_MATCH, strength, MOST_WEIGHT)
+
+
+class SongMemory:
+    """The song's tokens and, for every MIN_MATCH tokens in a row, the positions right after them; `stops` are
+    never proposed."""
+
+    def __init__(self, tokens=(), stops=()):
+        self.stops = frozenset(stops)
+        self.tokens: list[int] = []
+        self._after: dict[tuple[int, ...], list[int]] = {}
+        self.extend(tokens)
+
+    def extend(self, tokens) -> None:
+        for token in tokens:
+            self.tokens.append(int(token))
+            if len(self.tokens) >= MIN_MATCH:
+                self._after.setdefault(tuple(self.tokens[-MIN_MATCH:]), []).append(len(self.tokens))
+
+    def stream(self, tokens=()) -> "MemoryStream":
+        """One continuation's view: the song, then `tokens` and what the continuation writes (its own)."""
+        return MemoryStream(self, tokens)
+
+
+class MemoryStream:
+    """The song memory followed by one stream's own tokens, which only this stream sees; it keeps the length of
+    every current match from one token to the next."""
+
+    def __init__(self, memory: SongMemory, tokens=()):
+        self.memory, self._base = memory, len(memory.tokens)   # the song as it was when the stream began
+        self.own: list[int] = []
+        self._after: dict[tuple[int, ...], list[int]] = {}
+        self._matches: dict[int, int] = {}   # position right after a match -> the match's length
+        self.extend(tokens)
+
+    def __len__(self) -> int:
+        return self._base + len(self.own)
+
+    def _at(self, i: int) -> int:
+        return self.memory.tokens[i] if i < self._base else self.own[i - self._base]
+
+    def extend(self, tokens) -> None:
+        for token in tokens:
+            self.append(token)
+
+    def append(self, token: int) -> None:
+        self.own.append(int(token))
+        end = len(self)
+        if end < MIN_MATCH:
+            return
+        key = tuple(self._at(i) for i in range(end - MIN_MATCH, end))
+        found = [j for j in self.memory._after.get(key, []) if j <= self._base] + self._after.get(key, [])
+        if len(self.own) == 1:   # the first token: the matches reaching into the song are measured
+            self._matches = {j: self._measure(j, end) for j in found}
+        else:   # a match one token longer than the one that ended a token earlier, or a new one of MIN_MATCH tokens
+            self._matches = {j: min(self._matches.get(j - 1, MIN_MATCH - 1) + 1, MAX_MATCH) for j in found}
+        self._after.setdefault(key, []).append(end)
+
+    def _measure(self, j: int, end: int) -> int:
+        """How many tokens before `j` equal those before `end` (at most MAX_MATCH)."""
+        n = 0
+        while n < MAX_MATCH and n < j and self._at(j - 1 - n) == self._at(end - 1 - n):
+            n += 1
+        return n
+
+    def proposal(self) -> tuple[dict[int, float], int]:
+        """The tokens that followed the longest earlier match, each with its share, and that match's length
+        ({} and 0 without a match of MIN_MATCH tokens followed by a token that is not a stop)."""
+        end = len(self)
+        lengths = {j: n for j, n in self._matches.items() if j < end and self._at(j) not in self.memory.stops}
+        if not lengths:
+            return {}, 0
+        longest = max(lengths.values())
+        followed = [self._at(j) for j, n in lengths.items() if n == longest]
+        return {t: followed.count(t) / len(followed) for t in set(followed)}, longest
+
+
+def mix(logits: torch.Tensor, streams: list[MemoryStream], strength: float) -> torch.Tensor:
+    """Next-token log-probabilities (K, V) with each stream's memory mixed in; rows without a match keep the
+    model's logits as they are."""
+    if not strength:
+        return logits
+    out = logits.clone()
+    for row, stream in enumerate(streams):
+        proposal, match = stream.proposal()
+        w = weight(strength, match)
+        if not w:
+            continue
+        p = torch.zeros(logits.shape[-1])
+        p[list(proposal)] = torch.tensor(list(proposal.values()))
+        out[row] = torch.log((1 - w) * logits[row].softmax(-1) + w * p)
+    return out
+
+
+def with_memory(logits: torch.Tensor, read: list[int], written: list[int], strength: float,
+                stops=()) -> torch.Tensor:
+    """Log-probabilities (T, V) of the T tokens `written` after `read`, logits[i] predicting written[i], with the
+    memory of everything before each (`stops` never proposed) mixed in as `mix` mixes it while sampling (for
+    scoring)."""
+    stream, rows = SongMemory(read, stops).stream(), []
+    for row, token in zip(logits, written):
+        rows.append(mix(row[None], [stream], strength)[0])
+        stream.append(token)
+    return torch.stack(rows) if rows else logits

@@ -1,0 +1,88 @@
+"""The song memory: continuations follow the song's own material where it repeats, as strongly as asked."""
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from engine.midi_file import read_phrase
+from engine.model import RWKV7, config_for_size
+from engine.sampler import SamplingConfig
+from engine.session import Session
+from engine.song_memory import MAX_MATCH, MIN_MATCH, SongMemory, weight, with_memory
+from engine.tokenizer import RemiTokenizer
+from conftest import POP909_FILES
+
+
+def longest_match(tokens: list[int]) -> tuple[dict[int, float], int]:
+    """What followed the longest earlier match of the end of `tokens`, found by brute force."""
+    for n in range(min(MAX_MATCH, len(tokens) - 1), MIN_MATCH - 1, -1):
+        after = [tokens[i] for i in range(n, len(tokens)) if tokens[i - n:i] == tokens[-n:]]
+        if after:
+            return {t: after.count(t) / len(after) for t in set(after)}, n
+    return {}, 0
+
+
+def test_the_memory_proposes_what_followed_the_longest_earlier_match():
+    rng = random.Random(3)
+    for trial in range(30):
+        motif = [rng.randrange(6) for _ in range(rng.randrange(5, 40))]
+        song = [rng.randrange(6) for _ in range(rng.randrange(0, 30))] + motif + motif[:rng.randrange(len(motif))]
+        cut = rng.randrange(len(song) + 1)
+        stream = SongMemory(song[:cut]).stream(song[cut:cut + 3])
+        for token in song[cut + 3:]:
+            stream.append(token)
+        got = stream.proposal()
+        want = longest_match(song)
+        assert got[1] == want[1] and got[0] == pytest.approx(want[0]), (trial, song)
+
+
+def test_its_weight_grows_with_the_match_and_is_zero_when_off():
+    assert weight(0.85, MIN_MATCH - 1) == 0 and 0 < weight(0.85, MIN_MATCH) < weight(0.85, 16) == 0.85 and weight(1.0, 32) < 1
+    assert weight(0.0, 32) == 0
+    with pytest.raises(ValueError, match="memory"):
+        SamplingConfig(memory=1.5)
+
+
+@pytest.fixture(scope="module")
+def repeated_song():
+    """4 bars of a real song (its bars 2-5) and a micro model that knows nothing of them."""
+    tok = RemiTokenizer()
+    tokens = tok.encode(read_phrase(POP909_FILES[0], tok.settings))
+    starts = tok.bar_starts(tokens)
+    phrase = tokens[starts[1]:starts[5]]
+    torch.manual_seed(0)
+    return tok, RWKV7(config_for_size("micro", tok.vocab_size)).eval(), phrase
+
+
+def test_after_a_phrase_played_twice_a_suggestion_plays_it_again(repeated_song):
+    tok, model, phrase = repeated_song
+    session = Session(model, tok)
+    session.feed(phrase + phrase)
+    follows = session.suggest(2, 2, SamplingConfig(memory=1.0, temperature=0), seed=1)
+    assert all(c.tokens == tok.first_bars(phrase, 2) for c in follows.candidates)
+    alone = session.suggest(2, 2, SamplingConfig(memory=0.0, temperature=0), seed=1)
+    assert all(c.tokens != tok.first_bars(phrase, 2) for c in alone.candidates)
+
+
+def test_scoring_with_the_memory_mixes_as_sampling_does(repeated_song):
+    tok, model, phrase = repeated_song
+    read, written = phrase + phrase, tok.first_bars(phrase, 2)
+    with torch.no_grad():
+        logits = model.head(model.hidden(torch.tensor([read + written[:-1]]))[0][0, len(read) - 1:])
+    plain = logits.log_softmax(-1).gather(1, torch.tensor(written)[:, None]).sum()
+    mixed = with_memory(logits, read, written, 0.85).log_softmax(-1).gather(1, torch.tensor(written)[:, None]).sum()
+    assert mixed > plain + len(written) * 0.5            # the repeat is far likelier with the memory
+    assert torch.equal(with_memory(logits, read, written, 0.0), logits)
+
+
+def test_a_fills_memory_never_proposes_a_marker():
+    # the bar read again after FillMiddle matches the end of the bars before the gap, which FillSuffix followed
+    suffix, middle = 900, 901
+    before, after = [1, 2, 3, 4, 5, 6], [7, 8, 9, 10]
+    reading, recap = before + [suffix] + after + [middle], before[-5:]
+    assert SongMemory(reading).stream(recap).proposal() == ({suffix: 1.0}, 5)
+    assert SongMemory(reading, stops=(suffix, middle)).stream(recap).proposal() == ({}, 0)
+    song = before + [suffix] + recap + [42] + [middle]   # the same bar followed by a note, after the gap
+    assert SongMemory(song, stops=(suffix, middle)).stream(recap).proposal() == ({42: 1.0}, 5)
