@@ -101,3 +101,16 @@ def test_prepare_converts_every_source_and_reports_what_it_refused_and_skipped(t
     assert trainer_main(args) == 0          # a second run converts nothing again: the MIDI made is kept
     capsys.readouterr()
     assert {p: p.stat().st_mtime_ns for p in (out / "converted").rglob("*.mid")} == converted
+
+
+@needs_lilypond
+def test_a_piece_folder_with_a_link_to_what_a_partial_checkout_lacks_still_converts(tmp_path, capsys):
+    # Mutopia's piece folders link a Makefile from UsefulScripts/, which a partial checkout may not have
+    mutopia = tmp_path / "mutopia"
+    shutil.copytree(COLLECTIONS / "mutopia", mutopia)
+    piece = next((mutopia / "ftp" / "BachJS").rglob("*.ly")).parent
+    (piece / "Makefile").symlink_to("../../../../UsefulScripts/Makefile.single_ly")
+    out = tmp_path / "data"
+    assert trainer_main(["prepare", "--out", str(out), "--workers", "1", "--source", f"mutopia={mutopia}"]) == 0
+    summary = json.loads(capsys.readouterr().out)["sources"]["mutopia"]
+    assert summary["failed"] == 1 and summary["files"] == 2      # only the broken score fails, as without the link

@@ -228,7 +228,11 @@ def gather_sources(cfg: PrepareConfig) -> tuple[list[MidiFile], dict]:
 
 
 def _convert(source: Source, out_dir: Path, work) -> Converted:
-    return source.convert(work, out_dir)
+    """One work converted; a file that cannot be read or written skips the work, never the run."""
+    try:
+        return source.convert(work, out_dir)
+    except OSError as e:   # shutil.Error (a copy that failed) is one too
+        return Converted(work, problem=f"could not be converted ({type(e).__name__}: {str(e)[:160]})")
 
 
 def attribution_text(attributions: list) -> str:

@@ -159,7 +159,8 @@ class Mutopia(Source):
         source = self.root / work.path
         with tempfile.TemporaryDirectory() as tmp:
             build = Path(tmp) / "piece"
-            shutil.copytree(source.parent, build)   # convert-ly rewrites in place; the includes sit beside
+            # convert-ly rewrites in place; the includes sit beside; links (a folder's Makefile) stay links
+            shutil.copytree(source.parent, build, symlinks=True)
             main = build / source.name
             for ly in build.rglob("*.ly"):
                 _run(["convert-ly", "-e", "-n", str(ly)], build)
