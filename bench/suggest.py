@@ -8,6 +8,8 @@
   baseline side by side, interleaved (a new default against the one it replaces).
 - fill (a checkpoint that fills): K = 4 candidates of 2 bars for a gap after 10 bars, reading the 8 bars after
   it, beside suggest's K = 4 x 2 bars after the same 10 bars, interleaved, fast step.
+- memory: suggest's K = 4 x 2 bars after the prompt with the song memory at its default and off, the same seeds,
+  interleaved, fast step (what the memory costs per token generated).
 """
 from __future__ import annotations
 
@@ -95,13 +97,15 @@ def main(argv: list[str] | None = None) -> None:
                                      for a, b in zip(runs["pytorch"], runs["fast"]))
         log.info("suggest %s", row)
         rows.append(row)
+    memory = memory_beside_none(session, fast, args)
     session.fast_step = None
     side_by_side = None if args.baseline is None else against_baseline(ckpt, fast, args)
     fill = None if ckpt.tokenizer.fill_suffix_id is None else fill_beside_suggest(ckpt, fast, tokens, args)
     path = write("suggest", {"checkpoint": ckpt.path, "model": ckpt.model.cfg.to_dict(), "prompt": PROMPT.name,
                              "prompt_tokens": len(prompt), "fast_step_ready_seconds": round(fast_ready, 2),
                              "prefill_whole_song": prefill, "step": steps, "results": rows,
-                             "side_by_side": side_by_side, "fill_beside_suggest": fill})
+                             "side_by_side": side_by_side, "fill_beside_suggest": fill,
+                             "memory_beside_none": memory})
     log.info("wrote %s", path)
 
 
@@ -134,6 +138,24 @@ def against_baseline(ckpt, fast: FastStep, args: argparse.Namespace, k: int = 4)
     out["suggest_per_token_ratio"] = round(out["checkpoint"]["suggest_ms_per_token_median"]
                                            / out["baseline"]["suggest_ms_per_token_median"], 3)
     log.info("side by side %s", out)
+    return out
+
+
+def memory_beside_none(session: Session, fast: FastStep, args: argparse.Namespace, k: int = 4) -> dict:
+    """Suggest (K x 2 bars after the prompt, fast step) with the song memory at its default and off, the same
+    seeds, interleaved: what the memory costs per token generated."""
+    session.fast_step = fast
+    runs = {"memory": [], "none": []}
+    for seed in range(args.repeats):
+        for name, sampling in (("memory", SamplingConfig()), ("none", SamplingConfig(memory=0.0))):
+            runs[name].append(session.suggest(k, args.bars, sampling, seed=seed))
+    out = {"K": k, "bars": args.bars, "memory": SamplingConfig().memory}
+    for name, done in runs.items():
+        out[f"{name}_seconds_median"] = round(statistics.median(r.seconds for r in done), 3)
+        out[f"{name}_ms_per_token_median"] = round(statistics.median(1000 * r.seconds / r.tokens_generated
+                                                                     for r in done), 3)
+    out["ms_per_token_ratio"] = round(out["memory_ms_per_token_median"] / out["none_ms_per_token_median"], 3)
+    log.info("memory beside none %s", out)
     return out
 
 

@@ -9,7 +9,10 @@ sampler and the evaluation mix that proposal into the model's distribution,
     p = (1 - w) p_model + w p_memory,    w = strength * min(1, match / FULL_MATCH)   (w = 0 below MIN_MATCH, at most MOST_WEIGHT),
 
 the weight growing with the length of the match (a cache model, Grave et al. 2017, over the song's tokens).
-`strength` is `SamplingConfig.memory`; 0 turns it off. Its default was chosen on the training split.
+`strength` is `SamplingConfig.memory`; 0 turns it off. On the training split 0.85 scored best by NLL; the default
+0.95 lets what followed a whole match pass top-p 0.95 alone, so a repeated passage is followed note for note
+(held-out POP909 at 32 bars of context: 3.82 nats a note and pitch-class overlap 0.781 at 0.95; 3.90 and 0.698
+at 0.85).
 
 A memory may be given `stops`, tokens that end a passage (the fill markers, between the bars before a gap and
 those after it): what followed a match is never a stop, so the end of one passage does not propose the next's
@@ -107,15 +110,19 @@ def mix(logits: torch.Tensor, streams: list[MemoryStream], strength: float) -> t
     model's logits as they are."""
     if not strength:
         return logits
-    out = logits.clone()
+    rows, weights, proposals = [], [], []
     for row, stream in enumerate(streams):
         proposal, match = stream.proposal()
-        w = weight(strength, match)
-        if not w:
-            continue
-        p = torch.zeros(logits.shape[-1])
-        p[list(proposal)] = torch.tensor(list(proposal.values()))
-        out[row] = torch.log((1 - w) * logits[row].softmax(-1) + w * p)
+        if w := weight(strength, match):
+            rows.append(row), weights.append(w), proposals.append(proposal)
+    if not rows:
+        return logits
+    p = torch.zeros(len(rows), logits.shape[-1])
+    for i, proposal in enumerate(proposals):
+        p[i, list(proposal)] = torch.tensor(list(proposal.values()))
+    w = torch.tensor(weights)[:, None]
+    out = logits.clone()
+    out[rows] = torch.log((1 - w) * logits[rows].softmax(-1) + w * p)
     return out
 
 
