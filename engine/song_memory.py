@@ -114,7 +114,9 @@ def mix(logits: torch.Tensor, streams: list[MemoryStream], strength: float) -> t
     for row, stream in enumerate(streams):
         proposal, match = stream.proposal()
         if w := weight(strength, match):
-            rows.append(row), weights.append(w), proposals.append(proposal)
+            rows.append(row)
+            weights.append(w)
+            proposals.append(proposal)
     if not rows:
         return logits
     p = torch.zeros(len(rows), logits.shape[-1])

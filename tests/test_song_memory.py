@@ -86,3 +86,14 @@ def test_a_fills_memory_never_proposes_a_marker():
     assert SongMemory(reading, stops=(suffix, middle)).stream(recap).proposal() == ({}, 0)
     song = before + [suffix] + recap + [42] + [middle]   # the same bar followed by a note, after the gap
     assert SongMemory(song, stops=(suffix, middle)).stream(recap).proposal() == ({42: 1.0}, 5)
+
+
+def test_clearing_the_context_clears_the_memory(repeated_song):
+    tok, model, phrase = repeated_song
+    session = Session(model, tok)
+    session.feed(phrase + phrase)
+    assert session.memory.tokens == phrase + phrase
+    session.reset()
+    bar = phrase[:tok.bar_starts(phrase)[1]]
+    session.feed(bar)
+    assert session.memory.tokens == bar            # what was played before Clear is not followed any more
