@@ -113,10 +113,9 @@ def evaluate_source(model, tokenizer: RemiTokenizer, grammar: RemiGrammar, spots
     for bars in cfg.contexts:
         windows = [s.window(bars, grammar) for s in spots]
         targets = np.concatenate([w.completion for w in windows])
-        nll = nll_metrics(*model_scores(model, windows, cfg.batch_size, tokenizer.pad_id, masked, cfg.sampling.memory),
-                          targets, tokenizer)
-        alone = nll_metrics(*model_scores(model, windows, cfg.batch_size, tokenizer.pad_id, masked), targets,
-                            tokenizer) if cfg.sampling.memory else nll
+        scores = model_scores(model, windows, cfg.batch_size, tokenizer.pad_id, masked, {cfg.sampling.memory, 0.0})
+        nll = nll_metrics(*scores[cfg.sampling.memory], targets, tokenizer)
+        alone = nll_metrics(*scores[0.0], targets, tokenizer)
         sampled = continuation_metrics(model_samples(model, grammar, windows, cfg.sampling, cfg.seed,
                                                      cfg.sample_batch_size), windows, tokenizer)
         by_context[bars] = {"nll_per_note": nll["nll_per_note"], "nll": nll["nll"], "accuracy": nll["accuracy"],

@@ -150,13 +150,15 @@ def control_ids(tokenizer: RemiTokenizer) -> torch.Tensor:
 
 @torch.no_grad()
 def model_scores(model: RWKV7, windows: list[Window], batch_size: int, pad_id: int,
-                 masked: torch.Tensor | None = None, memory: float = 0.0,
-                 stops: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
-    """ln P and whether the argmax is right, for every target token (window order), in batched passes; the
-    ids `masked` get no probability (the rest renormalised); with `memory`, the song memory of each window's
-    tokens so far (`stops` never proposed) is mixed in at that strength, as the sampler mixes it."""
+                 masked: torch.Tensor | None = None, memories=(0.0,),
+                 stops: tuple[int, ...] = ()) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """Per song-memory strength in `memories` (0: the model alone), ln P and whether the argmax is right for
+    every target token (window order), from one batched pass of the model: the ids `masked` get no
+    probability (the rest renormalised), and the song memory of each window's tokens so far (`stops` never
+    proposed) is mixed in at that strength, as the sampler mixes it."""
     order = sorted(range(len(windows)), key=lambda i: len(windows[i].context) + len(windows[i].completion))
-    logp, correct = [None] * len(windows), [None] * len(windows)
+    logp = {m: [None] * len(windows) for m in memories}
+    correct = {m: [None] * len(windows) for m in memories}
     for start in tqdm(range(0, len(order), batch_size), desc="model NLL", unit="batch"):
         batch = [windows[i] for i in order[start:start + batch_size]]
         seqs = [w.context + w.completion[:-1] for w in batch]
@@ -169,12 +171,12 @@ def model_scores(model: RWKV7, windows: list[Window], batch_size: int, pad_id: i
             logits = model.head(hidden[row, at]).float()
             if masked is not None and len(masked):
                 logits[:, masked] = float("-inf")
-            if memory:
-                logits = with_memory(logits, w.context, w.completion, memory, stops)
             y = torch.tensor(w.completion)
-            logp[i] = logits.log_softmax(-1).gather(1, y[:, None])[:, 0].numpy()
-            correct[i] = (logits.argmax(-1) == y).numpy()
-    return np.concatenate(logp), np.concatenate(correct)
+            for m in memories:
+                mixed = with_memory(logits, w.context, w.completion, m, stops) if m else logits
+                logp[m][i] = mixed.log_softmax(-1).gather(1, y[:, None])[:, 0].numpy()
+                correct[m][i] = (mixed.argmax(-1) == y).numpy()
+    return {m: (np.concatenate(logp[m]), np.concatenate(correct[m])) for m in memories}
 
 
 def ngram_scores(ngram: NGramModel, windows: list[Window],
@@ -321,11 +323,11 @@ def evaluate(cfg: EvalConfig) -> dict:
     targets = np.concatenate([w.completion for w in windows])
     pad_id = tokenizer.pad_id
     masked = control_ids(tokenizer)
-    model_metrics = nll_metrics(*model_scores(ckpt.model, windows, cfg.batch_size, pad_id, masked, sampling.memory),
-                                targets, tokenizer)
-    if sampling.memory:   # scored as the engine samples, with the song memory; the model alone beside it
-        model_metrics["nll_per_note_model_alone"] = nll_metrics(
-            *model_scores(ckpt.model, windows, cfg.batch_size, pad_id, masked), targets, tokenizer)["nll_per_note"]
+    # scored as the engine samples, with the song memory; the model alone beside it
+    scores = model_scores(ckpt.model, windows, cfg.batch_size, pad_id, masked, {sampling.memory, 0.0})
+    model_metrics = nll_metrics(*scores[sampling.memory], targets, tokenizer)
+    if sampling.memory:
+        model_metrics["nll_per_note_model_alone"] = nll_metrics(*scores[0.0], targets, tokenizer)["nll_per_note"]
     model_metrics.update(continuation_metrics(
         model_samples(ckpt.model, grammar, windows, sampling, cfg.seed, cfg.sample_batch_size), windows, tokenizer))
     metrics = {"model": model_metrics}

@@ -40,13 +40,12 @@ def evaluate_fill(model, tokenizer: RemiTokenizer, grammar: RemiGrammar, spots: 
     nll, alone = {}, {}
     for name, windows in (("prefix_only", plain), ("prefix_and_suffix", filled)):
         scored = [replace(w, completion=w.completion[:-1]) for w in windows]
-        for out, memory in ((nll, sampling.memory), (alone, 0.0)):
-            out[name] = nll_metrics(*model_scores(model, scored, batch_size, tokenizer.pad_id, memory=memory,
-                                                             stops=tokenizer.fill_marker_ids),
-                                    targets, tokenizer)["nll_per_note"]
+        scores = model_scores(model, scored, batch_size, tokenizer.pad_id, memories={sampling.memory, 0.0},
+                              stops=tokenizer.fill_marker_ids)
+        nll[name] = nll_metrics(*scores[sampling.memory], targets, tokenizer)["nll_per_note"]
+        alone[name] = nll_metrics(*scores[0.0], targets, tokenizer)["nll_per_note"]
     overlap = {name: continuation_metrics(model_samples(model, grammar, windows, sampling, seed, sample_batch_size,
-                                                                        tokenizer.fill_marker_ids),
-                                          plain, tokenizer)["pitch_class_overlap"]
+                                                        tokenizer.fill_marker_ids), plain, tokenizer)["pitch_class_overlap"]
                for name, windows in (("fill", filled), ("continuation", plain))}
     bar_before = [s.tokens[s.bars[s.at - 1]:s.bars[s.at]] * COMPLETION_BARS for s in spots]
     overlap["repeat_the_bar_before"] = continuation_metrics(bar_before, plain, tokenizer)["pitch_class_overlap"]
