@@ -74,6 +74,7 @@ class RemiGrammar:
         self._polyphony_id = ({v: i for i, v in vocabulary.polyphony_min.items()},
                               {v: i for i, v in vocabulary.polyphony_max.items()})
         self._pitch_class_id = {v: i for i, v in vocabulary.pitch_class.items()}
+        self._later_positions: dict[tuple[tuple[int, int], int], torch.Tensor] = {}
 
     def check_controls(self, sampling: SamplingConfig) -> None:
         """ValueError when `sampling` asks for bar controls and this vocabulary has none."""
@@ -127,34 +128,38 @@ class RemiGrammar:
         (fewest, most; from SamplingConfig.density_bounds) the notes in a bar; with `bars_wanted`, the last
         first bar cannot close silent."""
         pitches = self.is_pitch if pitches is None else pitches
-        m = torch.zeros(self.vocab_size, dtype=torch.bool)
-        bar = torch.zeros_like(m)
-        bar[self.bar_id] = True
         if s.done:
-            m[self.bar_id] = True  # finished streams idle on Bar; their tokens are discarded
-            return m
-        full = s.tokens_in_bar >= max_tokens_per_bar
+            return self._only(self.bar_id)  # finished streams idle on Bar; their tokens are discarded
         if s.phase == BAR:
-            m[self.timesig_id[time_signature]] = True
-        elif s.phase == TIMESIG and s.controls:
-            m[s.controls[0]] = True
-        elif s.phase in (TIMESIG, DURATION):
-            if full:
-                return bar
-            fewest, most = density or (0, float("inf"))
-            if s.bar_notes < most:   # a Position is always followed by a Pitch
-                m |= self.is_position & (self.position_of > s.position) & (self.position_of < self.positions_per_bar(time_signature))
-                if s.phase == DURATION and (polyphony is None or s.onset_notes < polyphony):
-                    m |= pitches
-            silent = bars_wanted is not None and s.bars == 1 and s.notes == 0
-            if (not silent and s.bar_notes >= fewest) or not m.any():
-                m |= bar
-        elif s.phase == POSITION:
-            m |= pitches
-        elif s.phase == PITCH:
-            m |= self.is_velocity
-        elif s.phase == VELOCITY:
-            m |= self.is_duration
+            return self._only(self.timesig_id[time_signature])
+        if s.phase == TIMESIG and s.controls:
+            return self._only(s.controls[0])
+        if s.phase in (POSITION, PITCH, VELOCITY):
+            return {POSITION: pitches, PITCH: self.is_velocity, VELOCITY: self.is_duration}[s.phase].clone()
+        if s.tokens_in_bar >= max_tokens_per_bar:   # after a TimeSig or a Duration: a full bar only closes
+            return self._only(self.bar_id)
+        m = torch.zeros(self.vocab_size, dtype=torch.bool)
+        fewest, most = density or (0, float("inf"))
+        if s.bar_notes < most:   # a Position is always followed by a Pitch
+            m |= self._positions_after(time_signature, s.position)
+            if s.phase == DURATION and (polyphony is None or s.onset_notes < polyphony):
+                m |= pitches
+        silent = bars_wanted is not None and s.bars == 1 and s.notes == 0
+        if (not silent and s.bar_notes >= fewest) or not m.any():
+            m[self.bar_id] = True
+        return m
+
+    def _only(self, token: int) -> torch.Tensor:
+        m = torch.zeros(self.vocab_size, dtype=torch.bool)
+        m[token] = True
+        return m
+
+    def _positions_after(self, time_signature: tuple[int, int], position: int) -> torch.Tensor:
+        """The Position tokens later than `position` in a bar of `time_signature` (kept: a step asks often)."""
+        key = (time_signature, position)
+        if (m := self._later_positions.get(key)) is None:
+            m = self._later_positions[key] = (self.is_position & (self.position_of > position)
+                                              & (self.position_of < self.positions_per_bar(time_signature)))
         return m
 
     def advance(self, s: StreamState, token: int, bars_wanted: int, controls: list[list[int]] = ()) -> None:

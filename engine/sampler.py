@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from engine.chords import chord_pitch_classes, parse_chords
@@ -95,21 +96,24 @@ class SamplingConfig:
 
 
 def sample(logits: torch.Tensor, allowed: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator) -> torch.Tensor:
-    """One token per row of `logits` (K, V), drawn only from `allowed` (K, V)."""
-    if torch.isnan(logits).any():
+    """One token per row of `logits` (K, V), drawn only from `allowed` (K, V): the allowed tokens sorted by
+    probability, top-k and top-p keep a prefix of them, and one uniform draw per row from `generator` picks
+    within it (NumPy: a step's few rows are too small for torch's per-call cost)."""
+    x = logits.detach().float().numpy()
+    if np.isnan(x).any():
         raise ValueError("the model produced NaN: its weights are broken")
-    logits = logits.float().masked_fill(~allowed, float("-inf"))
+    x = np.where(allowed.numpy(), x, -np.inf)
     if cfg.temperature == 0:
-        return logits.argmax(dim=-1)
-    logits = logits / cfg.temperature
-    if cfg.top_k:
-        kth = logits.topk(min(cfg.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if cfg.top_p < 1:
-        sorted_logits, order = logits.sort(dim=-1, descending=True)
-        cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-        # drop a token when the ones before it already hold top_p; the first always stays
-        drop_sorted = (cum - sorted_logits.softmax(dim=-1)) >= cfg.top_p
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
-    return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
+        return torch.from_numpy(x.argmax(-1))
+    order = np.argsort(-x, axis=-1, kind="stable")
+    s = np.take_along_axis(x, order, -1).astype(np.float64) / cfg.temperature
+    p = np.exp(s - s[:, :1])   # the first is the largest; masked tokens get 0
+    if cfg.top_k:   # ties with the k-th stay, as a threshold on the logits keeps them
+        p[s < s[:, min(cfg.top_k, s.shape[-1]) - 1:][:, :1]] = 0
+    p /= p.sum(-1, keepdims=True)
+    if cfg.top_p < 1:   # drop a token when the ones before it already hold top_p; the first always stays
+        p[(np.cumsum(p, -1) - p) >= cfg.top_p] = 0
+    cum = np.cumsum(p, -1)
+    u = torch.rand(len(p), generator=generator, dtype=torch.float64).numpy() * cum[:, -1]
+    pick = np.minimum((cum <= u[:, None]).sum(-1), (p > 0).sum(-1) - 1)   # the first whose cumulative share passes u
+    return torch.from_numpy(order[np.arange(len(p)), pick])

@@ -20,6 +20,9 @@ marker.
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 
 MIN_MATCH, FULL_MATCH, MAX_MATCH = 4, 16, 32   # tokens: the shortest match used, the one given full weight, the longest counted
@@ -107,25 +110,25 @@ class MemoryStream:
 
 def mix(logits: torch.Tensor, streams: list[MemoryStream], strength: float) -> torch.Tensor:
     """Next-token log-probabilities (K, V) with each stream's memory mixed in; rows without a match keep the
-    model's logits as they are."""
+    model's logits as they are. Per matched row, log((1 - w) softmax(l) + w p) is l - logsumexp(l) + log(1 - w)
+    except at the few tokens proposed (NumPy: a step's rows are too small for torch's per-call cost)."""
     if not strength:
         return logits
-    rows, weights, proposals = [], [], []
+    out = None
     for row, stream in enumerate(streams):
         proposal, match = stream.proposal()
-        if w := weight(strength, match):
-            rows.append(row)
-            weights.append(w)
-            proposals.append(proposal)
-    if not rows:
-        return logits
-    p = torch.zeros(len(rows), logits.shape[-1])
-    for i, proposal in enumerate(proposals):
-        p[i, list(proposal)] = torch.tensor(list(proposal.values()))
-    w = torch.tensor(weights)[:, None]
-    out = logits.clone()
-    out[rows] = torch.log((1 - w) * logits[rows].softmax(-1) + w * p)
-    return out
+        if not (w := weight(strength, match)):
+            continue
+        if out is None:
+            out = logits.detach().float().numpy().copy()
+        line = out[row]
+        top = line.max()
+        line -= top + np.log(np.exp(line - top).sum())   # the model's log-probabilities
+        ids, shares = np.fromiter(proposal, np.int64, len(proposal)), np.fromiter(proposal.values(), np.float32, len(proposal))
+        mixed = np.log((1 - w) * np.exp(line[ids]) + w * shares)
+        line += np.float32(math.log1p(-w))
+        line[ids] = mixed
+    return logits if out is None else torch.from_numpy(out)
 
 
 def with_memory(logits: torch.Tensor, read: list[int], written: list[int], strength: float,
