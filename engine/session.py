@@ -98,10 +98,14 @@ class Session:
         """The state before any context: the style's initial state, or the model's."""
         return self._initial.clone().to(self.device) if self._initial is not None else self.model.initial_state(1)
 
+    def _empty_memory(self) -> SongMemory:
+        """A song memory of nothing yet, which never proposes a fill marker (they end a passage)."""
+        return SongMemory(stops=self.tokenizer.fill_marker_ids)
+
     def reset(self) -> None:
         """Forget the context (a loaded style's initial state stays)."""
         self.state = self._start_state()
-        self.memory = SongMemory()   # the context's tokens, for the song memory (engine/song_memory.py)
+        self.memory = self._empty_memory()   # the context's tokens, for the song memory (engine/song_memory.py)
         self.context_length = 0
         self.time_signature: tuple[int, int] = (4, 4)
 
@@ -206,7 +210,7 @@ class Session:
             seed = secrets.randbits(63)
         generator = torch.Generator().manual_seed(seed)
         stepper = self.stepper(self._advance((self.state if state is None else state).clone(), read).expand(k))
-        memory = self.memory if state is None else SongMemory(stops=self.tokenizer.fill_marker_ids)
+        memory = self.memory if state is None else self._empty_memory()
 
         def bar_done(i: int, partial: list[int], complete: int) -> None:
             on_bars(i, self._candidate(partial, bars, meter, ticks_per_beat, complete))
