@@ -45,6 +45,15 @@ def test_top_p_keeps_the_smallest_set_holding_p():
     assert drawn == {0, 1}
 
 
+def test_top_p_draws_the_kept_tokens_in_their_renormalised_shares():
+    logits = torch.log(torch.tensor([[0.05, 0.5, 0.15, 0.3], [0.3, 0.05, 0.5, 0.15]]))
+    drawn = draw(logits, torch.ones(2, 4, dtype=torch.bool), SamplingConfig(top_p=0.75), n=4000)
+    for row, (first, second) in enumerate([(1, 3), (2, 0)]):
+        counts = torch.bincount(drawn[:, row], minlength=4).float() / len(drawn)
+        assert counts[first] == pytest.approx(0.625, abs=0.03) and counts[second] == pytest.approx(0.375, abs=0.03)
+        assert counts.sum() == pytest.approx(counts[first] + counts[second])   # the other two never
+
+
 def test_nan_logits_are_refused():
     with pytest.raises(ValueError, match="NaN"):
         sample(torch.tensor([[float("nan"), 0.0]]), torch.ones(1, 2, dtype=torch.bool), SamplingConfig(),
