@@ -210,14 +210,19 @@ class Session:
             seed = secrets.randbits(63)
         generator = torch.Generator().manual_seed(seed)
         stepper = self.stepper(self._advance((self.state if state is None else state).clone(), read).expand(k))
-        memory = self.memory if state is None else self._empty_memory()
+        if state is None:   # the context's memory; each stream sees `read` as its own
+            streams = [self.memory.stream(read) for _ in range(k)]
+        else:   # a reading of its own (a fill's): remembered once, for every stream
+            memory = self._empty_memory()
+            memory.extend(read)
+            streams = [memory.stream() for _ in range(k)]
 
         def bar_done(i: int, partial: list[int], complete: int) -> None:
             on_bars(i, self._candidate(partial, bars, meter, ticks_per_beat, complete))
 
         tokens = sample_bars(stepper.step, self.grammar, [meter] * k, bars, sampling, generator,
                              on_bar=bar_done if on_bars is not None else None, cancelled=cancelled,
-                             memory=[memory.stream(read) for _ in range(k)])
+                             memory=streams)
         generated = sum(len(t) - 1 for t in tokens)
         candidates = [self._candidate(t, bars, meter, ticks_per_beat) for t in tokens]
         return Suggestion(candidates, generated, time.perf_counter() - start, seed, sampling)
