@@ -99,10 +99,10 @@ def sample(logits: torch.Tensor, allowed: torch.Tensor, cfg: SamplingConfig, gen
     """One token per row of `logits` (K, V), drawn only from `allowed` (K, V): the allowed tokens sorted by
     probability, top-k and top-p keep a prefix of them, and one uniform draw per row from `generator` picks
     within it (NumPy: a step's few rows are too small for torch's per-call cost)."""
-    x = logits.detach().float().numpy()
+    x = logits.detach().float().cpu().numpy()
     if np.isnan(x).any():
         raise ValueError("the model produced NaN: its weights are broken")
-    x = np.where(allowed.numpy(), x, -np.inf)
+    x = np.where(allowed.cpu().numpy(), x, -np.inf)
     if cfg.temperature == 0:
         return torch.from_numpy(x.argmax(-1))
     order = np.argsort(-x, axis=-1, kind="stable")

@@ -120,15 +120,16 @@ def mix(logits: torch.Tensor, streams: list[MemoryStream], strength: float) -> t
         if not (w := weight(strength, match)):
             continue
         if out is None:
-            out = logits.detach().float().numpy().copy()
+            out = logits.detach().float().cpu().numpy().copy()
         line = out[row]
         top = line.max()
         line -= top + np.log(np.exp(line - top).sum())   # the model's log-probabilities
-        ids, shares = np.fromiter(proposal, np.int64, len(proposal)), np.fromiter(proposal.values(), np.float32, len(proposal))
+        ids = np.fromiter(proposal, np.int64, len(proposal))
+        shares = np.fromiter(proposal.values(), np.float32, len(proposal))
         mixed = np.log((1 - w) * np.exp(line[ids]) + w * shares)
         line += np.float32(math.log1p(-w))
         line[ids] = mixed
-    return logits if out is None else torch.from_numpy(out)
+    return logits if out is None else torch.from_numpy(out).to(logits.device)
 
 
 def with_memory(logits: torch.Tensor, read: list[int], written: list[int], strength: float,
