@@ -15,7 +15,7 @@ from engine.tokenizer import RemiTokenizer, TokenizerSettings
 from test_trainer import kill_after_first_checkpoint, run_trainer
 from trainer.__main__ import main as trainer_main
 from trainer.data import IGNORE, TokenWindows
-from trainer.thinning import BarThinner
+from trainer.thinning import MOST_RUN_BARS, BarThinner
 
 STREAM_ARGS = ["--batch-size", "2", "--seq-len", "64", "--val-every", "4", "--val-windows", "2", "--save-every", "2",
                "--warmup-steps", "2", "--threads", "1", "--carry-state"]
@@ -105,6 +105,29 @@ def test_a_thinned_bar_keeps_some_of_its_notes_and_says_how_many(controls_data):
         bar = thinned[s:e]
         density = [tok.vocabulary.density[t] for t in bar if t in tok.vocabulary.density]
         assert density == [int((thinner.pitch_of[bar] >= 0).sum())] or not density
+
+
+def test_a_thinned_run_asks_the_bars_after_it_for_more_notes_than_it_holds(controls_data):
+    data = TokenWindows(controls_data, "train")
+    tok, thinner = data.tokenizer, BarThinner(data.tokenizer)
+    window = np.asarray(data.tokens[: 1200], dtype=np.int64)
+    runs, kept, had = [], 0, 0
+    for seed in range(12):
+        thinned, which = thinner.thin(window, np.random.default_rng(seed), bar_share=0.0, keep_range=(0.3, 0.5),
+                                      run_share=1.0)
+        run = int(which[1:].sum())
+        assert 1 <= run <= MOST_RUN_BARS and which[1:run + 1].all() and not which[run + 1:].any()   # from the start
+        notes = [int((thinner.pitch_of[bar] >= 0).sum())
+                 for bar in np.split(thinned, np.flatnonzero(thinned == thinner.bar_id))[1:]]
+        real = [int((thinner.pitch_of[bar] >= 0).sum())
+                for bar in np.split(window, np.flatnonzero(window == thinner.bar_id))[1:]]
+        assert notes[run:] == real[run:] and all(a <= b for a, b in zip(notes, real))   # only the run is thinner
+        runs.append(run)
+        kept, had = kept + sum(notes[:run]), had + sum(real[:run])
+    assert len(set(runs)) > 3 and kept < 0.7 * had
+    same = thinner.thin(window, np.random.default_rng(0), 0.3, (0.3, 0.5))
+    assert all(np.array_equal(a, b) for a, b in zip(same, thinner.thin(window, np.random.default_rng(0), 0.3,
+                                                                        (0.3, 0.5), run_share=0.0)))
 
 
 def test_thinned_windows_keep_the_density_control_of_every_thinned_bar(controls_data):

@@ -51,6 +51,9 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--thin-bars", type=float, default=d.thin_bars,
                    help="data with controls: thin this share of bars (a random share of their notes kept, controls "
                         "rewritten, density kept), so the model learns to write to its density control")
+    p.add_argument("--thin-runs", type=float, default=d.thin_runs,
+                   help="data with controls: thin this share of the windows as one run of bars from their start, so "
+                        "the bars after it ask for more notes than the model has just read")
     p.add_argument("--fill-share", type=float, default=d.fill_share,
                    help="this share of the windows teaches filling a gap of 1-4 bars between what comes before "
                         "and after (adds the two fill markers to the vocabulary)")
@@ -65,7 +68,7 @@ def training_config(args: argparse.Namespace, **overrides) -> TrainConfig:
         completion_bars=args.completion_bars, val_every=args.val_every, val_windows=args.val_windows,
         save_every=args.save_every, seed=args.seed, grad_checkpointing=args.grad_checkpointing,
         carry_state=args.carry_state, cpu_bf16=args.bf16, thin_bars=args.thin_bars,
-        fill_share=args.fill_share, **overrides)
+        thin_runs=args.thin_runs, fill_share=args.fill_share, **overrides)
 
 
 def add_eval_args(p: argparse.ArgumentParser) -> None:

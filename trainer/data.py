@@ -49,11 +49,12 @@ class StreamSong:
 class TokenWindows:
     """The files of one split of a prepared dataset, cut into windows that start on a bar line. With
     `thin_bars` (data with bar controls), that share of the bars is thinned (trainer/thinning.py) and keeps
-    its density control. With `fill_share`, that share of the windows teaches filling a gap (trainer/fill.py);
+    its density control; with `thin_runs`, that share of the windows is thinned as one run of bars from its start. With `fill_share`, that share of the windows teaches filling a gap (trainer/fill.py);
     the vocabulary then has the fill markers (as it does with `markers`)."""
 
     def __init__(self, data_dir: str | Path, split: str, thin_bars: float = 0.0,
-                 thin_keep: tuple[float, float] = THIN_KEEP, fill_share: float = 0.0, markers: bool = False):
+                 thin_keep: tuple[float, float] = THIN_KEEP, fill_share: float = 0.0, markers: bool = False,
+                 thin_runs: float = 0.0):
         data_dir = Path(data_dir)
         index_path = data_dir / "index.json"
         if not index_path.is_file():
@@ -75,10 +76,10 @@ class TokenWindows:
         # per id: 0, or 1 + the index of its control group
         self.control_group = np.array([next((g + 1 for g, kinds in enumerate(CONTROL_GROUPS) if k in kinds), 0)
                                        for k in kind], dtype=np.int64)
-        if thin_bars and not self.settings.controls:
+        if (thin_bars or thin_runs) and not self.settings.controls:
             raise DataError(f"{data_dir}: thinning bars needs data prepared with --controls")
-        self.thin_bars, self.thin_keep = thin_bars, thin_keep
-        self.thinner = BarThinner(self.tokenizer) if thin_bars else None
+        self.thin_bars, self.thin_keep, self.thin_runs = thin_bars, thin_keep, thin_runs
+        self.thinner = BarThinner(self.tokenizer) if thin_bars or thin_runs else None
         self._schedules: dict[tuple, list[int]] = {}
         self._playing: dict[tuple, tuple[int, StreamSong]] = {}
 
@@ -118,7 +119,7 @@ class TokenWindows:
             return window
         thinned = None
         if self.thinner is not None:
-            window, thinned = self.thinner.thin(window, rng, self.thin_bars, self.thin_keep)
+            window, thinned = self.thinner.thin(window, rng, self.thin_bars, self.thin_keep, self.thin_runs)
             group = self.control_group[window]
         bar_of = np.cumsum(window == self.tokenizer.bar_id)
         keep = np.ones(len(window), dtype=bool)

@@ -7,12 +7,19 @@ loses its Position), and its controls are written again for what is left: its de
 most notes at one onset and its pitch classes, exactly as the tokenizer writes them for a real bar
 (tested: rewriting an unthinned bar gives back its own controls). Only bars that keep their density
 control are thinned, so a bar without one still shows the data's own density.
+
+Bars thinned one by one only ever ask for fewer notes than the music around them. A window may instead be
+thinned as one run of bars from its start, all keeping one share: the bars after the run then ask, through their
+density controls, for more notes than the bars the model has just read, as a composer does who asks for a busier
+continuation of a sparse phrase.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from engine.tokenizer import RemiTokenizer
+
+MOST_RUN_BARS = 8   # a run of thinned bars covers 1 to this many: about the phrase a suggestion follows
 
 
 class BarThinner:
@@ -69,17 +76,24 @@ class BarThinner:
         body = body[~lone_position]
         return np.concatenate([head, self.controls_for(body), body]).astype(bar.dtype)
 
-    def thin(self, window: np.ndarray, rng: np.random.Generator, bar_share: float, keep_range: tuple[float, float]
-             ) -> tuple[np.ndarray, np.ndarray]:
+    def thin(self, window: np.ndarray, rng: np.random.Generator, bar_share: float, keep_range: tuple[float, float],
+             run_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """The window with each bar (not the last, which may be cut short) thinned with probability
-        `bar_share`, keeping a share drawn from `keep_range`; and per bar of the result, whether it was thinned."""
+        `bar_share`, keeping a share drawn from `keep_range`, or (with probability `run_share`) its first 1 to
+        MOST_RUN_BARS bars (never all) thinned, keeping one share; and per bar of the result, whether it was thinned."""
         starts = np.flatnonzero(window == self.bar_id)
         if len(starts) < 2:
             return window, np.zeros(len(starts) + 1, dtype=bool)
+        run = bool(run_share) and rng.random() < run_share   # no draw without runs: the batches stay as they were
+        run_bars = int(rng.integers(1, min(len(starts), MOST_RUN_BARS + 1))) if run else 0
+        run_keep = float(rng.uniform(*keep_range)) if run else 0.0
         pieces, thinned = [window[:starts[0]]], [False]
         for b, (s, e) in enumerate(zip(starts, np.r_[starts[1:], len(window)])):
             bar = window[s:e]
-            if b < len(starts) - 1 and rng.random() < bar_share:
+            if run and b < run_bars:
+                bar = self.thin_bar(bar, run_keep, rng)
+                thinned.append(True)
+            elif not run and b < len(starts) - 1 and rng.random() < bar_share:
                 bar = self.thin_bar(bar, float(rng.uniform(*keep_range)), rng)
                 thinned.append(True)
             else:

@@ -56,6 +56,7 @@ class TrainConfig:
                                       # from the state the row's previous one ended with (detached)
     cpu_bf16: bool = False            # bf16 autocast on a CPU too (on a GPU it is always on)
     thin_bars: float = 0.0            # data with controls: this share of bars thinned, keeping their density
+    thin_runs: float = 0.0            # ... and this share of the windows thinned as one run of bars from their start
     fill_share: float = 0.0           # this share of the windows teaches filling a gap (trainer/fill.py)
 
     def __post_init__(self) -> None:
@@ -64,8 +65,10 @@ class TrainConfig:
                              "with --completion-bars or --fill-share")
         if self.completion_bars and self.fill_share:
             raise ValueError("--fill-share rearranges windows; it cannot be combined with --completion-bars")
-        if not 0 <= self.fill_share <= 1:
-            raise ValueError(f"--fill-share must be 0-1, got {self.fill_share}")
+        for name, share in (("--fill-share", self.fill_share), ("--thin-bars", self.thin_bars),
+                            ("--thin-runs", self.thin_runs)):
+            if not 0 <= share <= 1:
+                raise ValueError(f"{name} must be 0-1, got {share}")
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -163,7 +166,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     torch.manual_seed(cfg.seed)
     base = load_checkpoint(cfg.init_from) if cfg.init_from else None
     markers = bool(cfg.fill_share) or (base is not None and base.tokenizer.settings.fill_markers)
-    train_data = TokenWindows(cfg.data_dir, "train", cfg.thin_bars, fill_share=cfg.fill_share, markers=markers)
+    train_data = TokenWindows(cfg.data_dir, "train", cfg.thin_bars, fill_share=cfg.fill_share, markers=markers,
+                              thin_runs=cfg.thin_runs)
     val_data = TokenWindows(cfg.data_dir, "val", markers=markers)
     settings = train_data.settings
 
