@@ -253,13 +253,15 @@ class RemiTokenizer:
         return time_signature[0] * self.grid_per_beat
 
     def fill_reading(self, before: list[int], after: list[int]) -> list[int]:
-        """What a model reads to fill a gap: the bars before it, FillSuffix, the bars after it, FillMiddle and the
-        bar before the gap once more (then it writes the gap from its Bar); the one spelling of it for training,
-        filling and evaluation. The bar is read again because a recurrent state that has just read the bars after
-        the gap holds little of the bar the gap must follow."""
+        """What a model reads to fill a gap: the bars before it, FillSuffix, the bars after it, FillMiddle, then the
+        bar after the gap and the bar before it once more (then it writes the gap from its Bar); the one spelling
+        of it for training, filling and evaluation. The two bars are read again because a recurrent state holds
+        little of what it read more than a few bars ago: without them, the bar the gap must lead into lies the
+        whole suffix back, and the bar it must follow further still."""
         starts = self.bar_starts(before)
         recap = list(before[starts[-1]:]) if starts else []
-        return list(before) + [self.fill_suffix_id] + list(after) + [self.fill_middle_id] + recap
+        return (list(before) + [self.fill_suffix_id] + list(after) + [self.fill_middle_id]
+                + self.first_bars(list(after), 1) + recap)
 
     def count_bars(self, tokens) -> int:
         return sum(1 for t in tokens if t == self.bar_id)

@@ -47,8 +47,9 @@ def test_a_fill_window_holds_the_same_bars_rearranged_around_its_markers():
         assert len(out) == len(window)
         s, m = int(np.flatnonzero(out == tok.fill_suffix_id)[0]), int(np.flatnonzero(out == tok.fill_middle_id)[0])
         prefix, suffix = out[:s], out[s + 1:m]
-        recap = prefix[tok.bar_starts(prefix.tolist())[-1]:]           # the bar before the gap, read again
-        assert list(out[m + 1:m + 1 + len(recap)]) == list(recap)
+        recap = (tok.first_bars(suffix.tolist(), 1)                    # the bar after the gap, read again,
+                 + prefix[tok.bar_starts(prefix.tolist())[-1]:].tolist())   # then the bar before it
+        assert list(out[m + 1:m + 1 + len(recap)]) == recap
         g = m + 1 + len(recap)                                           # where the gap begins
         taught = sorted(set(range(len(out) - 1)) - set(skip))         # the targets left: the gap's tokens only
         assert [int(out[i + 1]) for i in taught] == list(out[g:g + len(taught)]) and taught[0] == g - 1
@@ -59,7 +60,9 @@ def test_a_fill_window_holds_the_same_bars_rearranged_around_its_markers():
         after = window[len(prefix) + len(middle):]
         assert list(after[:len(suffix)]) == list(suffix) and (not len(suffix) or suffix[0] == tok.bar_id)
         assert list(out[:g]) == tok.fill_reading(prefix.tolist(), suffix.tolist())   # as filling reads it
-    assert tok.fill_reading([], [tok.bar_id]) == [tok.fill_suffix_id, tok.bar_id, tok.fill_middle_id]   # from bar 1
+    assert tok.fill_reading([], [tok.bar_id]) == [tok.fill_suffix_id, tok.bar_id, tok.fill_middle_id, tok.bar_id]   # from bar 1
+    assert tok.fill_reading([tok.bar_id, 7], [tok.bar_id, 8, tok.bar_id, 9]) == [
+        tok.bar_id, 7, tok.fill_suffix_id, tok.bar_id, 8, tok.bar_id, 9, tok.fill_middle_id, tok.bar_id, 8, tok.bar_id, 7]
     short = np.array(tokens[:tok.bar_starts(tokens)[2] + 1], dtype=np.int64)   # two complete bars: left alone
     assert fill_window(short, tok, tok.pad_id, np.random.default_rng(0))[1] == []
 
