@@ -49,8 +49,9 @@ class StreamSong:
 class TokenWindows:
     """The files of one split of a prepared dataset, cut into windows that start on a bar line. With
     `thin_bars` (data with bar controls), that share of the bars is thinned (trainer/thinning.py) and keeps
-    its density control; with `thin_runs`, that share of the windows is thinned as one run of bars from its start. With `fill_share`, that share of the windows teaches filling a gap (trainer/fill.py);
-    the vocabulary then has the fill markers (as it does with `markers`)."""
+    its density control; with `thin_runs`, that share of the windows is thinned as one run of bars from its
+    start. With `fill_share`, that share of the windows teaches filling a gap (trainer/fill.py); the vocabulary
+    then has the fill markers (as it does with `markers`)."""
 
     def __init__(self, data_dir: str | Path, split: str, thin_bars: float = 0.0,
                  thin_keep: tuple[float, float] = THIN_KEEP, fill_share: float = 0.0, markers: bool = False,
