@@ -35,10 +35,9 @@ def fill_window(window: np.ndarray, tokenizer: RemiTokenizer, pad_id: int,
     first = int(rng.integers(1, bars - gap))    # the gap's first bar; the prefix is [0, first), the suffix after it
     prefix, middle = window[:starts[first]], window[starts[first]:starts[first + gap]]
     ends = [int(s - starts[first + gap]) for s in starts[first + gap:bars + 1]]   # the suffix's whole bars
-    after = window[starts[first + gap]:]
-    fits = [e for e in ends if len(tokenizer.fill_reading(prefix.tolist(), after[:e].tolist())) + len(middle) <= n]
-    suffix = after[:max(fits or [0])]
-    reading = tokenizer.fill_reading(prefix.tolist(), suffix.tolist())
+    before, after = prefix.tolist(), window[starts[first + gap]:]
+    fits = [e for e in ends if len(tokenizer.fill_reading(before, after[:e].tolist())) + len(middle) <= n]
+    reading = tokenizer.fill_reading(before, after[:max(fits or [0])].tolist())
     out = np.concatenate([reading, middle]).astype(window.dtype)[:n]
     out = np.pad(out, (0, n - len(out)), constant_values=pad_id)
     gap_targets = len(reading) - 1              # the target index of the gap's first token (its Bar)
