@@ -43,6 +43,7 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
     biases = [_chord_biases(grammar, c, bars) for c in configs]
     no_bias = torch.zeros(grammar.vocab_size)
     densities = [c.density_bounds() for c in configs]
+    by_kind = [c.density is not None for c in configs]   # the memory leaves a bar's length to the model
     while not all(s.done for s in streams):
         if cancelled is not None and cancelled():
             raise Cancelled()
@@ -51,13 +52,13 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
             for stream, s, t in zip(memory, streams, nxt.tolist()):
                 if not s.done:
                     stream.append(t)
-            logits = mix(logits, memory, configs[0].memory)
+            logits = mix(logits, memory, configs[0].memory, grammar.kind_index, by_kind)
         if any(biases):
             logits = logits + torch.stack([b[min(s.bars, bars) - 1] if b else no_bias for s, b in zip(streams, biases)])
         allowed = torch.stack([grammar.allowed(s, m, c.max_tokens_per_bar, p[min(s.bars, bars) - 1], bars,
                                                c.polyphony, d)
                                for s, m, c, p, d in zip(streams, meters, configs, pitches, densities)])
-        nxt = sample(logits, allowed, configs[0], generator)
+        nxt = sample(logits, allowed, configs[0], generator, grammar.kind_index)
         for i, (s, out, t) in enumerate(zip(streams, tokens, nxt.tolist())):
             if s.done:
                 continue

@@ -19,6 +19,8 @@ MAX_POLYPHONY = TokenizerSettings.ac_polyphony_max        # the polyphony contro
 class SamplingConfig:
     temperature: float = 1.0        # 0 picks the most likely token
     top_p: float = 0.95             # keep the smallest set of tokens holding this much probability
+    top_p_by_kind: bool = True      # ... of each kind of token (a note's pitch, an onset's position), each kind
+                                    # keeping its whole share: the model alone decides when a bar ends (`sample`)
     top_k: int = 0                  # keep only the k most likely tokens (0: no limit)
     max_tokens_per_bar: int = 192   # a bar that grows this long is closed
     pitch_range: tuple[int, int] | None = None   # inclusive MIDI pitches the continuation may use
@@ -95,10 +97,18 @@ class SamplingConfig:
         return parse_key_lock(self.key_lock)
 
 
-def sample(logits: torch.Tensor, allowed: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator) -> torch.Tensor:
+def sample(logits: torch.Tensor, allowed: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator,
+           kinds: np.ndarray | None = None) -> torch.Tensor:
     """One token per row of `logits` (K, V), drawn only from `allowed` (K, V): the allowed tokens sorted by
-    probability, top-k and top-p keep a prefix of them, and one uniform draw per row from `generator` picks
-    within it (NumPy: a step's few rows are too small for torch's per-call cost)."""
+    probability, top-k and top-p keep some of them, and one uniform draw per row from `generator` picks
+    within them (NumPy: a step's few rows are too small for torch's per-call cost).
+
+    With `kinds` (each id's kind as a number) and `cfg.top_p_by_kind`, top-p trims each kind's tokens apart and
+    gives each kind back its whole share. Trimmed together, the kinds whose share is spread over many tokens
+    (the next note's pitch, the next onset's position) lose their tails while the one Bar token that closes the
+    bar keeps all of its share: bars close early and hold fewer notes than the model means. By kind, what kind
+    comes next (another note, another onset, the bar's end) is drawn as the model gives it, and only the
+    unlikely tails within a kind are cut (README, *The default model*: density with the band off)."""
     x = logits.detach().float().cpu().numpy()
     if np.isnan(x).any():
         raise ValueError("the model produced NaN: its weights are broken")
@@ -111,9 +121,19 @@ def sample(logits: torch.Tensor, allowed: torch.Tensor, cfg: SamplingConfig, gen
     if cfg.top_k:   # ties with the k-th stay, as a threshold on the logits keeps them
         p[s < s[:, min(cfg.top_k, s.shape[-1]) - 1:][:, :1]] = 0
     p /= p.sum(-1, keepdims=True)
-    if cfg.top_p < 1:   # drop a token when the ones before it already hold top_p; the first always stays
+    if cfg.top_p < 1 and kinds is not None and cfg.top_p_by_kind:
+        kind = kinds[order]
+        for k in np.unique(kind[p > 0]):
+            of_k = np.where(kind == k, p, 0.0)
+            before = np.cumsum(of_k, -1) - of_k        # the kind's share held by its likelier tokens
+            share = before[:, -1:] + of_k[:, -1:]
+            p[(kind == k) & (before >= cfg.top_p * share)] = 0
+            kept = np.where(kind == k, p, 0.0).sum(-1, keepdims=True)
+            p = np.where(kind == k, p * (share / np.maximum(kept, 1e-300)), p)
+    elif cfg.top_p < 1:   # drop a token when the ones before it already hold top_p; the first always stays
         p[(np.cumsum(p, -1) - p) >= cfg.top_p] = 0
     cum = np.cumsum(p, -1)
     u = torch.rand(len(p), generator=generator, dtype=torch.float64).numpy() * cum[:, -1]
-    pick = np.minimum((cum <= u[:, None]).sum(-1), (p > 0).sum(-1) - 1)   # the first whose cumulative share passes u
+    last = p.shape[-1] - 1 - (p[:, ::-1] > 0).argmax(-1)   # the last token kept (rounding may leave u at the end)
+    pick = np.minimum((cum <= u[:, None]).sum(-1), last)    # the first whose cumulative share passes u
     return torch.from_numpy(order[np.arange(len(p)), pick])

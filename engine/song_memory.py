@@ -108,10 +108,17 @@ class MemoryStream:
         return {t: followed.count(t) / len(followed) for t in set(followed)}, longest
 
 
-def mix(logits: torch.Tensor, streams: list[MemoryStream], strength: float) -> torch.Tensor:
+def mix(logits: torch.Tensor, streams: list[MemoryStream], strength: float, kinds: np.ndarray | None = None,
+        by_kind: list[bool] | None = None) -> torch.Tensor:
     """Next-token log-probabilities (K, V) with each stream's memory mixed in; rows without a match keep the
     model's logits as they are. Per matched row, log((1 - w) softmax(l) + w p) is l - logsumexp(l) + log(1 - w)
-    except at the few tokens proposed (NumPy: a step's rows are too small for torch's per-call cost)."""
+    except at the few tokens proposed (NumPy: a step's rows are too small for torch's per-call cost).
+
+    A row marked in `by_kind` (a stream asked for a density) mixes within each kind of token (`kinds`: each
+    id's kind as a number) and keeps the model's share of every kind: the memory picks which notes, where and
+    how long, while whether the bar holds another note or ends stays the model's, which reads the density
+    asked for. Mixed whole, the memory ends a bar where the song's passage ended, however many notes were
+    asked for (held-out Lieder, the band off: 0.29 off the density asked with the memory, 0.18 without)."""
     if not strength:
         return logits
     out = None
@@ -126,8 +133,16 @@ def mix(logits: torch.Tensor, streams: list[MemoryStream], strength: float) -> t
         line -= top + np.log(np.exp(line - top).sum())   # the model's log-probabilities
         ids = np.fromiter(proposal, np.int64, len(proposal))
         shares = np.fromiter(proposal.values(), np.float32, len(proposal))
+        if by_kind is not None and by_kind[row]:
+            kind = kinds[ids]
+            for k in np.unique(kind):   # the memory's shares within kind k, times the model's share of kind k
+                of_k = kind == k
+                shares[of_k] *= np.exp(line[kinds == k]).sum() / shares[of_k].sum()
+            line_w = np.where(np.isin(kinds, kind), np.float32(math.log1p(-w)), np.float32(0))
+        else:
+            line_w = np.float32(math.log1p(-w))
         mixed = np.log((1 - w) * np.exp(line[ids]) + w * shares)
-        line += np.float32(math.log1p(-w))
+        line += line_w
         line[ids] = mixed
     return logits if out is None else torch.from_numpy(out).to(logits.device)
 

@@ -1,4 +1,5 @@
 """The sampler and the grammar on their own: what each may draw, and the stream rules every candidate obeys."""
+import numpy as np
 import pytest
 import torch
 
@@ -52,6 +53,21 @@ def test_top_p_draws_the_kept_tokens_in_their_renormalised_shares():
         counts = torch.bincount(drawn[:, row], minlength=4).float() / len(drawn)
         assert counts[first] == pytest.approx(0.625, abs=0.03) and counts[second] == pytest.approx(0.375, abs=0.03)
         assert counts.sum() == pytest.approx(counts[first] + counts[second])   # the other two never
+
+
+def test_top_p_by_kind_keeps_each_kinds_share_and_trims_within_it():
+    """A bar may end (one Bar token, 0.3) or hold another note (a likely pitch, 0.5, and a tail of 200 at 0.001):
+    trimmed together, top-p 0.5 keeps the likely pitch alone and the bar never ends; by kind, the bar ends as
+    often as the model says and the tail is trimmed all the same."""
+    probs = torch.tensor([[0.5] + [0.001] * 200 + [0.3]])
+    kinds = np.array([0] * 201 + [1])
+    allowed = torch.ones_like(probs, dtype=torch.bool)
+    g = torch.Generator().manual_seed(0)
+    for by_kind, bar_share in ((False, 0.0), (True, 0.3)):
+        cfg = SamplingConfig(top_p=0.5, top_p_by_kind=by_kind)
+        drawn = torch.cat([sample(probs.log().expand(500, -1), allowed.expand(500, -1), cfg, g, kinds) for _ in range(8)])
+        assert (drawn == 201).float().mean().item() == pytest.approx(bar_share, abs=0.03)
+        assert set(drawn.tolist()) <= {0, 201}   # never a pitch of the tail
 
 
 def test_nan_logits_are_refused():

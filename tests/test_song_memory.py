@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,7 +11,7 @@ from engine.midi_file import read_phrase
 from engine.model import RWKV7, config_for_size
 from engine.sampler import SamplingConfig
 from engine.session import Session
-from engine.song_memory import MAX_MATCH, MIN_MATCH, SongMemory, weight, with_memory
+from engine.song_memory import MAX_MATCH, MIN_MATCH, SongMemory, mix, weight, with_memory
 from engine.tokenizer import RemiTokenizer
 from conftest import POP909_FILES
 
@@ -43,6 +44,24 @@ def test_its_weight_grows_with_the_match_and_is_zero_when_off():
     assert weight(0.0, 32) == 0
     with pytest.raises(ValueError, match="memory"):
         SamplingConfig(memory=1.5)
+
+
+def test_asked_for_a_density_the_memory_leaves_the_bars_end_to_the_model():
+    """Where the song's passage ended after these notes (token 9, of its own kind, the Bar), the memory mixed
+    whole ends the bar; by kind, the bar ends as often as the model says. Where a note followed, the memory's
+    note still wins within the notes."""
+    end, note, kinds = 9, 3, np.array([0] * 9 + [1])
+    logits = torch.zeros(1, 10)          # the model: every token 0.1, so the bar's end 0.1 and the notes 0.9
+    for proposed in (end, note):
+        stream = SongMemory([1, 2, 4, 5, proposed]).stream([1, 2, 4, 5])
+        w = weight(1.0, stream.proposal()[1])
+        whole = mix(logits, [stream], 1.0).softmax(-1)[0]
+        kept = mix(logits, [stream], 1.0, kinds, [True]).softmax(-1)[0]
+        assert whole[proposed].item() == pytest.approx(0.1 * (1 - w) + w)
+        assert kept[end].item() == pytest.approx(0.1) and kept.sum().item() == pytest.approx(1)
+        if proposed == note:   # within the notes, the memory's note takes its weight of their 0.9
+            assert kept[note].item() == pytest.approx(0.1 * (1 - w) + w * 0.9)
+    assert torch.equal(mix(logits, [stream], 1.0, kinds, [False]), mix(logits, [stream], 1.0))
 
 
 @pytest.fixture(scope="module")
