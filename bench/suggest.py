@@ -6,10 +6,12 @@
 - prefill: prompt tokens per second of the chunk-parallel forward (a whole song, as `suggest` feeds it).
 - with `--baseline CKPT`: the fast step at K = 4 and suggest with K = 4, for this checkpoint and the
   baseline side by side, interleaved (a new default against the one it replaces).
-- fill (a checkpoint that fills): K = 4 candidates of 2 bars for a gap after 10 bars, reading the 8 bars after
-  it, beside suggest's K = 4 x 2 bars after the same 10 bars, interleaved, fast step.
+- fill (a checkpoint that fills): K = 4 candidates of 2 bars for a gap after 10 bars, reading 8 bars after it
+  and as many as a fill reads (FILL_AFTER_BARS), beside suggest's K = 4 x 2 bars after the same 10 bars,
+  interleaved, fast step.
 - memory: suggest's K = 4 x 2 bars after the prompt with the song memory at its default and off, the same seeds,
-  interleaved, fast step (what the memory costs per token generated).
+  interleaved, fast step (what the memory costs per token generated); the same for top-p by kind against top-p
+  over all tokens at once (SamplingConfig.top_p_by_kind).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from engine.fast_step import FastStep, PackedState
 from engine.midi_file import read_phrase
 from engine.sampler import SamplingConfig
 from engine.session import Session
+from engine.tokenizer import FILL_AFTER_BARS
 
 log = logging.getLogger("bench.suggest")
 PROMPT = Path(__file__).parents[1] / "tests" / "data" / "pop909" / "001.mid"
@@ -97,7 +100,10 @@ def main(argv: list[str] | None = None) -> None:
                                      for a, b in zip(runs["pytorch"], runs["fast"]))
         log.info("suggest %s", row)
         rows.append(row)
-    memory = memory_beside_none(session, fast, args)
+    memory = {"memory": SamplingConfig().memory, **configs_side_by_side(
+        session, fast, args, {"memory": SamplingConfig(), "none": SamplingConfig(memory=0.0)})}
+    by_kind = configs_side_by_side(session, fast, args, {"by_kind": SamplingConfig(),
+                                                         "whole": SamplingConfig(top_p_by_kind=False)})
     session.fast_step = None
     side_by_side = None if args.baseline is None else against_baseline(ckpt, fast, args)
     fill = None if ckpt.tokenizer.fill_suffix_id is None else fill_beside_suggest(ckpt, fast, tokens, args)
@@ -105,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
                              "prompt_tokens": len(prompt), "fast_step_ready_seconds": round(fast_ready, 2),
                              "prefill_whole_song": prefill, "step": steps, "results": rows,
                              "side_by_side": side_by_side, "fill_beside_suggest": fill,
-                             "memory_beside_none": memory})
+                             "memory_beside_none": memory, "top_p_by_kind_beside_whole": by_kind})
     log.info("wrote %s", path)
 
 
@@ -141,43 +147,49 @@ def against_baseline(ckpt, fast: FastStep, args: argparse.Namespace, k: int = 4)
     return out
 
 
-def memory_beside_none(session: Session, fast: FastStep, args: argparse.Namespace, k: int = 4) -> dict:
-    """Suggest (K x 2 bars after the prompt, fast step) with the song memory at its default and off, the same
-    seeds, interleaved: what the memory costs per token generated."""
+def configs_side_by_side(session: Session, fast: FastStep, args: argparse.Namespace, configs: dict[str, SamplingConfig],
+                 k: int = 4) -> dict:
+    """Suggest (K x 2 bars after the prompt, fast step) with each of two sampling configs, the same seeds,
+    interleaved: what the first costs per token generated against the second."""
     session.fast_step = fast
-    runs = {"memory": [], "none": []}
+    runs = {name: [] for name in configs}
     for seed in range(args.repeats):
-        for name, sampling in (("memory", SamplingConfig()), ("none", SamplingConfig(memory=0.0))):
+        for name, sampling in configs.items():
             runs[name].append(session.suggest(k, args.bars, sampling, seed=seed))
-    out = {"K": k, "bars": args.bars, "memory": SamplingConfig().memory}
+    out = {"K": k, "bars": args.bars}
     for name, done in runs.items():
         out[f"{name}_seconds_median"] = round(statistics.median(r.seconds for r in done), 3)
         out[f"{name}_ms_per_token_median"] = round(statistics.median(1000 * r.seconds / r.tokens_generated
                                                                      for r in done), 3)
-    out["ms_per_token_ratio"] = round(out["memory_ms_per_token_median"] / out["none_ms_per_token_median"], 3)
-    log.info("memory beside none %s", out)
+    first, second = configs
+    out["ms_per_token_ratio"] = round(out[f"{first}_ms_per_token_median"] / out[f"{second}_ms_per_token_median"], 3)
+    log.info("%s beside %s %s", first, second, out)
     return out
 
 
 def fill_beside_suggest(ckpt, fast: FastStep, tokens: list[int], args: argparse.Namespace, k: int = 4,
-                        before: int = 10, after: int = 8) -> dict:
-    """Fill (K x 2 bars between `before` bars and the `after` bars after the gap, read from the start as the live
-    Filler reads them) and suggest (K x 2 bars after the same `before` bars, held in the state), the same seeds,
-    interleaved; fast step."""
-    starts = ckpt.tokenizer.bar_starts(tokens)
+                        before: int = 10) -> list[dict]:
+    """Fill (K x 2 bars between `before` bars and 8, then FILL_AFTER_BARS, bars after the gap, read from the
+    start as the live Filler reads them) and suggest (K x 2 bars after the same `before` bars, held in the
+    state), the same seeds, interleaved; fast step."""
+    starts = ckpt.tokenizer.bar_starts(tokens) + [len(tokens)]
     session = Session(ckpt.model, ckpt.tokenizer)
     session.feed(tokens[:starts[before]])
     session.fast_step = fast
-    prefix, suffix = tokens[:starts[before]], tokens[starts[before + args.bars]:starts[before + args.bars + after]]
-    runs = {"fill": [], "suggest": []}
-    for seed in range(args.repeats):
-        runs["fill"].append(session.fill(k, args.bars, prefix, suffix, SamplingConfig(), seed=seed).seconds)
-        runs["suggest"].append(session.suggest(k, args.bars, SamplingConfig(), seed=seed).seconds)
-    out = {"K": k, "bars": args.bars, "bars_before": before, "bars_after": after, "suffix_tokens": len(suffix)}
-    out.update({f"{name}_seconds_median": round(statistics.median(r), 3) for name, r in runs.items()})
-    out["fill_over_suggest"] = round(out["fill_seconds_median"] / out["suggest_seconds_median"], 3)
-    log.info("fill beside suggest %s", out)
-    return out
+    rows = []
+    for after in (8, FILL_AFTER_BARS):
+        prefix = tokens[:starts[before]]
+        suffix = tokens[starts[before + args.bars]:starts[min(before + args.bars + after, len(starts) - 1)]]
+        runs = {"fill": [], "suggest": []}
+        for seed in range(args.repeats):
+            runs["fill"].append(session.fill(k, args.bars, prefix, suffix, SamplingConfig(), seed=seed).seconds)
+            runs["suggest"].append(session.suggest(k, args.bars, SamplingConfig(), seed=seed).seconds)
+        out = {"K": k, "bars": args.bars, "bars_before": before, "bars_after": after, "suffix_tokens": len(suffix)}
+        out.update({f"{name}_seconds_median": round(statistics.median(r), 3) for name, r in runs.items()})
+        out["fill_over_suggest"] = round(out["fill_seconds_median"] / out["suggest_seconds_median"], 3)
+        log.info("fill beside suggest %s", out)
+        rows.append(out)
+    return rows
 
 
 if __name__ == "__main__":

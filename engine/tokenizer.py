@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 FILL_SUFFIX, FILL_MIDDLE = "FillSuffix", "FillMiddle"   # the fill markers' kinds (and their token strings)
 FILL_GAP_BARS = (1, 4)   # a gap's bars, fewest and most: the gaps a model learns to fill (trainer/fill.py)
-FILL_AFTER_BARS = 8      # the bars after a gap a fill reads (training windows hold about as many)
+FILL_AFTER_BARS = 32     # the most bars after a gap a fill reads: the song memory finds in them what the gap
+                         # repeats (held-out POP909, 32 bars before: -10% NLL with 32 after, -1.5% with 8)
 
 
 @dataclass(frozen=True)

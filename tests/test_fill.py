@@ -14,7 +14,7 @@ from conftest import POP909_FILES, prepare_songs
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.midi_file import read_phrase
 from engine.model import RWKV7, config_for_size
-from engine.tokenizer import RemiTokenizer, TokenizerSettings
+from engine.tokenizer import FILL_AFTER_BARS, RemiTokenizer, TokenizerSettings
 from muse_bridge.fill_file import FillRangeError, FillRequest, fill_file, parse_bar_range
 from test_trainer import kill_after_first_checkpoint, run_trainer
 from trainer.data import TokenWindows
@@ -197,11 +197,16 @@ def test_eval_of_a_model_that_fills_scores_the_same_bars_with_and_without_the_ba
     assert trainer_main(["eval", "--checkpoint", str(fill_checkpoint), "--data", str(songs_data),
                          "--context-bars", "2,4", "--windows", "3", "--threads", "1"]) == 0
     fill = json.loads(capsys.readouterr().out)["sources"]["all"]["fill"]
-    assert fill["windows"] == 3 and fill["suffix_bars"] == 8
-    assert set(fill["nll_per_note"]) == {"prefix_only", "prefix_and_suffix"}
-    assert all(v > 0 for v in fill["nll_per_note"].values())
-    assert fill["nll_reduction"] == pytest.approx(1 - fill["nll_per_note"]["prefix_and_suffix"]
-                                                  / fill["nll_per_note"]["prefix_only"])
+    assert fill["windows"] == 3 and fill["context_bars"] == fill["suffix_bars"] == FILL_AFTER_BARS
+    assert set(fill["by_bars_either_side"]) == {"8", str(FILL_AFTER_BARS)}   # the headline is the longest reading
+    assert fill["nll_per_note"] == fill["by_bars_either_side"][str(FILL_AFTER_BARS)]["nll_per_note"]
+    for reading in fill["by_bars_either_side"].values():
+        assert set(reading["nll_per_note"]) == {"prefix_only", "prefix_and_suffix"}
+        assert all(v > 0 for v in reading["nll_per_note"].values())
+        assert reading["nll_reduction"] == pytest.approx(1 - reading["nll_per_note"]["prefix_and_suffix"]
+                                                         / reading["nll_per_note"]["prefix_only"])
+    short, long = (fill["by_bars_either_side"][k]["nll_per_note"]["prefix_only"] for k in ("8", str(FILL_AFTER_BARS)))
+    assert short != long   # each reading reads its own bars before the gap
     assert set(fill["pitch_class_overlap"]) == {"fill", "continuation", "repeat_the_bar_before"}
     assert all(0 <= v <= 1 for v in fill["pitch_class_overlap"].values())
 

@@ -14,6 +14,7 @@ from engine.sampler import SamplingConfig
 from engine.tokenizer import RemiTokenizer, TokenizerSettings
 from test_trainer import kill_after_first_checkpoint, run_trainer
 from trainer.__main__ import main as trainer_main
+from trainer.context_eval import DENSITY_DRAWS
 from trainer.data import IGNORE, TokenWindows
 from trainer.thinning import MOST_RUN_BARS, BarThinner
 
@@ -155,7 +156,7 @@ def test_eval_on_prepared_data_reports_every_context_length_and_the_copy_baselin
     for row in source["by_context_bars"].values():
         assert row["nll_per_note"] > 0 and 0 <= row["pitch_class_overlap"] <= 1 and row["exactly_2_bars"] == 1
     assert set(source["copy_baselines"]) == {"repeat_last_2_bars", "repeat_2_bars_8_back"}
-    assert {"band_off", "band_on"} <= set(source["density"])
+    assert {"band_off", "band_on"} <= set(source["density"]) and source["density"]["draws"] == DENSITY_DRAWS
     assert source["density"]["band_on"]["mean_abs_log_ratio"] < 0.35     # the band holds each bar within 10%
 
 
