@@ -112,7 +112,8 @@ def sample(logits: torch.Tensor, allowed: torch.Tensor, cfg: SamplingConfig, gen
     x = logits.detach().float().cpu().numpy()
     if np.isnan(x).any():
         raise ValueError("the model produced NaN: its weights are broken")
-    x = np.where(allowed.cpu().numpy(), x, -np.inf)
+    mask = allowed.cpu().numpy()
+    x = np.where(mask, x, -np.inf)
     if cfg.temperature == 0:
         return torch.from_numpy(x.argmax(-1))
     order = np.argsort(-x, axis=-1, kind="stable")
@@ -121,15 +122,19 @@ def sample(logits: torch.Tensor, allowed: torch.Tensor, cfg: SamplingConfig, gen
     if cfg.top_k:   # ties with the k-th stay, as a threshold on the logits keeps them
         p[s < s[:, min(cfg.top_k, s.shape[-1]) - 1:][:, :1]] = 0
     p /= p.sum(-1, keepdims=True)
-    if cfg.top_p < 1 and kinds is not None and cfg.top_p_by_kind:
-        kind = kinds[order]
-        for k in np.unique(kind[p > 0]):
-            of_k = np.where(kind == k, p, 0.0)
+    allowed_kinds = kinds[mask.any(0)] if cfg.top_p < 1 and kinds is not None and cfg.top_p_by_kind else None
+    # most steps allow one kind only, where cutting by kind is the same cut
+    if allowed_kinds is not None and allowed_kinds.size and allowed_kinds.min() != allowed_kinds.max():
+        n = int((p > 0).sum(-1).max())   # the masked tokens sort last: the rest is left as it is
+        q, kind = p[:, :n], kinds[order[:, :n]]    # (q is a view: p changes with it)
+        for k in np.unique(kind[q > 0]):
+            is_k = kind == k
+            of_k = np.where(is_k, q, 0.0)
             before = np.cumsum(of_k, -1) - of_k        # the kind's share held by its likelier tokens
             share = before[:, -1:] + of_k[:, -1:]
-            p[(kind == k) & (before >= cfg.top_p * share)] = 0
-            kept = np.where(kind == k, p, 0.0).sum(-1, keepdims=True)
-            p = np.where(kind == k, p * (share / np.maximum(kept, 1e-300)), p)
+            q[is_k & (before >= cfg.top_p * share)] = 0
+            kept = np.where(is_k, q, 0.0).sum(-1, keepdims=True)
+            q *= np.where(is_k, share / np.maximum(kept, 1e-300), 1.0)
     elif cfg.top_p < 1:   # drop a token when the ones before it already hold top_p; the first always stays
         p[(np.cumsum(p, -1) - p) >= cfg.top_p] = 0
     cum = np.cumsum(p, -1)
