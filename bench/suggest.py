@@ -147,8 +147,8 @@ def against_baseline(ckpt, fast: FastStep, args: argparse.Namespace, k: int = 4)
     return out
 
 
-def configs_side_by_side(session: Session, fast: FastStep, args: argparse.Namespace, configs: dict[str, SamplingConfig],
-                 k: int = 4) -> dict:
+def configs_side_by_side(session: Session, fast: FastStep, args: argparse.Namespace,
+                         configs: dict[str, SamplingConfig], k: int = 4) -> dict:
     """Suggest (K x 2 bars after the prompt, fast step) with each of two sampling configs, the same seeds,
     interleaved: what the first costs per token generated against the second."""
     session.fast_step = fast

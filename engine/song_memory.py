@@ -118,7 +118,8 @@ def mix(logits: torch.Tensor, streams: list[MemoryStream], strength: float, kind
     id's kind as a number) and keeps the model's share of every kind: the memory picks which notes, where and
     how long, while whether the bar holds another note or ends stays the model's, which reads the density
     asked for. Mixed whole, the memory ends a bar where the song's passage ended, however many notes were
-    asked for (held-out Lieder, the band off: 0.29 off the density asked with the memory, 0.18 without)."""
+    asked for (held-out Lieder, the band off, three draws: 0.257 off the density asked mixed whole, 0.208 by
+    kind, 0.202 with the memory off)."""
     if not strength:
         return logits
     out = None
