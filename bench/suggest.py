@@ -176,9 +176,8 @@ def fill_beside_suggest(ckpt, fast: FastStep, tokens: list[int], args: argparse.
     session = Session(ckpt.model, ckpt.tokenizer)
     session.feed(tokens[:starts[before]])
     session.fast_step = fast
-    rows = []
+    prefix, rows = tokens[:starts[before]], []
     for after in (8, FILL_AFTER_BARS):
-        prefix = tokens[:starts[before]]
         suffix = tokens[starts[before + args.bars]:starts[min(before + args.bars + after, len(starts) - 1)]]
         runs = {"fill": [], "suggest": []}
         for seed in range(args.repeats):

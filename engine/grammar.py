@@ -69,8 +69,7 @@ class RemiGrammar:
         self.position_of, self.pitch_of = values(vocabulary.position), values(vocabulary.pitch)
         self.timesig_id = {meter: i for i, meter in vocabulary.meter.items()}
         self.kind_of = kind
-        names = sorted(set(kind))
-        self.kind_index = np.array([names.index(k) for k in kind])   # per id: its kind as a number (for top-p by kind)
+        self.kind_index = np.unique(kind, return_inverse=True)[1]   # per id: its kind as a number (top-p by kind)
         self._meter_of_id = dict(vocabulary.meter)
         self.has_controls = tokenizer.settings.controls
         self._density_id = {v: i for i, v in vocabulary.density.items()}

@@ -37,10 +37,10 @@ def evaluate_fill(model, tokenizer: RemiTokenizer, grammar: RemiGrammar, spots: 
                   batch_size: int, sample_batch_size: int) -> dict:
     """Per reading, the per-note NLL given the prefix only and given prefix and suffix; the sampled pitch-class
     overlaps at the longest."""
-    by_side = {}
+    by_side, readings = {}, {}
     for side in FILL_SIDES:
         pairs = [fill_windows(s, grammar, tokenizer, side) for s in spots]
-        plain, filled = [p for p, _ in pairs], [f for _, f in pairs]
+        plain, filled = readings[side] = [p for p, _ in pairs], [f for _, f in pairs]
         targets = np.concatenate([w.completion[:-1] for w in plain])
         nll, alone = {}, {}
         for name, windows in (("prefix_only", plain), ("prefix_and_suffix", filled)):
@@ -54,11 +54,13 @@ def evaluate_fill(model, tokenizer: RemiTokenizer, grammar: RemiGrammar, spots: 
                          "nll_reduction_model_alone": 1 - alone["prefix_and_suffix"] / alone["prefix_only"]}
         log.info("fill, %d bars either side: %.3f nats/note with the bars after, %.3f without (%.1f%% less)", side,
                  nll["prefix_and_suffix"], nll["prefix_only"], 100 * by_side[side]["nll_reduction"])
+    longest = max(FILL_SIDES)
+    plain, filled = readings[longest]
     overlap = {name: continuation_metrics(model_samples(model, grammar, windows, sampling, seed, sample_batch_size,
                                                         tokenizer.fill_marker_ids), plain, tokenizer)["pitch_class_overlap"]
                for name, windows in (("fill", filled), ("continuation", plain))}
     bar_before = [s.tokens[s.bars[s.at - 1]:s.bars[s.at]] * COMPLETION_BARS for s in spots]
     overlap["repeat_the_bar_before"] = continuation_metrics(bar_before, plain, tokenizer)["pitch_class_overlap"]
     log.info("fill: overlap %s", {k: round(v, 3) for k, v in overlap.items()})
-    return {"windows": len(spots), "context_bars": side, "suffix_bars": side, **by_side[side],
+    return {"windows": len(spots), "context_bars": longest, "suffix_bars": longest, **by_side[longest],
             "by_bars_either_side": by_side, "pitch_class_overlap": overlap}
