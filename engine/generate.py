@@ -44,6 +44,7 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
     no_bias = torch.zeros(grammar.vocab_size)
     densities = [c.density_bounds() for c in configs]
     by_kind = [c.density is not None for c in configs]   # the memory leaves a bar's length to the model
+    pulls = any(c.end_pull(0) for c in configs)
     while not all(s.done for s in streams):
         if cancelled is not None and cancelled():
             raise Cancelled()
@@ -55,6 +56,9 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
             logits = mix(logits, memory, configs[0].memory, grammar.kind_index, by_kind)
         if any(biases):
             logits = logits + torch.stack([b[min(s.bars, bars) - 1] if b else no_bias for s, b in zip(streams, biases)])
+        if pulls:   # a bar aims at the density asked inside its band
+            logits = logits.clone()
+            logits[:, grammar.bar_id] += torch.tensor([c.end_pull(s.bar_notes) for s, c in zip(streams, configs)])
         allowed = torch.stack([grammar.allowed(s, m, c.max_tokens_per_bar, p[min(s.bars, bars) - 1], bars,
                                                c.polyphony, d)
                                for s, m, c, p, d in zip(streams, meters, configs, pitches, densities)])

@@ -11,7 +11,8 @@ Bar controls (a vocabulary trained with them): the controls asked for are placed
 bar's TimeSig, in miditok's order (polyphony, pitch classes, density); with none asked for, control
 tokens are never sampled, so the model writes as it would without them. A polyphony cap also limits
 the Pitch tokens at one Position, and a density keeps each bar's notes inside its band: no Position or
-Pitch past the most, no Bar before the fewest (unless nothing else may come). A bar's chord also adds
+Pitch past the most, no Bar before the fewest (unless nothing else may come); inside the band the sampling
+loop pulls the bar toward the density itself (`SamplingConfig.end_pull`). A bar's chord also adds
 a weight to the logits of its tones (`pitch_class_bias`): a preference, every other pitch stays possible.
 """
 from __future__ import annotations

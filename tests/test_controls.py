@@ -1,5 +1,6 @@
 """Bar controls: tokens and data (miditok's attribute controls), sampling that places them, the options that ask."""
 import json
+import math
 import subprocess
 import sys
 from collections import Counter
@@ -12,6 +13,8 @@ import torch
 from conftest import POP909_FILES
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.chords import chord_pitch_classes, parse_chords
+from engine.generate import sample_bars
+from engine.grammar import RemiGrammar
 from engine.midi_file import read_phrase
 from engine.model import RWKV7, config_for_size
 from engine.sampler import SamplingConfig
@@ -152,6 +155,33 @@ def test_a_density_keeps_every_bar_inside_its_band(controlled_session, controlle
         SamplingConfig(density=4, density_band=1.5)
 
 
+
+
+def test_inside_the_band_a_bar_aims_at_the_density_asked_for(controlled):
+    """A made-up model keen to end its bars: for a density of 8 the band alone leaves most bars at its lower edge,
+    7 notes, as soon as the bar may end; the pull makes 8 the usual length, and neither ever leaves the band."""
+    grammar = RemiGrammar(controlled)
+    others = int((~grammar.is_velocity & ~grammar.is_duration).sum())   # the tokens a bar's end competes with
+
+    def step(tokens: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(len(tokens), grammar.vocab_size)
+        logits[:, grammar.bar_id] = math.log(others)   # as likely as all the rest together
+        return logits
+
+    def lengths(pull: float) -> Counter:
+        sampling = SamplingConfig(density=8, density_pull=pull, top_p=1.0)
+        streams = sample_bars(step, grammar, [(4, 4)] * 200, 2, sampling, torch.Generator().manual_seed(3))
+        v = controlled.vocabulary
+        return Counter(sum(t in v.pitch for t in bar) for s in streams for bar in bars_of(s + [grammar.bar_id], controlled))
+
+    alone, pulled = lengths(0.0), lengths(2.0)
+    assert set(alone) == set(pulled) == {7, 8, 9}
+    assert alone[8] / 400 < 0.35 < 0.6 < pulled[8] / 400
+    assert SamplingConfig(density=8).end_pull(7) == -2.0 and SamplingConfig(density=8).end_pull(8) == 2.0
+    assert SamplingConfig(density=8, density_band=None).end_pull(8) == 0.0   # the model alone: no pull
+    assert SamplingConfig(density=64).end_pull(70) == 0.0   # the top value means that many or more
+    with pytest.raises(ValueError, match="density pull"):
+        SamplingConfig(density=8, density_pull=-1.0)
 def test_the_chord_weight_leans_toward_the_chord_tones_without_forbidding_the_rest(controlled_session):
     def on_chord_tones(weight: float) -> float:
         sampling = SamplingConfig(chords=("C",), chord_weight=weight)
