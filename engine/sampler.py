@@ -86,8 +86,9 @@ class SamplingConfig:
         """Nats added to the Bar token's logit in a bar that holds `bar_notes` notes so far: with a density and
         its band, -density_pull below the density asked and +density_pull from there (none at the top value,
         which means that many or more), so that a bar aims at the density itself rather than anywhere in its
-        band; 0 otherwise. Band alone, bars pile up at its edges (held-out Lieder, three draws a window: 0.064
-        off the density asked; with the pull of 2 nats 0.048)."""
+        band; 0 otherwise. With the band alone, bars piled up at its edges (held-out Lieder: 0.064 off the
+        density asked over twelve draws a window and 16% of bars at it over three; with the pull of 2 nats 0.048
+        and 36%)."""
         if self.density_bounds() is None or not self.density_pull:
             return 0.0
         if bar_notes < self.density:
