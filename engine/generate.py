@@ -44,7 +44,7 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
     no_bias = torch.zeros(grammar.vocab_size)
     densities = [c.density_bounds() for c in configs]
     by_kind = [c.density is not None for c in configs]   # the memory leaves a bar's length to the model
-    pulls = any(c.end_pull(0) for c in configs)
+    pulls = any(c.end_pull(0) for c in configs)   # a stream asked for a density with its band and a pull
     while not all(s.done for s in streams):
         if cancelled is not None and cancelled():
             raise Cancelled()

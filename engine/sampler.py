@@ -32,7 +32,7 @@ class SamplingConfig:
     density_band: float | None = 0.1   # with a density, each bar holds it within this share (at least one
                                        # note); None: no band, the control token alone (the model's own following)
     density_pull: float = 2.0       # with the band, nats against ending a bar below the density asked and for ending
-                                    # it from there (0: anywhere in the band; `RemiGrammar.end_pull`)
+                                    # it from there (0: anywhere in the band; `end_pull`)
     chord_weight: float = 1.0       # with chords, nats added to the logits of the bar's chord tones (a preference, no mask)
     memory: float = 0.95            # how strongly a continuation follows what came after the same notes earlier in
                                     # the song (engine/song_memory.py; 0: the model alone)

@@ -155,8 +155,6 @@ def test_a_density_keeps_every_bar_inside_its_band(controlled_session, controlle
         SamplingConfig(density=4, density_band=1.5)
 
 
-
-
 def test_inside_the_band_a_bar_aims_at_the_density_asked_for(controlled):
     """A made-up model keen to end its bars: for a density of 8 the band alone leaves most bars at its lower edge,
     7 notes, as soon as the bar may end; the pull makes 8 the usual length, and neither ever leaves the band."""
@@ -182,6 +180,8 @@ def test_inside_the_band_a_bar_aims_at_the_density_asked_for(controlled):
     assert SamplingConfig(density=64).end_pull(70) == 0.0   # the top value means that many or more
     with pytest.raises(ValueError, match="density pull"):
         SamplingConfig(density=8, density_pull=-1.0)
+
+
 def test_the_chord_weight_leans_toward_the_chord_tones_without_forbidding_the_rest(controlled_session):
     def on_chord_tones(weight: float) -> float:
         sampling = SamplingConfig(chords=("C",), chord_weight=weight)
