@@ -11,7 +11,8 @@
   interleaved, fast step.
 - memory: suggest's K = 4 x 2 bars after the prompt with the song memory at its default and off, the same seeds,
   interleaved, fast step (what the memory costs per token generated); the same for top-p by kind against top-p
-  over all tokens at once (SamplingConfig.top_p_by_kind).
+  over all tokens at once (SamplingConfig.top_p_by_kind), and (a model with bar controls) for a density asked
+  for with the band's pull toward it against the band alone (SamplingConfig.density_pull).
 """
 from __future__ import annotations
 
@@ -104,6 +105,8 @@ def main(argv: list[str] | None = None) -> None:
         session, fast, args, {"memory": SamplingConfig(), "none": SamplingConfig(memory=0.0)})}
     by_kind = configs_side_by_side(session, fast, args, {"by_kind": SamplingConfig(),
                                                          "whole": SamplingConfig(top_p_by_kind=False)})
+    pull = None if not ckpt.tokenizer.settings.controls else configs_side_by_side(
+        session, fast, args, {"pull": SamplingConfig(density=12), "band_alone": SamplingConfig(density=12, density_pull=0.0)})
     session.fast_step = None
     side_by_side = None if args.baseline is None else against_baseline(ckpt, fast, args)
     fill = None if ckpt.tokenizer.fill_suffix_id is None else fill_beside_suggest(ckpt, fast, tokens, args)
@@ -111,7 +114,8 @@ def main(argv: list[str] | None = None) -> None:
                              "prompt_tokens": len(prompt), "fast_step_ready_seconds": round(fast_ready, 2),
                              "prefill_whole_song": prefill, "step": steps, "results": rows,
                              "side_by_side": side_by_side, "fill_beside_suggest": fill,
-                             "memory_beside_none": memory, "top_p_by_kind_beside_whole": by_kind})
+                             "memory_beside_none": memory, "top_p_by_kind_beside_whole": by_kind,
+                             "density_pull_beside_band_alone": pull})
     log.info("wrote %s", path)
 
 
