@@ -20,7 +20,10 @@ PERIOD_FRAMES = 256
 SAMPLE_RATE = 48_000
 
 
-def jackd_command(period: int = PERIOD_FRAMES) -> list[str]:
+def jackd_command(period: int = PERIOD_FRAMES, realtime: bool = False) -> list[str]:
+    """The server's command line; `realtime`: as users run it (`-R`, asynchronous), else the tests' steady one."""
+    if realtime:
+        return ["jackd", "-R", "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", str(period)]
     return ["jackd", "--no-realtime", "--sync", "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", str(period)]
 
 
@@ -35,7 +38,7 @@ def jack_running() -> bool:
     return check.stdout.strip() == "running"
 
 
-def start_jackd(timeout: float = 20.0, period: int = PERIOD_FRAMES) -> subprocess.Popen | None:
+def start_jackd(timeout: float = 20.0, period: int = PERIOD_FRAMES, realtime: bool = False) -> subprocess.Popen | None:
     """Start the dummy-driver server (`period` frames per cycle at 48 kHz) and wait until it answers; None
     when one was already running."""
     if shutil.which("jackd") is None:
@@ -46,7 +49,7 @@ def start_jackd(timeout: float = 20.0, period: int = PERIOD_FRAMES) -> subproces
     # its messages go to a file, never to a pipe nobody reads: under load jackd reports every xrun, and once a
     # pipe's buffer is full the server blocks writing to it, and the whole graph with it
     log_file = tempfile.TemporaryFile(mode="w+")
-    process = subprocess.Popen(jackd_command(period), stdout=subprocess.DEVNULL, stderr=log_file, text=True, env=env)
+    process = subprocess.Popen(jackd_command(period, realtime), stdout=subprocess.DEVNULL, stderr=log_file, text=True, env=env)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

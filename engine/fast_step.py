@@ -105,6 +105,26 @@ def export_step(model: RWKV7, path: Path) -> Path:
     return atomic_write(path, lambda f: f.write(data))
 
 
+EXPORT_NICENESS = 10   # the export yields the CPU to the live threads of the process that asked for it
+
+
+def _lower_priority() -> None:
+    if hasattr(os, "nice"):   # POSIX; elsewhere the export runs at the usual priority, still apart
+        os.nice(EXPORT_NICENESS)
+
+
+def export_step_apart(model: RWKV7, path: Path) -> Path:
+    """`export_step` in a process of its own, at a lower CPU priority. The export is seconds of Python that holds
+    the interpreter's lock: on a thread of the live bridge it starved the MIDI input thread, so that clocks
+    were counted late, and the start-up rate measured on the worker meanwhile was ten times too slow."""
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")   # no fork of a process with MIDI and JACK threads running
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=_lower_priority) as pool:
+        return pool.submit(export_step, copy.deepcopy(model).cpu(), path).result()
+
+
 class FastStep:
     """Step a batch of streams on ONNX Runtime: `logits, packed = fast(tokens, packed)`."""
 
@@ -126,10 +146,11 @@ class FastStep:
 
     @classmethod
     def for_model(cls, model: RWKV7, cache: Path | None = None) -> "FastStep":
-        """The model's step from the cache, exported there first if it is not yet (takes seconds)."""
+        """The model's step from the cache, exported there first if it is not yet (seconds, in a process of its
+        own: `export_step_apart`)."""
         path = cls.cache_path(model, cache)
         if not path.is_file():
-            export_step(model, path)
+            export_step_apart(model, path)
         return cls(path)
 
     @classmethod

@@ -9,7 +9,8 @@ bar line; one that plays nothing is no answer).
 
 Bar controls (a vocabulary trained with them): the controls asked for are placed after each generated
 bar's TimeSig, in miditok's order (polyphony, pitch classes, density); with none asked for, control
-tokens are never sampled, so the model writes as it would without them. A polyphony cap also limits
+tokens are never sampled, so the model writes as it would without them. A pitch is struck at most once
+at an onset (a key cannot sound twice: the second would end the first). A polyphony cap also limits
 the Pitch tokens at one Position, and a density keeps each bar's notes inside its band: no Position or
 Pitch past the most, no Bar before the fewest (unless nothing else may come); inside the band the sampling
 loop pulls the bar toward the density itself (`SamplingConfig.end_pull`). A bar's chord also adds
@@ -45,6 +46,7 @@ class StreamState:
     notes: int = 0              # Pitch tokens so far
     bar_notes: int = 0          # Pitch tokens in the current bar
     onset_notes: int = 0        # Pitch tokens at the current Position
+    onset_pitches: list[int] = field(default_factory=list)   # ... their ids: a pitch is struck once an onset
     controls: list[int] = field(default_factory=list)   # control tokens still to place in this bar
     done: bool = False
 
@@ -146,7 +148,9 @@ class RemiGrammar:
         if s.bar_notes < most:   # a Position is always followed by a Pitch
             m |= self._positions_after(time_signature, s.position)
             if s.phase == DURATION and (polyphony is None or s.onset_notes < polyphony):
-                m |= pitches
+                fresh = pitches.clone()
+                fresh[s.onset_pitches] = False   # struck twice at one onset, a key would sound once and end early
+                m |= fresh
         silent = bars_wanted is not None and s.bars == 1 and s.notes == 0
         if (not silent and s.bar_notes >= fewest) or not m.any():
             m[self.bar_id] = True
@@ -184,9 +188,10 @@ class RemiGrammar:
         elif kind.startswith("AC") and s.controls and token == s.controls[0]:
             s.controls.pop(0)
         elif kind == "Position":
-            s.phase, s.position, s.onset_notes = POSITION, int(self.position_of[token]), 0
+            s.phase, s.position, s.onset_notes, s.onset_pitches = POSITION, int(self.position_of[token]), 0, []
         elif kind == "Pitch":
             s.phase, s.notes, s.onset_notes, s.bar_notes = PITCH, s.notes + 1, s.onset_notes + 1, s.bar_notes + 1
+            s.onset_pitches.append(token)
         elif kind == "Velocity":
             s.phase = VELOCITY
         elif kind == "Duration":

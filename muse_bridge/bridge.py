@@ -106,7 +106,7 @@ class LiveBridge:
         self.status = StatusLine(self.clock, self.context, self.worker, self.intake, self.suggester, self.filler,
                                  self.audition, self.answers, self.player, self.ports, self.events)
         self.events.status = self.status.now
-        self._echo_told = False
+        self._echo_told = self._late_told = False
 
     # ---- life cycle ---------------------------------------------------------------------
 
@@ -153,6 +153,11 @@ class LiveBridge:
             pair = self.ports.pair
             self.events.tell(f"echo loop: notes sent on {pair.output_name!r} come back on {pair.input_name!r}; they "
                              "are ignored (turn off the DAW track's monitoring of Muse Out, or route it elsewhere)",
+                             error=True)
+        if self.intake.late and not self._late_told:
+            self._late_told = True
+            self.events.tell(f"MIDI input handled late: a message waited {1000 * self.intake.latest:.0f} ms before "
+                             "the bridge took it (a busy machine?); notes its clock marked late are not played",
                              error=True)
         self.events.publish_now()
         self.answers.tick()

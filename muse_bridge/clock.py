@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import statistics
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from typing import Callable
 
 from engine.music import TICKS_PER_QUARTER, MeterMap
 from muse_bridge.clock_counting import DawPasses, PulseCounter
+from muse_bridge.locks import RankedLock
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class ClockFollower:
         self.settings, self._now = settings, now
         self.bars = MeterMap.constant(settings.time_signature, settings.ticks_per_beat)
         self.ticks_per_clock = settings.ticks_per_beat / CLOCKS_PER_QUARTER
-        self._lock = threading.Lock()
+        self._lock = RankedLock("clock")
         self._interval = 60.0 / (settings.bpm * CLOCKS_PER_QUARTER)  # seconds per clock, measured
         self._last_clock_at: float | None = None
         # the gaps between clocks are measured on the transport's clock where there is one (`stamp`), else on `t`
@@ -93,6 +93,7 @@ class ClockFollower:
         self._pulses = 0              # pulses counted since the follower began (missing ones included)
         self._counter = PulseCounter(settings.confirm_clocks, settings.max_missing)
         self._listeners: list[Callable[[], None]] = []
+        self.handled_late = 0.0       # seconds between the last clock or transport message's arrival and its count
         # the timeline is anchored: position(t) = anchor_pos + (t - anchor_t) * rate while moving
         self._anchor_t = now()
         self._anchor_pos = 0.0
@@ -211,8 +212,10 @@ class ClockFollower:
         is not clock/transport."""
         if message.type not in REALTIME_TYPES:
             return False
-        t = self._now() if t is None else t
+        now = self._now()
+        t = now if t is None else t
         with self._lock:
+            self.handled_late = now - t
             getattr(self, "_on_" + message.type)(message, t, transport_t)
         for listener in self._listeners:
             listener()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from typing import Any, Callable
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class CommandThread:
             self._thread.join(timeout=5)
 
     def submit(self, action: Callable[[], Any], what: str) -> None:
-        self._queue.put((action, what))
+        self._queue.put((action, what, time.monotonic()))
 
     def wait(self, timeout: float = 10.0) -> bool:
         """Block until the commands submitted so far have run; False on timeout."""
@@ -44,7 +45,7 @@ class CommandThread:
             item = self._queue.get()
             if item is None:
                 return
-            action, what = item
+            action, what, given = item
             try:
                 action()
             except (ValueError, OSError) as e:
@@ -52,3 +53,5 @@ class CommandThread:
             except Exception as e:  # a bug must not end the thread every later command runs on
                 log.exception("%s failed", what)
                 self._tell(f"{what} failed: {type(e).__name__}: {e}", True)
+            if what != "wait":   # every command answered, and how soon (bench/stress.py holds it to a second)
+                log.info("%s done, %.0f ms after it was given", what, 1000 * (time.monotonic() - given))

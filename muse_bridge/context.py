@@ -15,7 +15,6 @@ Ticks come from the clock (`ClockFollower.tick`); bar lines from the score's Met
 """
 from __future__ import annotations
 
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import mido
 from engine.session import Session
 from muse_bridge.clock import ClockFollower
 from muse_bridge.live_score import LiveScore
+from muse_bridge.locks import RankedLock
 from muse_bridge.worker import FeedTiming, SessionWorker
 
 PAUSE_SECONDS = 0.3   # nothing pressed or released this long, none held: a pause (gaps in a phrase are shorter)
@@ -57,7 +57,7 @@ class LiveContext:
 
     def __init__(self, score: LiveScore, clock: ClockFollower, worker: SessionWorker):
         self._score, self._clock, self._worker = score, clock, worker
-        self._lock = threading.RLock()
+        self._lock = RankedLock("context")
         self._played: tuple[float | None, float | None] = (None, None)   # last note message: received, applied
 
     # ---- changes ----------------------------------------------------------------------------

@@ -10,11 +10,12 @@ note-off is only an echo's when its note-on was, so a key of the composer's is n
 """
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 
 import mido
+
+from muse_bridge.locks import RankedLock
 
 ECHO_SECONDS = 0.06      # a DAW's monitoring path: a buffer or two, and the MIDI round trip
 REMEMBERED = 512         # note messages sent, at most, that an echo is looked for among
@@ -36,7 +37,7 @@ class EchoGuard:
         self.window, self._now = window, now
         self._sent: deque[tuple[float, tuple[int, int]]] = deque(maxlen=REMEMBERED)
         self._echoed: set[int] = set()     # pitches whose note-on came back and whose note-off has not
-        self._lock = threading.Lock()
+        self._lock = RankedLock("echo")
         self.echoes = 0
 
     def sent(self, message: mido.Message) -> None:

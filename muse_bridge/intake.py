@@ -31,6 +31,7 @@ SCORE_POLL_SECONDS = 0.005   # how often the score thread moves time on when no 
 RELEASE_POLL_SECONDS = 0.001  # ... just after a release: the note is final once time has moved past its end
 STATUS_EVERY_SECONDS = 0.1   # how often the score thread runs `tick`
 BATCH = 4096                 # messages applied under one hold of the score lock, at most
+LATE_SECONDS = 0.05          # a message handled later than this after it arrived is reported (once)
 
 
 class Intake:
@@ -48,6 +49,8 @@ class Intake:
         self.overflow = 0
         self.callback_max_seconds = 0.0
         self.echoes = 0                     # notes that came back from the output port, ignored
+        self.late = 0                       # messages handled more than LATE_SECONDS after they arrived
+        self.latest = 0.0                   # the latest of them, in seconds
         self.last_note_at = float("-inf")   # monotonic time of the last key pressed or released
 
     def start(self) -> None:
@@ -64,6 +67,7 @@ class Intake:
     def on_midi(self, message: mido.Message, t: float, transport_t: float | None = None) -> None:
         started = time.perf_counter()
         self.messages_in += 1
+        self._handled(time.monotonic() - t)
         try:
             self._take(message, t, transport_t)
         finally:
@@ -117,8 +121,10 @@ class Intake:
         """Music into the context (final tokens to the worker), triggers to commands; True when the batch
         released a note (its tokens are final a tick later). A settle() marker (None) only moves time on."""
         music, commands = [], []
+        now = time.monotonic()
         for item in filter(None, batch):
             message, tick, received_at, trigger = item
+            self._handled(now - received_at)
             if not trigger:
                 music.append((message, tick, received_at))
             elif (command := self.triggers.command_for(message)) is not None:
@@ -127,6 +133,12 @@ class Intake:
         for command in commands:
             self._do(command)   # queued for the command thread: the score never waits for a command
         return played.released
+
+    def _handled(self, seconds: float) -> None:
+        """A message handled `seconds` after it arrived (the MIDI thread, or the score thread)."""
+        if seconds > LATE_SECONDS:
+            self.late += 1
+            self.latest = max(self.latest, seconds)
 
     def settle(self, timeout: float) -> bool:
         """Wait until every message received so far, and the time up to now, have reached the score, and the

@@ -28,10 +28,12 @@ import mido
 from engine.music import rescale
 from engine.session import Candidate
 from muse_bridge.clock import ClockFollower
+from muse_bridge.locks import ranked_condition
 
 log = logging.getLogger(__name__)
 
 ALL_NOTES_OFF = 123
+STALE_SECONDS = 0.05          # a clock counted this late marks a moment gone: its note-ons are not struck
 EXTERNAL_WAIT_SECONDS = 0.02   # on the DAW's clock the thread only ends and cuts playbacks: the clock sends
 INTERNAL_WAIT_SECONDS = 0.005  # on the internal clock, the longest the thread sleeps between looks
 
@@ -69,7 +71,7 @@ class Player:
                  on_cut: Callable[[Playback], None] | None = None, on_end: Callable[[Playback], None] | None = None):
         self._send, self.clock, self.channel = send, clock, channel
         self.on_cut, self.on_end = on_cut, on_end   # on_end: a playback played to its last bar line
-        self._cv = threading.Condition()
+        self._cv = ranked_condition("player")
         self._playback: Playback | None = None
         self._events: list[_Event] = []
         self._next = 0
@@ -152,8 +154,6 @@ class Player:
         self._events = self._events[:self._next]
         self._release_all()
         log.warning("generation behind the playhead: the candidate ends after %d of its bars", pb.candidate.bars)
-        if self.on_cut is not None:
-            self.on_cut(pb)
 
     def stop(self, playback: Playback | None = None) -> bool:
         """Stop playing (only if `playback` is what plays, when given); every note this player started gets its
@@ -221,36 +221,54 @@ class Player:
             return True
         until = self.clock.playable_until()
         start = self._next
+        stale = self.clock.external and self.clock.handled_late > STALE_SECONDS
         while self._next < len(self._events) and self._events[self._next].tick < until:
-            self._fire(self._events[self._next])
+            event = self._events[self._next]
+            if not (stale and event.on):   # never on a stale timeline; a note it struck still ends
+                self._fire(event)
             self._next += 1
+        if stale and self._next != start:
+            log.warning("the DAW's clock was handled %.0f ms late: the notes it marked were not struck",
+                        1000 * self.clock.handled_late)
         return self._next != start
 
     def _run(self) -> None:
-        with self._cv:
-            while not self._closed:
-                if self._playback is None:
-                    self._cv.wait()
-                    continue
-                self._send_due()
-                pb = self._playback
-                if pb is None:
-                    continue
-                pos = self.clock.playable_until()
-                ready_until = self._ready_until(pb)
-                if not pb.complete and pos > ready_until:
-                    self._cut(pb)
-                if self._next == len(self._events) and pb.complete:
-                    self._release_all()
-                    self._playback, self._events = None, []
-                    if self.on_end is not None:
-                        self.on_end(pb)
-                    continue
-                if self.clock.external:   # the clock sends, and wakes this thread
-                    self._cv.wait(EXTERNAL_WAIT_SECONDS)
-                    continue
-                due = self._events[self._next].tick if self._next < len(self._events) else ready_until
-                if not pb.complete:
-                    due = min(due, ready_until)
-                wait = self.clock.seconds_until(due)
-                self._cv.wait(min(max(wait - 0.001, 0.0005), INTERNAL_WAIT_SECONDS))
+        while True:
+            with self._cv:
+                if self._closed:
+                    return
+                told = self._step()
+            # after the condition is released: a listener may take other parts' locks (docs/design.md §2, locks)
+            for tell, pb in told:
+                if tell is not None:
+                    tell(pb)
+
+    def _step(self) -> list[tuple[Callable[[Playback], None] | None, Playback]]:
+        """One look at the playback (the condition held): send what is due, cut or end it, then wait a little.
+        Returns the listeners to tell, and what about."""
+        if self._playback is None:
+            self._cv.wait()
+            return []
+        self._send_due()
+        pb = self._playback
+        if pb is None:
+            return []
+        told = []
+        pos = self.clock.playable_until()
+        ready_until = self._ready_until(pb)
+        if not pb.complete and pos > ready_until:
+            self._cut(pb)
+            told.append((self.on_cut, pb))
+        if self._next == len(self._events) and pb.complete:
+            self._release_all()
+            self._playback, self._events = None, []
+            return told + [(self.on_end, pb)]
+        if self.clock.external:   # the clock sends, and wakes this thread
+            self._cv.wait(EXTERNAL_WAIT_SECONDS)
+            return told
+        due = self._events[self._next].tick if self._next < len(self._events) else ready_until
+        if not pb.complete:
+            due = min(due, ready_until)
+        wait = self.clock.seconds_until(due)
+        self._cv.wait(min(max(wait - 0.001, 0.0005), INTERNAL_WAIT_SECONDS))
+        return told

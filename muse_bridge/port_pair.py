@@ -23,6 +23,7 @@ import mido
 from muse_bridge.echo import EchoGuard
 from muse_bridge.events import EventHub, PortsChanged
 from muse_bridge.jack_link import JackLink, open_link
+from muse_bridge.locks import RankedLock
 from muse_bridge.ports import (VIRTUAL_CAPABLE, MidiApiError, PolledInput, PortNotFoundError, PortSettings,
                                close_output, find_port, midi_backend)
 
@@ -47,7 +48,7 @@ class PortPair:
                                f"create {settings.input_name!r} and {settings.output_name!r} (e.g. with loopMIDI) "
                                "and open them by name")
         self._callback, self._on_change = callback, on_change or (lambda text, lost: None)
-        self._lock = threading.Lock()
+        self._lock = RankedLock("ports")
         self.input: PolledInput | None = None
         self.output: mido.ports.BaseOutput | None = None
         self.unsent = 0  # messages dropped while the output port was gone

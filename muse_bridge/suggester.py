@@ -29,6 +29,7 @@ from engine.tokenizer import RemiTokenizer
 from muse_bridge.clock import ClockFollower
 from muse_bridge.context import PAUSE_SECONDS, ContextNow, LiveContext
 from muse_bridge.events import AnswerComing, CandidatesReady, EventHub, PlayingCandidate
+from muse_bridge.locks import RankedLock
 from muse_bridge.player import Playback, Player
 from muse_bridge.settings import SettingsInForce
 from muse_bridge.stream_plan import GenerationRate, first_bar_line_in_time, planning_rate
@@ -82,7 +83,7 @@ class Suggester:
         self.last_first_note_seconds: float | None = None    # request -> first note scheduled
         self.done = threading.Event()
         self.answer: _Stream | None = None    # the latest answer, being made or playing
-        self._answer_lock = threading.Lock()  # an answer's start against its cut-off (the MIDI thread)
+        self._answer_lock = RankedLock("answer")  # an answer's start against its cut-off (the MIDI thread)
 
     def measure_rate(self, session: Session) -> None:
         """How fast candidates are made here, before any suggestion: one bar of K candidates from the start

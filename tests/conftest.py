@@ -10,6 +10,18 @@ from engine.model import RWKV7, config_for_size
 from engine.tokenizer import RemiTokenizer, TokenizerSettings
 
 DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def locks_taken_in_order():
+    """Every test runs with the live side's lock order checked (muse_bridge/locks.py): a lock taken out of order
+    fails the test, whichever thread took it."""
+    from muse_bridge import locks
+
+    locks.strict = True
+    locks.violations.clear()
+    yield
+    assert not locks.violations, f"locks taken out of order: {locks.violations}"
 POP909_FILES = sorted((DATA / "pop909").glob("*.mid"))
 
 

@@ -110,6 +110,30 @@ def test_a_candidate_cannot_close_its_first_bar_silent(grammar):
     assert "Bar" in kinds(grammar, grammar.allowed(sounding, (4, 4), 64, bars_wanted=2))
 
 
+def test_a_pitch_is_struck_once_at_an_onset_and_again_at_the_next(grammar):
+    pitch = next(i for i, k in enumerate(grammar.kind_of) if k == "Pitch")
+    position = next(i for i, k in enumerate(grammar.kind_of) if k == "Position" and grammar.position_of[i] == 2)
+    s = StreamState(phase=TIMESIG)
+    for token in (position, pitch):
+        grammar.advance(s, token, bars_wanted=1)
+    s.phase = DURATION
+    allowed = grammar.allowed(s, (4, 4), 64)
+    assert not allowed[pitch] and allowed[pitch + 1]   # the same key again at this onset: no; another: yes
+    grammar.advance(s, position + 1, bars_wanted=1)
+    assert grammar.allowed(s, (4, 4), 64)[pitch]       # at the next onset it may sound again
+
+
+def test_sampled_candidates_never_strike_one_pitch_twice_at_an_onset(grammar, tokenizer):
+    g = torch.Generator().manual_seed(3)
+    # logits that lean hard on one pitch: without the rule, most onsets would repeat it
+    bias = torch.where(torch.arange(grammar.vocab_size) == grammar.pitch_of.tolist().index(60), 8.0, 0.0)
+    streams = sample_bars(lambda tokens: torch.randn(len(tokens), grammar.vocab_size, generator=g) + bias, grammar,
+                          [(4, 4)] * 4, 2, SamplingConfig(max_tokens_per_bar=80), torch.Generator().manual_seed(4))
+    for tokens in streams:
+        onsets = [(n.start, n.pitch) for n in tokenizer.decode(tokens, 480, (4, 4))]
+        assert onsets and len(onsets) == len(set(onsets))
+
+
 def test_tempo_tokens_are_never_allowed_and_cannot_be_advanced_past(grammar, tokenizer):
     tempo = next(i for i, k in enumerate(grammar.kind_of) if k == "Tempo")
     for phase in (BAR, TIMESIG, POSITION, PITCH, VELOCITY, DURATION):

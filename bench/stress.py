@@ -1,0 +1,464 @@
+"""A seeded, randomised stress test of the live bridge over JACK, and an invariant checker at JACK frames.
+
+Each session is made from its seed alone (`session_script`): a DAW client (bench/stress_daw.py, its own process
+and rtmidi/JACK port) sends its clock from a timed loop at a random tempo and, at random, plays dense, pedalled
+piano, sends Suggest, Next, Previous, Accept and Panic (their trigger CCs), Fill, answer mode and Clear (the
+command channel), Start, Stop, Continue, Song Position Pointer, tempo changes, and cuts its connection to the
+bridge and makes it again. It ends with Stop and Panic. Some sessions start the bridge afresh, the DAW started
+at a random moment against the bridge's start-up (before its ports exist, during its start-up work, or after);
+the others reuse the bridge, from a state that is checked (nothing sounding, the context cleared).
+
+`jack_midi_dump -a` records Muse Out and the DAW's own port on one JACK port, so every message has its frame.
+`check` then holds the session to the invariants:
+
+- every note-on on Muse Out has its note-off, and no pitch is struck again while it sounds;
+- nothing is struck after Stop or Panic (allowing GRACE_SECONDS for the message to reach the bridge) until
+  something asks for music again: Start, Continue, a Song Position Pointer, Suggest, Next, Previous, Fill,
+  answer mode, or a note the composer plays (in answer mode a pause may be answered);
+- every command is answered within ANSWER_SECONDS (the bridge's command thread logs each one done);
+- the bridge's log holds no traceback and never says that input was handled late.
+
+    python -m bench.stress random --sessions 1000 --out bench/results/stress   (resumable: done seeds are kept)
+    python -m bench.stress dense --sessions 30 --out bench/results/stress_dense
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from bench.jackd import SAMPLE_RATE, jack_running, start_jackd, stop_jackd, stop_process
+from bench.x42_clock import parse_dump
+
+log = logging.getLogger(__name__)
+
+CLOCKS_PER_QUARTER = 24
+START, CONTINUE, STOP, CLOCK, SONG_POSITION = 0xFA, 0xFB, 0xFC, 0xF8, 0xF2
+DAW_CHANNEL = 1                      # the DAW plays and triggers on channel 2; the bridge answers on channel 1
+TRIGGERS = {"suggest": 20, "next": 21, "previous": 22, "accept": 23, "panic": 24}
+PLAYS = {"suggest", "next", "previous", "fill", "answer"}   # commands after which the bridge may play again
+MARKER_CONTROL = 3
+GRACE_SECONDS = 0.1                  # a Stop or Panic reaches the bridge and is acted on within this
+ANSWER_SECONDS = 1.0
+BRIDGE_IN, BRIDGE_OUT = "Muse In", "Muse Out"
+LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+DONE = re.compile(r"muse_bridge\.command_thread: (\w+) done")
+
+
+# ---- the scripts ------------------------------------------------------------------------------------
+
+@dataclass
+class SessionScript:
+    """What the DAW does in one session (slots are MIDI clocks at the tempo in force), and how the bridge starts."""
+
+    seed: int
+    bpm: float
+    slots: int
+    actions: list[tuple[int, str, object]] = field(default_factory=list)
+    fresh_bridge: bool = False
+    start_delay: float = 0.0         # seconds from the bridge's launch to the DAW's (a fresh bridge)
+    lead: float = 0.5                # seconds from the DAW's connection to its first slot
+    tail: float = 0.6
+    dense: bool = False              # the dense scenario: its Start and Suggest checked too
+    cold_cache: bool = False         # a fresh bridge exports its fast step first, as on a first start
+
+    def to_json(self, client: str) -> dict:
+        return {"client": client, "bridge_in": BRIDGE_IN, "bpm": self.bpm, "slots": self.slots,
+                "actions": sorted(self.actions, key=lambda a: a[0]), "lead": self.lead, "tail": self.tail}
+
+
+def _phrase(rng: random.Random, bpm: float, at: int, bars: int, seed: int) -> list[tuple[int, str, object]]:
+    """Dense, pedalled piano (bench/performance.py) for `bars` bars from slot `at`, on the DAW's channel."""
+    from bench.performance import pianist
+
+    seconds_per_clock = 60.0 / (bpm * CLOCKS_PER_QUARTER)
+    play = pianist(bpm, bars * 4 * 60.0 / bpm + 0.01, seed=seed, min_notes_per_bar=rng.choice([8, 20, 40]))
+    return [(at + round(t / seconds_per_clock), "midi", [data[0] | DAW_CHANNEL, *data[1:]]) for t, data in play.events]
+
+
+def session_script(seed: int, fresh_every: int = 5) -> SessionScript:
+    """The random session of `seed`: 5-10 s at 100-170 bpm, 3-10 random actions over dense playing."""
+    rng = random.Random(seed)
+    bpm = float(rng.randrange(100, 171, 5))
+    per_bar = 4 * CLOCKS_PER_QUARTER
+    slots = int(rng.uniform(5, 10) * bpm * CLOCKS_PER_QUARTER / 60)
+    s = SessionScript(seed, bpm, slots, fresh_bridge=seed % fresh_every == 0, start_delay=rng.uniform(0, 4),
+                      lead=rng.uniform(0.2, 1.5), cold_cache=rng.random() < 0.3)
+    if rng.random() < 0.85:
+        s.actions.append((0, "start", None))
+    at = 0
+    while at < slots - 2 * per_bar:
+        bars = rng.randint(1, 3)
+        s.actions += _phrase(rng, bpm, at + rng.randrange(0, 12), bars, rng.randrange(1000))
+        at += (bars + rng.randint(0, 1)) * per_bar
+    last = slots - 2 * CLOCKS_PER_QUARTER
+    kinds = ["suggest"] * 4 + ["next", "next", "previous", "accept", "panic", "fill", "answer", "clear", "stop",
+                               "continue", "songpos", "tempo", "disconnect"]
+    for _ in range(rng.randint(3, 10)):
+        slot, kind = rng.randrange(12, last - per_bar), rng.choice(kinds)
+        if kind in TRIGGERS:
+            s.actions.append((slot, "midi", [0xB0 | DAW_CHANNEL, TRIGGERS[kind], 127]))
+        elif kind in ("fill", "clear"):
+            s.actions.append((slot, "command", kind))
+        elif kind == "answer":   # on and off again: a bridge kept for the next session starts with it off
+            s.actions += [(slot, "command", "answer"), (rng.randrange(slot + 1, last), "command", "answer")]
+        elif kind in ("stop", "continue"):
+            s.actions.append((slot, kind, None))
+        elif kind == "songpos":
+            s.actions.append((slot, "songpos", rng.randrange(0, 64)))
+        elif kind == "tempo":
+            s.actions.append((slot, "tempo", float(rng.randrange(90, 181, 5))))
+        else:
+            s.actions += [(slot, "disconnect", None), (slot + rng.randrange(12, 2 * per_bar), "connect", None)]
+    s.actions += [(last, "stop", None), (last + 6, "midi", [0xB0 | DAW_CHANNEL, TRIGGERS["panic"], 127])]
+    return s
+
+
+def dense_script(seed: int, seconds: float = 24.0) -> SessionScript:
+    """The dense scenario: 24 s of dense, pedalled piano at 120 bpm from Start, then Suggest (CC 20) 6 to 24 clocks
+    before a bar line, then four bars, Stop and Panic; the bridge started afresh, the DAW at a random moment."""
+    rng = random.Random(seed)
+    per_bar = 4 * CLOCKS_PER_QUARTER
+    bars = int(seconds / 2)
+    s = SessionScript(seed, 120.0, (bars + 6) * per_bar, fresh_bridge=True, start_delay=rng.uniform(0, 6),
+                      lead=rng.uniform(0.2, 3.0), dense=True, cold_cache=rng.random() < 0.3)
+    s.actions = [(0, "start", None)] + _phrase(rng, 120.0, 0, bars, seed)
+    suggest = (bars + 1) * per_bar - rng.choice([6, 12, 24])
+    s.actions += [(suggest, "midi", [0xB0 | DAW_CHANNEL, TRIGGERS["suggest"], 127]),
+                  (s.slots - 12, "stop", None), (s.slots - 6, "midi", [0xB0 | DAW_CHANNEL, TRIGGERS["panic"], 127])]
+    return s
+
+
+# ---- the checker ---------------------------------------------------------------------------------------
+
+def _log_times(text: str) -> list[tuple[float, str]]:
+    out = []
+    for line in text.splitlines():
+        m = LOG_TIME.match(line)
+        if m:
+            out.append((datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp(), line))
+    return out
+
+
+def check(dump: list[tuple[int, list[int]]], actions: list, log_text: str, samplerate: int = SAMPLE_RATE) -> list[str]:
+    """The invariants broken by one session: `dump` is jack_midi_dump's (frame, bytes) of Muse Out and the DAW,
+    `actions` what the DAW did ([slot, kind, value, wall time, connected]), `log_text` the bridge's log meanwhile."""
+    problems = []
+    sounding: dict[int, int] = {}
+    quiet_from: int | None = None         # frame from which nothing may be struck (after Stop or Panic)
+    grace = int(GRACE_SECONDS * samplerate)
+    for frame, data in dump:
+        if not data:
+            continue
+        status, kind, channel = data[0], data[0] & 0xF0, data[0] & 0x0F
+        if status in (START, CONTINUE, SONG_POSITION):
+            quiet_from = None
+        elif status == STOP:
+            quiet_from = frame + grace
+        elif channel == DAW_CHANNEL and kind == 0xB0 and len(data) == 3:
+            if data[1] == TRIGGERS["panic"]:
+                quiet_from = frame + grace
+            elif data[1] in (TRIGGERS["suggest"], TRIGGERS["next"], TRIGGERS["previous"], MARKER_CONTROL):
+                quiet_from = None
+        elif channel == DAW_CHANNEL and kind == 0x90 and data[2] > 0:
+            quiet_from = None    # the composer plays: a pause after it may be answered
+        elif channel == 0 and kind in (0x80, 0x90) and len(data) == 3:
+            pitch, on = data[1], kind == 0x90 and data[2] > 0
+            if on:
+                if sounding.get(pitch):
+                    problems.append(f"pitch {pitch} struck again while sounding (frame {frame})")
+                if quiet_from is not None and frame > quiet_from:
+                    problems.append(f"pitch {pitch} struck after Stop or Panic (frame {frame})")
+                sounding[pitch] = sounding.get(pitch, 0) + 1
+            elif sounding.get(pitch):
+                sounding[pitch] -= 1
+    problems += [f"pitch {p} left sounding ({n} note-on(s) without a note-off)" for p, n in sounding.items() if n]
+
+    lines = _log_times(log_text)
+    if "Traceback" in log_text:
+        problems.append("a traceback in the bridge's log")
+    problems += [f"the bridge says: {line[24:]}" for _, line in lines if "handled late" in line]
+    done = [(t, m.group(1)) for t, line in lines if (m := DONE.search(line))]
+    for slot, kind, value, sent, connected in actions:
+        name = _command_of(kind, value)
+        if name is None or not connected:
+            continue
+        answer = next((i for i, (t, what) in enumerate(done) if what == name and t >= sent - 0.01), None)
+        if answer is None:
+            problems.append(f"{name} at slot {slot} was never answered")
+            continue
+        t, _ = done.pop(answer)
+        if t - sent > ANSWER_SECONDS:
+            problems.append(f"{name} at slot {slot} answered after {t - sent:.2f} s")
+    return problems
+
+
+def _command_of(kind: str, value) -> str | None:
+    """The command an action gave, if any: a trigger CC, or a command through the command channel."""
+    if kind == "command":
+        return value
+    if kind == "midi" and value[0] == 0xB0 | DAW_CHANNEL and value[2] > 0:
+        return next((name for name, cc in TRIGGERS.items() if cc == value[1]), None)
+    return None
+
+
+# ---- running sessions ----------------------------------------------------------------------------------
+
+class BridgeProcess:
+    """`muse-bridge --headless --midi-api jack -v` in a process of its own, its log in a file."""
+
+    def __init__(self, workdir: Path, checkpoint: Path | None, cold_cache: bool = False, extra: list[str] = ()):
+        self.workdir = workdir
+        self.log_path = workdir / f"bridge-{time.time_ns()}.log"
+        self.socket = workdir / "muse.sock"
+        command = [sys.executable, "-m", "ui", "--headless", "--midi-api", "jack", "-v", "--bpm", "120",
+                   "--settings", str(workdir / "settings.toml"), *extra]
+        if checkpoint is not None:
+            command += ["--checkpoint", str(checkpoint)]
+        env = dict(os.environ, MUSE_BRIDGE_SOCKET=str(self.socket),
+                   MUSE_BRIDGE_CACHE=str(workdir / "cache" if cold_cache else workdir.parent / "cache"))
+        self._log = open(self.log_path, "w")
+        self.launched = time.time()
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+                                        env=env, cwd=Path(__file__).resolve().parent.parent)
+
+    def log_from(self, offset: int) -> str:
+        with open(self.log_path) as f:
+            f.seek(offset)
+            return f.read()
+
+    @property
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size
+
+    def close(self) -> None:
+        stop_process(self.process, timeout=20)
+        self._log.close()
+
+
+def _wait_port(patchbay, suffix: str, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        names = [p.name for p in patchbay.get_ports(is_midi=True, is_output=True) if p.name.endswith(suffix)]
+        if len(names) == 1:
+            return names[0]
+        time.sleep(0.01)
+    raise RuntimeError(f"JACK port ending {suffix!r} did not appear within {timeout:.0f} s")
+
+
+@dataclass
+class SessionResult:
+    seed: int
+    problems: list[str]
+    notes_out: int                  # note-ons on Muse Out
+    fresh_bridge: bool
+    seconds: float
+    suggests_heard: int = 0         # (dense) Suggests whose first note came from the next bar line
+    start_logged_ms: float | None = None   # (dense) the Start's log line after it was sent
+
+    def to_json(self) -> dict:
+        return self.__dict__
+
+
+class StressRun:
+    """One JACK server (ours, or one already running), one bridge at a time, sessions one after another."""
+
+    def __init__(self, workdir: Path, checkpoint: Path | None = None, period: int = 64, realtime: bool = True):
+        import jack
+
+        self.workdir, self.checkpoint = workdir, checkpoint
+        workdir.mkdir(parents=True, exist_ok=True)
+        self._jackd = None if jack_running() else start_jackd(period=period, realtime=realtime)
+        self.patchbay = jack.Client("stress-patchbay", no_start_server=True)
+        self.samplerate = self.patchbay.samplerate
+        self.bridge: BridgeProcess | None = None
+
+    def close(self) -> None:
+        if self.bridge is not None:
+            self.bridge.close()
+        self.patchbay.close()
+        stop_jackd(self._jackd)
+
+    def __enter__(self) -> "StressRun":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def session(self, script: SessionScript) -> SessionResult:
+        """Run one session and check it."""
+        began = time.monotonic()
+        if script.fresh_bridge or self.bridge is None or self.bridge.process.poll() is not None:
+            if self.bridge is not None:
+                self.bridge.close()
+            self.bridge = BridgeProcess(Path(tempfile.mkdtemp(dir=self.workdir)), self.checkpoint, script.cold_cache)
+            time.sleep(script.start_delay)
+        else:
+            self._ready_for_next()
+        bridge, client = self.bridge, f"stress-daw-{script.seed}"
+        offset = bridge.log_size
+        script_file = bridge.workdir / f"script-{script.seed}.json"
+        script_file.write_text(json.dumps(script.to_json(client)))
+        dump_file = bridge.workdir / f"dump-{script.seed}.txt"
+        with open(dump_file, "w") as out:
+            dump = subprocess.Popen(["jack_midi_dump", "-a", f"stress-dump-{script.seed}"], stdout=out,
+                                    stderr=subprocess.DEVNULL)
+        daw = subprocess.Popen([sys.executable, "-m", "bench.stress_daw", str(script_file)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=dict(os.environ, MUSE_BRIDGE_SOCKET=str(bridge.socket)),
+                               cwd=Path(__file__).resolve().parent.parent)
+        try:
+            dump_in = f"stress-dump-{script.seed}:input"
+            for source in (_wait_port(self.patchbay, f"{client}:out"), _wait_port(self.patchbay, ":" + BRIDGE_OUT)):
+                deadline = time.monotonic() + 10
+                while dump_in not in [p.name for p in self.patchbay.get_ports(is_midi=True, is_input=True)]:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("jack_midi_dump's port did not appear")
+                    time.sleep(0.01)
+                self.patchbay.connect(source, dump_in)
+            seconds = script.slots * 60.0 / (min(script.bpm, 90) * CLOCKS_PER_QUARTER)
+            out, err = daw.communicate(timeout=seconds + script.lead + script.tail + 90)
+        finally:
+            if daw.poll() is None:
+                daw.kill()
+            stop_process(dump)
+        if daw.returncode != 0:
+            raise RuntimeError(f"the DAW of session {script.seed} failed: {err[-2000:]}")
+        actions = json.loads(out)["actions"]
+        messages = parse_dump(dump_file.read_text().splitlines())
+        log_text = bridge.log_from(offset)
+        problems = check(messages, actions, log_text, self.samplerate)
+        notes = sum(1 for _, d in messages if len(d) == 3 and d[0] == 0x90 and d[2] > 0)
+        result = SessionResult(script.seed, problems, notes, script.fresh_bridge, time.monotonic() - began)
+        if script.dense:
+            _dense_checks(result, messages, actions, log_text, self.samplerate)
+        return result
+
+    def _ready_for_next(self) -> None:
+        """A kept bridge begins the next session from a known state: the context cleared, nothing sounding."""
+        from muse_bridge.command_socket import send_command
+
+        old = os.environ.get("MUSE_BRIDGE_SOCKET")
+        os.environ["MUSE_BRIDGE_SOCKET"] = str(self.bridge.socket)
+        try:
+            send_command("clear")
+        finally:
+            if old is None:
+                os.environ.pop("MUSE_BRIDGE_SOCKET")
+            else:
+                os.environ["MUSE_BRIDGE_SOCKET"] = old
+        time.sleep(0.2)
+
+
+def _dense_checks(result: SessionResult, dump: list, actions: list, log_text: str, samplerate: int) -> None:
+    """The dense scenario's own checks: the Start logged within 50 ms of being sent, and each Suggest heard from
+    the first bar line after it (or the log says it starts later and why)."""
+    sent_start = next((a[3] for a in actions if a[1] == "start"), None)
+    logged = next((t for t, line in _log_times(log_text) if "DAW transport at clock 0 ->" in line), None)
+    if sent_start is not None:
+        if logged is None:
+            result.problems.append("the DAW's Start was never logged")
+        else:
+            result.start_logged_ms = round(1000 * (logged - sent_start), 1)
+            if logged - sent_start > 0.05:
+                result.problems.append(f"the DAW's Start was logged {1000 * (logged - sent_start):.0f} ms after it "
+                                       "was sent")
+    clocks, started = [], False
+    for frame, data in dump:
+        if data == [START]:
+            started, clocks = True, []
+        elif data == [CLOCK] and started:
+            clocks.append(frame)
+    per_bar = 4 * CLOCKS_PER_QUARTER
+    late_said = "bar(s) late" in log_text or "passed before the first bar was made" in log_text
+    for frame, data in dump:
+        if data[:2] != [0xB0 | DAW_CHANNEL, TRIGGERS["suggest"]] or not clocks:
+            continue
+        heard = next((f for f, d in dump if f > frame and len(d) == 3 and d[0] == 0x90 and d[2] > 0), None)
+        count = sum(1 for c in clocks if c <= frame)              # clocks sent before the Suggest
+        line = (count // per_bar + 1) * per_bar                  # the next bar line, in clocks from Start
+        if heard is None:
+            result.problems.append("a Suggest was never heard")
+            continue
+        heard_at = sum(1 for c in clocks if c <= heard + samplerate * 0.005)
+        if abs(heard_at - line) <= 1:
+            result.suggests_heard += 1
+        elif not late_said:
+            result.problems.append(f"a Suggest was heard at clock {heard_at}, not at the next bar line ({line}), and "
+                                   "the log does not say why")
+
+
+def run(kind: str, seeds: list[int], out: Path, checkpoint: Path | None = None, period: int = 64,
+        realtime: bool = True) -> list[SessionResult]:
+    """Run the sessions of `seeds` not yet in `out`/sessions.jsonl (a run cut short goes on where it stopped)."""
+    from tqdm import tqdm
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = out / "sessions.jsonl"
+    done = {json.loads(line)["seed"] for line in rows.read_text().splitlines()} if rows.exists() else set()
+    results = []
+    make = dense_script if kind == "dense" else session_script
+    with StressRun(out / "work", checkpoint, period, realtime) as stress:
+        for seed in tqdm([s for s in seeds if s not in done], desc=f"{kind} sessions"):
+            result = stress.session(make(seed))
+            results.append(result)
+            with open(rows, "a") as f:
+                f.write(json.dumps(result.to_json()) + "\n")
+            if result.problems:
+                log.warning("seed %d: %s", seed, "; ".join(result.problems[:5]))
+    return results
+
+
+def summarise(out: Path) -> dict:
+    """Counts over every session in `out`/sessions.jsonl, with the seeds that failed."""
+    rows = [json.loads(line) for line in (out / "sessions.jsonl").read_text().splitlines()]
+    failed = {r["seed"]: r["problems"] for r in rows if r["problems"]}
+    kinds: dict[str, int] = {}
+    for problems in failed.values():
+        for p in problems:
+            key = re.sub(r"\d+(\.\d+)?", "N", p)
+            kinds[key] = kinds.get(key, 0) + 1
+    starts = sorted(r["start_logged_ms"] for r in rows if r.get("start_logged_ms") is not None)
+    return {"sessions": len(rows), "fresh_bridges": sum(r["fresh_bridge"] for r in rows),
+            "sessions_with_violations": len(failed), "violations_by_kind": kinds, "failed_seeds": sorted(failed),
+            "notes_out": sum(r["notes_out"] for r in rows),
+            "suggests_heard_on_the_next_bar_line": sum(r.get("suggests_heard", 0) for r in rows),
+            "start_logged_ms_max": starts[-1] if starts else None,
+            "session_seconds_mean": round(sum(r["seconds"] for r in rows) / max(1, len(rows)), 2)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="randomised live sessions against the bridge over JACK, checked "
+                                                 "at JACK frames")
+    parser.add_argument("kind", choices=["random", "dense"])
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--checkpoint", type=Path, default=None, help="default: the bundled model")
+    parser.add_argument("--period", type=int, default=64, help="JACK frames per cycle (a server we start)")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--replay", type=int, default=None, metavar="SEED", help="run one seed again and print it")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    out = args.out or Path("bench/results") / f"stress_{args.kind}"
+    if args.replay is not None:
+        with StressRun(Path(tempfile.mkdtemp()), args.checkpoint, args.period) as stress:
+            make = dense_script if args.kind == "dense" else session_script
+            print(json.dumps(stress.session(make(args.replay)).to_json(), indent=1))
+        return
+    run(args.kind, list(range(args.first_seed, args.first_seed + args.sessions)), out, args.checkpoint, args.period)
+    summary = summarise(out)
+    (out.parent / f"{out.name}.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
