@@ -8,15 +8,8 @@ bridge and makes it again. It ends with Stop and Panic. Some sessions start the 
 at a random moment against the bridge's start-up (before its ports exist, during its start-up work, or after);
 the others reuse the bridge, from a state that is checked (nothing sounding, the context cleared).
 
-`jack_midi_dump -a` records Muse Out and the DAW's own port on one JACK port, so every message has its frame.
-`check` then holds the session to the invariants:
-
-- every note-on on Muse Out has its note-off, and no pitch is struck again while it sounds;
-- nothing is struck after Stop or Panic (allowing GRACE_SECONDS for the message to reach the bridge) until
-  something asks for music again: Start, Continue, a Song Position Pointer, Suggest, Next, Previous, Fill,
-  answer mode, or a note the composer plays (in answer mode a pause may be answered);
-- every command is answered within ANSWER_SECONDS (the bridge's command thread logs each one done);
-- the bridge's log holds no traceback and never says that input was handled late.
+`jack_midi_dump -a` records Muse Out and the DAW's own port on one JACK port, so every message has its frame;
+bench/stress_check.py holds each session to the invariants. A failing seed replays exactly (`--replay SEED`).
 
     python -m bench.stress random --sessions 1000 --out bench/results/stress   (resumable: done seeds are kept)
     python -m bench.stress dense --sessions 30 --out bench/results/stress_dense
@@ -34,25 +27,16 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
-from bench.jackd import SAMPLE_RATE, jack_running, start_jackd, stop_jackd, stop_process
+from bench.jackd import jack_running, start_jackd, stop_jackd, stop_process
+from bench.stress_check import CLOCK, DAW_CHANNEL, START, TRIGGERS, check, log_times
 from bench.x42_clock import parse_dump
 
 log = logging.getLogger(__name__)
 
 CLOCKS_PER_QUARTER = 24
-START, CONTINUE, STOP, CLOCK, SONG_POSITION = 0xFA, 0xFB, 0xFC, 0xF8, 0xF2
-DAW_CHANNEL = 1                      # the DAW plays and triggers on channel 2; the bridge answers on channel 1
-TRIGGERS = {"suggest": 20, "next": 21, "previous": 22, "accept": 23, "panic": 24}
-PLAYS = {"suggest", "next", "previous", "fill", "answer"}   # commands after which the bridge may play again
-MARKER_CONTROL = 3
-GRACE_SECONDS = 0.1                  # a Stop or Panic reaches the bridge and is acted on within this
-ANSWER_SECONDS = 1.0
 BRIDGE_IN, BRIDGE_OUT = "Muse In", "Muse Out"
-LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
-DONE = re.compile(r"muse_bridge\.command_thread: (\w+) done")
 
 
 # ---- the scripts ------------------------------------------------------------------------------------
@@ -137,79 +121,6 @@ def dense_script(seed: int, seconds: float = 24.0) -> SessionScript:
     s.actions += [(suggest, "midi", [0xB0 | DAW_CHANNEL, TRIGGERS["suggest"], 127]),
                   (s.slots - 12, "stop", None), (s.slots - 6, "midi", [0xB0 | DAW_CHANNEL, TRIGGERS["panic"], 127])]
     return s
-
-
-# ---- the checker ---------------------------------------------------------------------------------------
-
-def _log_times(text: str) -> list[tuple[float, str]]:
-    out = []
-    for line in text.splitlines():
-        m = LOG_TIME.match(line)
-        if m:
-            out.append((datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp(), line))
-    return out
-
-
-def check(dump: list[tuple[int, list[int]]], actions: list, log_text: str, samplerate: int = SAMPLE_RATE) -> list[str]:
-    """The invariants broken by one session: `dump` is jack_midi_dump's (frame, bytes) of Muse Out and the DAW,
-    `actions` what the DAW did ([slot, kind, value, wall time, connected]), `log_text` the bridge's log meanwhile."""
-    problems = []
-    sounding: dict[int, int] = {}
-    quiet_from: int | None = None         # frame from which nothing may be struck (after Stop or Panic)
-    grace = int(GRACE_SECONDS * samplerate)
-    for frame, data in dump:
-        if not data:
-            continue
-        status, kind, channel = data[0], data[0] & 0xF0, data[0] & 0x0F
-        if status in (START, CONTINUE, SONG_POSITION):
-            quiet_from = None
-        elif status == STOP:
-            quiet_from = frame + grace
-        elif channel == DAW_CHANNEL and kind == 0xB0 and len(data) == 3:
-            if data[1] == TRIGGERS["panic"]:
-                quiet_from = frame + grace
-            elif data[1] in (TRIGGERS["suggest"], TRIGGERS["next"], TRIGGERS["previous"], MARKER_CONTROL):
-                quiet_from = None
-        elif channel == DAW_CHANNEL and kind == 0x90 and data[2] > 0:
-            quiet_from = None    # the composer plays: a pause after it may be answered
-        elif channel == 0 and kind in (0x80, 0x90) and len(data) == 3:
-            pitch, on = data[1], kind == 0x90 and data[2] > 0
-            if on:
-                if sounding.get(pitch):
-                    problems.append(f"pitch {pitch} struck again while sounding (frame {frame})")
-                if quiet_from is not None and frame > quiet_from:
-                    problems.append(f"pitch {pitch} struck after Stop or Panic (frame {frame})")
-                sounding[pitch] = sounding.get(pitch, 0) + 1
-            elif sounding.get(pitch):
-                sounding[pitch] -= 1
-    problems += [f"pitch {p} left sounding ({n} note-on(s) without a note-off)" for p, n in sounding.items() if n]
-
-    lines = _log_times(log_text)
-    if "Traceback" in log_text:
-        problems.append("a traceback in the bridge's log")
-    problems += [f"the bridge says: {line[24:]}" for _, line in lines if "handled late" in line]
-    done = [(t, m.group(1)) for t, line in lines if (m := DONE.search(line))]
-    for slot, kind, value, sent, connected in actions:
-        name = _command_of(kind, value)
-        if name is None or not connected:
-            continue
-        answer = next((i for i, (t, what) in enumerate(done) if what == name and t >= sent - 0.01), None)
-        if answer is None:
-            problems.append(f"{name} at slot {slot} was never answered")
-            continue
-        t, _ = done.pop(answer)
-        if t - sent > ANSWER_SECONDS:
-            problems.append(f"{name} at slot {slot} answered after {t - sent:.2f} s")
-    return problems
-
-
-def _command_of(kind: str, value) -> str | None:
-    """The command an action gave, if any: a trigger CC, or a command through the command channel."""
-    if kind == "command":
-        return value
-    if kind == "midi" and value[0] == 0xB0 | DAW_CHANNEL and value[2] > 0:
-        return next((name for name, cc in TRIGGERS.items() if cc == value[1]), None)
-    return None
 
 
 # ---- running sessions ----------------------------------------------------------------------------------
@@ -363,7 +274,7 @@ def _dense_checks(result: SessionResult, dump: list, actions: list, log_text: st
     """The dense scenario's own checks: the Start logged within 50 ms of being sent, and each Suggest heard from
     the first bar line after it (or the log says it starts later and why)."""
     sent_start = next((a[3] for a in actions if a[1] == "start"), None)
-    logged = next((t for t, line in _log_times(log_text) if "DAW transport at clock 0 ->" in line), None)
+    logged = next((t for t, line in log_times(log_text) if "DAW transport at clock 0 ->" in line), None)
     if sent_start is not None:
         if logged is None:
             result.problems.append("the DAW's Start was never logged")
@@ -380,21 +291,25 @@ def _dense_checks(result: SessionResult, dump: list, actions: list, log_text: st
             clocks.append(frame)
     per_bar = 4 * CLOCKS_PER_QUARTER
     late_said = "bar(s) late" in log_text or "passed before the first bar was made" in log_text
+    tolerance = samplerate * 0.005                               # a note sent on a clock lands in its cycle
+
+    def clock_at(f: float) -> int:
+        """The number of the last clock (0: the first after Start) sent at or before frame `f`."""
+        return sum(1 for c in clocks if c <= f) - 1
     for frame, data in dump:
         if data[:2] != [0xB0 | DAW_CHANNEL, TRIGGERS["suggest"]] or not clocks:
             continue
+        line = -(-(clock_at(frame) + 1) // per_bar) * per_bar    # the first bar line after the Suggest
         heard = next((f for f, d in dump if f > frame and len(d) == 3 and d[0] == 0x90 and d[2] > 0), None)
-        count = sum(1 for c in clocks if c <= frame)              # clocks sent before the Suggest
-        line = (count // per_bar + 1) * per_bar                  # the next bar line, in clocks from Start
         if heard is None:
             result.problems.append("a Suggest was never heard")
             continue
-        heard_at = sum(1 for c in clocks if c <= heard + samplerate * 0.005)
-        if abs(heard_at - line) <= 1:
+        first_note = clock_at(heard + tolerance)                 # a candidate may begin with a rest
+        if line <= first_note < line + per_bar:
             result.suggests_heard += 1
-        elif not late_said:
-            result.problems.append(f"a Suggest was heard at clock {heard_at}, not at the next bar line ({line}), and "
-                                   "the log does not say why")
+        elif first_note < line or not late_said:
+            result.problems.append(f"a Suggest's first note came at clock {first_note}, not in the bar from the next "
+                                   f"bar line ({line}), and the log does not say why")
 
 
 def run(kind: str, seeds: list[int], out: Path, checkpoint: Path | None = None, period: int = 64,

@@ -16,9 +16,9 @@ import sys
 import threading
 import time
 
+from bench.stress_check import MARKER_CONTROL
+
 CLOCKS_PER_QUARTER = 24
-START, CONTINUE, STOP, CLOCK, SONG_POSITION = 0xFA, 0xFB, 0xFC, 0xF8, 0xF2
-MARKER_CONTROL = 3            # a control change the bridge ignores: marks where a command was given
 PORT_WAIT_SECONDS = 60.0
 
 

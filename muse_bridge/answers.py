@@ -11,7 +11,8 @@ silence after it is not answered again.
 
 The composer playing a note-on stops the answer at once, from the MIDI input thread: every note it
 started gets its note-off before the note-on reaches the score (an answer still being made never
-starts). Turning the mode off does the same; Suggest replaces the answer, Accept accepts it, Panic
+starts); the rest (the count, the notice) is handed to the command thread, which owns this state and runs
+`tick`. Turning the mode off does the same; Suggest replaces the answer, Accept accepts it, Panic
 stops it, as for any suggestion. With `join_context`, an answer that played to its end (not cut off)
 joins the context as Accept does, marked as an answer for the previews.
 
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 class Answers:
-    """`tick` (the score thread) starts answers; `composer_played` (the MIDI thread) cuts them off."""
+    """`tick` (the command thread) starts answers; `composer_played` (the MIDI thread) cuts them off."""
 
     def __init__(self, clock: ClockFollower, context: LiveContext, player: Player, suggester: Suggester,
                  settings: SettingsInForce, events: EventHub, join: Callable[[Candidate, bool], None],
@@ -45,7 +46,6 @@ class Answers:
         self._answered: int | None = None      # quiet_since of the pause answered (or being answered)
         self.line: int | None = None           # the bar line of the answer asked for
         self.cuts = 0                          # answers the composer cut off
-        self._cut_told = 0
 
     @property
     def settings(self) -> AnswerSettings:
@@ -58,10 +58,7 @@ class Answers:
         return bars.bar_line_at_or_after(quiet_since + self.settings.after_beats * beat)
 
     def tick(self) -> None:
-        """Every tenth of a second: in a pause, ask for the answer to it."""
-        if self._cut_told != self.cuts:
-            self._cut_told = self.cuts
-            self.events.tell("answer cut off: you played")
+        """Every tenth of a second (the command thread): in a pause, ask for the answer to it."""
         if not self.settings.on or not self.clock.transport_running:
             return
         quiet = self.context.quiet_since
@@ -77,20 +74,24 @@ class Answers:
         if line <= now:   # the mode came on, or the transport ran on, after the pause was long enough
             line = self.clock.next_bar_line()
         self._answered, self.line = quiet, line
-        self._submit(lambda: self._ask(quiet, line), "answer")
+        self._ask(quiet, line)
 
     def _ask(self, quiet: int, line: int) -> None:
-        """On the command thread: the answer, unless the composer played meanwhile or the mode went off."""
+        """The answer, unless the composer played meanwhile or the mode went off."""
         if not self.settings.on or self.context.quiet_since != quiet or not self.clock.transport_running:
             return
         log.info("answering the pause from tick %d", line)
         self.suggester.suggest(target=line, answer=True)
 
     def composer_played(self) -> None:
-        """A note-on from the composer (the MIDI thread): the answer stops at once."""
+        """A note-on from the composer (the MIDI thread): the answer stops at once; the command thread is told."""
         if self.suggester.cut_answer():
-            self.cuts += 1
-            self.events.emit(AnswerEnded(cut=True))
+            self._submit(self._was_cut, None)
+
+    def _was_cut(self) -> None:
+        self.cuts += 1
+        self.events.emit(AnswerEnded(cut=True))
+        self.events.tell("answer cut off: you played")
 
     def mode_changed(self, on: bool) -> None:
         """The mode was turned on or off (the command thread): off stops an answer."""

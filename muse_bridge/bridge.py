@@ -22,6 +22,7 @@ runs a Command (from the panel, tray, hotkey, console, command socket or a MIDI 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -90,14 +91,14 @@ class LiveBridge:
         self.player = Player(self.ports.send, self.clock, settings.ports.output_channel,
                              on_cut=lambda pb: self.events.tell(f"generation fell behind: the candidate ended after "
                                                                 f"its {pb.candidate.bars} complete bar(s)", error=True),
-                             on_end=lambda pb: pb.answer and submit(lambda: self.answers.ended(pb), "answer"))
+                             on_end=lambda pb: pb.answer and submit(lambda: self.answers.ended(pb), None))
         self.audition = Audition(self.clock, self.player, self.context, self.events)
         self.suggester = Suggester(self.clock, self.context, self.worker, self.player, self.settings, self.events,
                                    self.tokenizer, self.audition.show, submit)
         self.answers = Answers(self.clock, self.context, self.player, self.suggester, self.settings, self.events,
                                self.audition.join, submit)
         self.filler = Filler(self.clock, self.context, self.worker, self.player, self.settings, self.events,
-                             self.tokenizer, self.audition, on_replaced=self.suggester.context_changed)
+                             self.tokenizer, self.audition, on_replaced=self.suggester.context_changed, submit=submit)
         self.changes = SettingChanges(self.settings, settings_path, checkpoint, self.worker, self.context,
                                       self.ports, self.player, self.events, submit, self._applied)
         self.triggers = MidiTriggers(settings.triggers, on_change=self.changes.triggers_learned)
@@ -107,6 +108,7 @@ class LiveBridge:
                                  self.audition, self.answers, self.player, self.ports, self.events)
         self.events.status = self.status.now
         self._echo_told = self._late_told = False
+        self._owner_tick_queued = threading.Event()
 
     # ---- life cycle ---------------------------------------------------------------------
 
@@ -160,13 +162,20 @@ class LiveBridge:
                              "the bridge took it (a busy machine?); notes its clock marked late are not played",
                              error=True)
         self.events.publish_now()
+        if not self._owner_tick_queued.is_set():   # never more than one waiting, however busy the thread is
+            self._owner_tick_queued.set()
+            self.commands.submit(self._owner_tick, None)
+
+    def _owner_tick(self) -> None:
+        """Every tenth of a second, on the command thread that owns them: answers, and candidates made in a pause."""
+        self._owner_tick_queued.clear()
         self.answers.tick()
         self.suggester.maybe_precompute(self.intake.last_note_at)
 
     def _struck(self) -> None:
         """The composer struck a key (the MIDI thread): an answer stops, candidates made ahead no longer fit."""
         self.answers.composer_played()
-        self.suggester.discard_prepared()
+        self.commands.submit(self.suggester.discard_prepared, None)
 
     def _applied(self, old: BridgeSettings, new: BridgeSettings) -> None:
         """A settings change took effect (the command thread)."""
@@ -186,7 +195,9 @@ class LiveBridge:
         self.commands.submit(actions[command], command.value)
 
     def clear(self) -> None:
-        """Forget the context (the style's initial state stays) and stop playing."""
+        """Forget the context (the style's initial state stays), stop making candidates and stop playing."""
+        self.suggester.cancel()
+        self.filler.cancel()
         self.player.stop()
         self.context.clear()
         self.audition.show(None)
@@ -194,7 +205,9 @@ class LiveBridge:
         self.events.tell("context cleared")
 
     def panic(self) -> None:
-        """Stop playing; note-offs and All Notes Off on every channel."""
+        """Stop making candidates and stop playing; note-offs and All Notes Off on every channel."""
+        self.suggester.cancel()
+        self.filler.cancel()
         self.player.panic()
         self.events.tell("panic: all notes off")
 

@@ -6,25 +6,31 @@ like a suggestion's and auditioned in place: where the DAW's transport next reac
 were played at (the clock's passes), and again on each round of a loop; with no DAW clock, from the next bar
 line. Accept replaces the bars in the context (the worker reads it again), so later suggestions follow the fill.
 `fill_last()` fills the last `bars` finished bars (the hotkey, the console, a MIDI trigger).
+
+A fill is a GenerationJob with its gap, on the worker's one job path; what it makes is handed to the command
+thread (`submit`), which owns the fill shown. Only the round's placing runs on the MIDI thread, under the
+fill's lock.
 """
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 from engine.music import TICKS_PER_QUARTER, MeterMap, Note
-from engine.session import Candidate, Session, Suggestion
+from engine.generate import Cancelled
+from engine.session import Candidate, Suggestion
 from engine.tokenizer import FILL_AFTER_BARS, RemiTokenizer
 from muse_bridge.audition import Audition
 from muse_bridge.clock import ClockFollower
 from muse_bridge.context import LiveContext
 from muse_bridge.events import CandidatesReady, ContextShown, EventHub
 from muse_bridge.fill_file import MAX_FILL_BARS
+from muse_bridge.locks import RankedLock
 from muse_bridge.player import Playback, Player
 from muse_bridge.settings import SettingsInForce
 from muse_bridge.suggester import PREVIEW_BARS   # the bars before the candidates sent for previews
-from muse_bridge.worker import SessionWorker
+from muse_bridge.worker import CancelToken, Gap, GenerationJob, SessionWorker
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +42,13 @@ class Filler:
 
     def __init__(self, clock: ClockFollower, context: LiveContext, worker: SessionWorker, player: Player,
                  settings: SettingsInForce, events: EventHub, tokenizer: RemiTokenizer, audition: Audition,
-                 on_replaced: Callable[[], None]):
+                 on_replaced: Callable[[], None], submit: Callable[[Callable[[], Any], str | None], None]):
         self.clock, self.context, self.worker, self.player = clock, context, worker, player
         self.settings, self.events, self.tokenizer, self.audition = settings, events, tokenizer, audition
-        self._on_replaced = on_replaced
+        self._on_replaced, self._submit = on_replaced, submit
         self.generating = 0
+        self._request: CancelToken | None = None
+        self._lock = RankedLock("fill")          # the candidate waiting for its round, against the MIDI thread
         self.done = threading.Event()
         self._shown: Suggestion | None = None   # the fill being auditioned
         self._daw_tick: int | None = None       # the song position its bars were played at
@@ -79,25 +87,38 @@ class Filler:
         tick = self.context.timeline_tick_of_bar(first)
         daw_tick = self.clock.passes.daw_tick(tick) if tick is not None else None
         s = self.settings.value
+        self.cancel()
         self.generating += 1
         self.done.clear()
+        token = self._request = CancelToken()
+        job = GenerationJob(s.candidates, last - first + 1, s.sampling, seed=s.seed if seed is None else seed,
+                            gap=Gap(tuple(prefix), tuple(suffix), meter), cancel=token)
+        self.worker.generate(job, lambda j, made, error: self._submit(
+            lambda: self._filled(j, made, error, first, last, daw_tick, prefix), None))
 
-        def make(session: Session) -> None:
-            try:
-                made = session.fill(s.candidates, last - first + 1, prefix, suffix, s.sampling,
-                                    s.seed if seed is None else seed, meter=meter)
-            except (RuntimeError, ValueError) as e:
-                self.events.tell(f"fill failed: {e}", error=True)
-                made = None
-            finally:
-                self.generating -= 1
-            if made is not None:
-                self._made(made, first, last, daw_tick, prefix)
-            self.done.set()
-        self.worker.call(make)
+    def cancel(self) -> None:
+        """Stop making the fill being made (a newer fill, Clear, Panic)."""
+        request, self._request = self._request, None
+        if request is not None:
+            request.cancel()
+
+    def _filled(self, job: GenerationJob, made: Suggestion | None, error: Exception | None, first: int, last: int,
+                daw_tick: int | None, prefix: list[int]) -> None:
+        """The worker's answer (the command thread)."""
+        self.generating -= 1
+        if self._request is job.cancel:
+            self._request = None
+        if isinstance(error, Cancelled):
+            log.info("a fill being made was cancelled")
+        elif error is not None:
+            self.events.tell(f"fill failed: {error}", error=True)
+        else:
+            self._made(made, first, last, daw_tick, prefix)
+        self.done.set()
 
     def _made(self, fills: Suggestion, first: int, last: int, daw_tick: int | None, prefix: list[int]) -> None:
-        self._shown, self._daw_tick, self._waiting = fills, daw_tick, None
+        with self._lock:
+            self._shown, self._daw_tick, self._waiting = fills, daw_tick, None
         self.audition.show(fills, play=self._play_in_place, accept=lambda c: self._accept(first, last, c))
         c = fills.candidates[0]
         notes, bars = self.tokenizer.decode_last_bars(prefix, PREVIEW_BARS, c.ticks_per_beat, c.time_signature)
@@ -107,14 +128,15 @@ class Filler:
 
     def _play_in_place(self, candidate: Candidate) -> Playback | None:
         """Play `candidate` where its bars lie on the DAW's timeline (None: when the next round brings them)."""
-        if self._daw_tick is None or not self.clock.external:
-            return self.player.play(candidate, self.clock.next_bar_line())
-        tick = self.clock.passes.ahead(self._daw_tick, self.clock.position())
-        self._waiting = (candidate, self.clock.epoch)
-        if tick is None:
-            self.player.stop()
-            return None
-        return self.player.play(candidate, tick)
+        with self._lock:
+            if self._daw_tick is None or not self.clock.external:
+                return self.player.play(candidate, self.clock.next_bar_line())
+            tick = self.clock.passes.ahead(self._daw_tick, self.clock.position())
+            self._waiting = (candidate, self.clock.epoch)
+            if tick is None:
+                self.player.stop()
+                return None
+            return self.player.play(candidate, tick)
 
     def _on_clock(self) -> None:
         """After each clock and transport message (the MIDI thread): a relocation starts a new round, in which the
@@ -129,7 +151,8 @@ class Filler:
 
     def _accept(self, first: int, last: int, candidate: Candidate) -> None:
         """The candidate takes the place of the bars it fills (the command thread)."""
-        self._waiting = None
+        with self._lock:
+            self._waiting = None
         self.context.replace_bars(first, last, candidate.tokens)
         self._on_replaced()
         self.events.tell(f"bars {first + 1}-{last + 1} replaced by the fill")

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 RANKS = {
     "context": 10,      # LiveContext: the live score (a job is queued, or a candidate started, with it held)
     "answer": 20,       # Suggester: an answer's start against its cut-off
+    "fill": 25,         # Filler: the fill waiting for its round, placed again from the MIDI thread
     "player": 30,       # Player: what sounds (it sends while held)
     "ports": 40,        # PortsInUse: the open pair
     "echo": 50,         # EchoGuard: what was just sent

@@ -10,8 +10,15 @@
   stops one (`cut_answer`, from the MIDI thread) whether it is still being made or already playing.
 - CUDA out of memory moves the model to the CPU and asks again.
 
+One owner: the command thread alone changes this state. Requests run there; what the worker makes (a bar of
+candidate 1, the candidates, those made ahead) comes back through `submit`, never handled on the worker's
+thread. Each request carries a CancelToken: a newer request, Clear and Panic cancel it. A suggestion made
+while the DAW's transport moved (Stop, Start, a locate) is shown but not played: its bar line belonged to a
+timeline that is gone.
+
 It is given what it uses: the clock, the context, the worker, the player, the settings in force, the event
-hub, `show` (the audition takes a new suggestion) and `submit` (the command thread).
+hub, `show` (the audition takes a new suggestion) and `submit` (the command thread; None: the hand-off is not
+a command of its own and is not logged as one).
 """
 from __future__ import annotations
 
@@ -33,7 +40,7 @@ from muse_bridge.locks import RankedLock
 from muse_bridge.player import Playback, Player
 from muse_bridge.settings import SettingsInForce
 from muse_bridge.stream_plan import GenerationRate, first_bar_line_in_time, planning_rate
-from muse_bridge.worker import SuggestJob, SessionWorker
+from muse_bridge.worker import CancelToken, GenerationJob, SessionWorker
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +55,11 @@ class _Stream:
 
     target: int
     bars: int
+    epoch: int                 # the clock's epoch when it was asked for: the timeline its bar line is on
     playback: Playback | None = None
     answer: bool = False
     stopped: bool = False      # an answer the composer cut off: it never (again) reaches the Player
+    moved: bool = False        # the DAW's transport moved before it started: shown, never played
     made: bool = False         # all its candidates are made (or failed)
 
 
@@ -75,7 +84,7 @@ class Suggester:
         self._show, self._submit = show, submit
         self.rate = GenerationRate()          # seconds per bar of candidates, measured at start-up and since
         self.generating = 0
-        self._generation = 0                  # bumped by every suggest: an older one still being made stops
+        self._request: CancelToken | None = None   # the suggestion being made: a newer one, Clear or Panic cancels it
         self._context_version = 0             # bumped when the context changes other than by growing
         self._ready: _Ready | None = None     # candidates made in a pause, for the context as it is
         self._precompute_key: tuple | None = None
@@ -120,11 +129,11 @@ class Suggester:
         """K candidates of N bars from the next bar line, or from bar line `target` (on the command thread);
         `answer`: they answer the composer's pause."""
         self.clock.ensure_running()
+        self.cancel()   # a suggestion still being made is replaced (it stops at a bar line)
         with self.context.now() as context:   # the job is queued before any later token reaches the worker
             target = self.clock.bars.next_bar_line(context.tick) if target is None else target
             s = self.settings.value
-            self._generation += 1
-            stream = _Stream(target, s.bars, answer=answer)
+            stream = _Stream(target, s.bars, self.clock.epoch, answer=answer)
             with self._answer_lock:
                 if self.answer is not None:
                     self.answer.stopped = True   # an answer still being made is replaced too
@@ -134,15 +143,24 @@ class Suggester:
             self.generating += 1
             if seed is None and ready is not None and ready.key == self._context_key(context, target):
                 self._precompute_key = None        # the next pause makes a fresh set
-                job = SuggestJob(s.candidates, s.bars, s.sampling, context.tail, ready.suggestion.seed)
+                job = GenerationJob(s.candidates, s.bars, s.sampling, context.tail, ready.suggestion.seed)
                 self._suggested(job, ready.suggestion, None, stream, list(ready.context))
                 return
-            generation = self._generation
-            job = SuggestJob(s.candidates, s.bars, s.sampling, context.tail, s.seed if seed is None else seed,
-                             on_bars=lambda i, partial: self._stream_bars(stream, job, i, partial),
-                             cancelled=lambda: generation != self._generation or stream.stopped)
-            self.worker.suggest(job, lambda j, sug, err: self._suggested(j, sug, err, stream, context.tokens))
+            token = self._request = CancelToken()
+            tokens = context.tokens
+            job = GenerationJob(s.candidates, s.bars, s.sampling, context.tail, s.seed if seed is None else seed,
+                                cancel=token, on_bars=lambda i, partial: i == 0 and self._submit(
+                                    lambda: self._stream_bars(stream, job, partial), None))
+            self.worker.generate(job, lambda j, sug, err: self._submit(
+                lambda: self._suggested(j, sug, err, stream, tokens), None))
         self.events.publish_now()
+
+    def cancel(self) -> None:
+        """Stop making the suggestion being made (a newer one, Clear, Panic); what it already plays finishes its
+        bars, unless the Player was stopped too."""
+        request, self._request = self._request, None
+        if request is not None:
+            request.cancel()
 
     def _context_key(self, context: ContextNow, target: int) -> tuple:
         """What a suggestion depends on: the context (committed + tail, whichever part is final yet), where
@@ -157,7 +175,8 @@ class Suggester:
 
     def maybe_precompute(self, last_note_at: float) -> None:
         """In a pause (no note sounding or just played), make the candidates a Suggest before the next bar line
-        would ask for, on the worker when it has nothing else to do; any new job stops it after one step."""
+        would ask for, on the worker when it has nothing else to do; any new job stops it after one step (the
+        command thread, every tenth of a second)."""
         s = self.settings.value
         if (not s.precompute or s.answer.on or self.generating or self.worker.pending
                 or not self.context.started or self.context.sounding):   # in answer mode, the answer is made in a pause
@@ -173,11 +192,11 @@ class Suggester:
             if key == self._precompute_key:
                 return
             self._precompute_key = key
-            generation = self._generation
-            job = SuggestJob(s.candidates, s.bars, s.sampling, context.tail, s.seed,
-                             cancelled=lambda: generation != self._generation or self.worker.pending > 1)
-            self.worker.suggest(job, lambda j, sug, err: self._precomputed(key, sug, err, target,
-                                                                          tuple(context.tokens)))
+            tokens = tuple(context.tokens)
+            job = GenerationJob(s.candidates, s.bars, s.sampling, context.tail, s.seed,
+                                cancel=CancelToken(also=lambda: self.worker.pending > 1))   # any other job first
+            self.worker.generate(job, lambda j, sug, err: self._submit(
+                lambda: self._precomputed(key, sug, err, target, tokens), None))
 
     def _precomputed(self, key: tuple, suggestion: Suggestion | None, error: Exception | None, target: int,
                      context: tuple[int, ...]) -> None:
@@ -208,9 +227,9 @@ class Suggester:
                              "in time")
         return plan.line
 
-    def _stream_bars(self, stream: _Stream, job: SuggestJob, index: int, partial: Candidate) -> None:
-        """Candidate 1's bars, as they are made (worker thread): the first starts playback, the rest extend it."""
-        if index != 0:
+    def _stream_bars(self, stream: _Stream, job: GenerationJob, partial: Candidate) -> None:
+        """Candidate 1's bars, as they are made: the first starts playback, the rest extend it."""
+        if job.cancel.cancelled:
             return
         if stream.playback is None:
             # this suggestion's own first bar, and the rate measured before it (muse_bridge/stream_plan.py)
@@ -222,7 +241,14 @@ class Suggester:
             self.player.extend(stream.playback, partial)
 
     def _start(self, stream: _Stream, candidate: Candidate, start: int, bars_expected: int | None = None) -> bool:
-        """Candidate 1 to the Player from bar line `start`; False for an answer cut off meanwhile."""
+        """Candidate 1 to the Player from bar line `start`; False for an answer cut off meanwhile, or when the DAW's
+        transport moved since it was asked for."""
+        if self.clock.epoch != stream.epoch or stream.moved:
+            if not stream.moved:
+                stream.moved = True
+                self.events.tell("the DAW's transport moved while the suggestion was made: it is not played (Next "
+                                 "plays it from the next bar line)")
+            return False
         with self._answer_lock:
             if stream.stopped:
                 return False
@@ -241,10 +267,12 @@ class Suggester:
                 return self.player.stop(stream.playback)
             return not stream.made
 
-    def _suggested(self, job: SuggestJob, suggestion: Suggestion | None, error: Exception | None,
+    def _suggested(self, job: GenerationJob, suggestion: Suggestion | None, error: Exception | None,
                    stream: _Stream, context: list[int]) -> None:
         self.generating -= 1
         stream.made = True
+        if self._request is job.cancel:
+            self._request = None
         if isinstance(error, Cancelled):
             if stream.playback is not None:
                 self.player.finish(stream.playback)   # the bars it has, to their bar line
@@ -254,7 +282,7 @@ class Suggester:
             self.events.tell(f"CUDA out of memory on {self.worker.device}: the model moves to the CPU and suggests "
                              "there", error=True)
             self.worker.call(lambda session: session.to("cpu"))
-            self._submit(lambda: self.suggest(job.seed), "suggest")
+            self._submit(lambda: self.suggest(job.seed), "suggest again on the CPU")
             return
         if error is not None:
             self.events.tell(f"suggest failed: {error}", error=True)

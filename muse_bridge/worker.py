@@ -25,18 +25,45 @@ from engine.session import Candidate, Session, Suggestion
 log = logging.getLogger(__name__)
 
 
+class CancelToken:
+    """Cancels one generation request: the worker stops it between two steps (any thread may cancel); `also`, a
+    condition that cancels it too (candidates made ahead give way to any other job)."""
+
+    def __init__(self, also: Callable[[], bool] | None = None) -> None:
+        self._event, self._also = threading.Event(), also
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set() or (self._also is not None and self._also())
+
+
 @dataclass(frozen=True)
-class SuggestJob:
-    """One Suggest: K candidates of N bars after the committed context plus `tail`."""
+class Gap:
+    """What a fill reads around the bars it writes: the tokens before them (from the song's start), those after
+    them (from their Bar), and their meter."""
+
+    before: tuple[int, ...]
+    after: tuple[int, ...]
+    meter: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class GenerationJob:
+    """One request for candidates, whatever asked for it (Suggest, an answer, a fill): K candidates of N bars
+    after the committed context plus `tail`, or, with `gap`, in place of bars between others."""
 
     candidates: int
     bars: int
     sampling: SamplingConfig
     tail: tuple[int, ...] = ()
     seed: int | None = None
+    gap: Gap | None = None
+    cancel: CancelToken = field(default_factory=CancelToken, compare=False)
     requested_at: float = field(default_factory=time.perf_counter)
     on_bars: Callable[[int, Candidate], None] | None = field(default=None, compare=False)   # streams candidates
-    cancelled: Callable[[], bool] | None = field(default=None, compare=False)              # stops between steps
 
 
 @dataclass(frozen=True)
@@ -58,9 +85,9 @@ class _Feed:
 
 
 @dataclass(frozen=True)
-class _Suggest:
-    job: SuggestJob
-    done: Callable[[SuggestJob, Suggestion | None, Exception | None], None]
+class _Generate:
+    job: GenerationJob
+    done: Callable[[GenerationJob, Suggestion | None, Exception | None], None]
 
 
 @dataclass(frozen=True)
@@ -110,10 +137,11 @@ class SessionWorker:
             self.tokens_queued += len(tokens)
             self._put(_Feed(tuple(tokens), timing))
 
-    def suggest(self, job: SuggestJob,
-                done: Callable[[SuggestJob, Suggestion | None, Exception | None], None]) -> None:
-        """Run `job` after everything queued; `done(job, suggestion, error)` is called on the worker thread."""
-        self._put(_Suggest(job, done))
+    def generate(self, job: GenerationJob,
+                 done: Callable[[GenerationJob, Suggestion | None, Exception | None], None]) -> None:
+        """Run `job` after everything queued; `done(job, suggestion, error)` is called on the worker thread (a
+        cancelled job ends with `Cancelled`)."""
+        self._put(_Generate(job, done))
 
     def reset(self) -> None:
         self._put(_Reset())
@@ -161,16 +189,24 @@ class SessionWorker:
             if job.timing is not None:
                 self.feed_timings.append(replace(job.timing, started_at=started, fed_at=time.monotonic(),
                                                  tokens=len(job.tokens)))
-        elif isinstance(job, _Suggest):
+        elif isinstance(job, _Generate):
             j = job.job
+            cancelled = lambda: j.cancel.cancelled   # noqa: E731
             try:
-                suggestion = self.session.suggest(j.candidates, j.bars, j.sampling, j.seed, tail=list(j.tail),
-                                                  on_bars=j.on_bars, cancelled=j.cancelled)
+                if j.cancel.cancelled:
+                    raise Cancelled("cancelled before it started")
+                if j.gap is not None:
+                    suggestion = self.session.fill(j.candidates, j.bars, list(j.gap.before), list(j.gap.after),
+                                                   j.sampling, j.seed, meter=j.gap.meter, on_bars=j.on_bars,
+                                                   cancelled=cancelled)
+                else:
+                    suggestion = self.session.suggest(j.candidates, j.bars, j.sampling, j.seed, tail=list(j.tail),
+                                                      on_bars=j.on_bars, cancelled=cancelled)
             except Cancelled as e:
                 job.done(j, None, e)
                 return
             except Exception as e:  # reported to the requester, who shows it
-                log.exception("suggest failed")
+                log.exception("generation failed")
                 job.done(j, None, e)
                 return
             job.done(j, suggestion, None)

@@ -139,7 +139,8 @@ def status_line(p: dict) -> StatusLine:
                       lambda candidate, answer: None, p["commands"].submit)
     ports = PortsInUse(PortSettings(api="jack"), intake.on_midi, EchoGuard(), p["events"], on_lost=list)
     filler = Filler(p["clock"], p["context"], p["worker"], p["player"], p["settings"], p["events"],
-                    p["worker"].session.tokenizer, p["audition"], on_replaced=lambda: None)
+                    p["worker"].session.tokenizer, p["audition"], on_replaced=lambda: None,
+                    submit=p["commands"].submit)
     return StatusLine(p["clock"], p["context"], p["worker"], intake, p["suggester"], filler, p["audition"], answers,
                       p["player"], ports, p["events"])
 
@@ -175,7 +176,8 @@ def test_answers_stop_at_once_when_the_composer_plays(playing_parts):
     suggester.suggest(target=clock.next_bar_line() + clock.bar_ticks, answer=True)
     assert suggester.done.wait(60) and player.playback is not None and player.playback.answer
     answers.composer_played()
-    assert answers.cuts == 1 and player.playback is None
+    assert player.playback is None                                   # at once, on the thread that heard the note
+    assert p["commands"].wait() and answers.cuts == 1                # and the command thread, which owns it, told
     assert AnswerEnded(cut=True) in p["heard"] and joined == []
     assert p["recorder"].sounding() == set()
 
@@ -276,8 +278,10 @@ def test_a_fill_plays_in_place_on_each_round_of_a_daw_loop_and_accepting_it_repl
     events, heard, replaced = EventHub(), [], []
     events.subscribe(heard.append)
     audition = Audition(clock, player, context, events)
+    commands = CommandThread(events.tell)
+    commands.start()
     filler = Filler(clock, context, worker, player, settings, events, tok, audition,
-                    on_replaced=lambda: replaced.append(1))
+                    on_replaced=lambda: replaced.append(1), submit=commands.submit)
     clock_ticks, bar = 20, 1920                                   # 480 per quarter: 20 ticks a MIDI clock
 
     def run_clocks(n: int) -> None:
@@ -316,5 +320,6 @@ def test_a_fill_plays_in_place_on_each_round_of_a_daw_loop_and_accepting_it_repl
         starts = tok.bar_starts(context.tokens())
         assert context.tokens()[starts[4]:starts[6]] == chosen.tokens
     finally:
+        commands.stop()
         player.close()
         worker.stop()

@@ -82,7 +82,7 @@ def test_the_score_is_locked_in_one_module_and_the_clock_becomes_ticks_in_one_pl
     users = {p.name for p in LIVE.glob("*.py") if re.search(r"\b_?score\.(advance|tail|handle|insert_at_next_bar|"
                                                             r"reset|start|committed)\b", p.read_text())}
     assert users == {"context.py"}
-    assert [p.name for p in LIVE.glob("*.py") if "RLock" in p.read_text()] == ["context.py"]
+    assert [p.name for p in LIVE.glob("*.py") if 'RankedLock("context")' in p.read_text()] == ["context.py"]
     converted = {p.name for p in [*LIVE.glob("*.py"), *(ROOT / "ui").glob("*.py")]
                  if re.search(r"int\([^()]*\.position\(", p.read_text())}
     assert converted == {"clock.py"}

@@ -1,0 +1,99 @@
+"""The stress test's invariant checker: one session's recording at JACK frames, held to what a composer relies on.
+
+- every note-on on Muse Out has its note-off, and no pitch is struck again while it sounds;
+- nothing is struck after Stop or Panic (allowing GRACE_SECONDS for the message to reach the bridge) until
+  something asks for music again: Start, Continue, a Song Position Pointer, Suggest, Next, Previous, a command
+  through the command channel (Fill, answer mode), or a note the composer plays (in answer mode a pause may be
+  answered);
+- every command is answered within ANSWER_SECONDS (the bridge's command thread logs each one done);
+- the bridge's log holds no traceback and never says that input was handled late.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from bench.jackd import SAMPLE_RATE
+
+START, CONTINUE, STOP, CLOCK, SONG_POSITION = 0xFA, 0xFB, 0xFC, 0xF8, 0xF2
+DAW_CHANNEL = 1                      # the DAW plays and triggers on channel 2; the bridge answers on channel 1
+TRIGGERS = {"suggest": 20, "next": 21, "previous": 22, "accept": 23, "panic": 24}
+MARKER_CONTROL = 3                   # the DAW marks a command given through the command channel with it
+GRACE_SECONDS = 0.1                  # a Stop or Panic reaches the bridge and is acted on within this
+ANSWER_SECONDS = 1.0
+LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+DONE = re.compile(r"muse_bridge\.command_thread: (\w+) done")
+
+
+# ---- the checker ---------------------------------------------------------------------------------------
+
+def log_times(text: str) -> list[tuple[float, str]]:
+    """The bridge's log lines with the times logging stamped them (seconds, as time.time)."""
+    out = []
+    for line in text.splitlines():
+        m = LOG_TIME.match(line)
+        if m:
+            out.append((datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp(), line))
+    return out
+
+
+def check(dump: list[tuple[int, list[int]]], actions: list, log_text: str, samplerate: int = SAMPLE_RATE) -> list[str]:
+    """The invariants broken by one session: `dump` is jack_midi_dump's (frame, bytes) of Muse Out and the DAW,
+    `actions` what the DAW did ([slot, kind, value, wall time, connected]), `log_text` the bridge's log meanwhile."""
+    problems = []
+    sounding: dict[int, int] = {}
+    quiet_from: int | None = None         # frame from which nothing may be struck (after Stop or Panic)
+    grace = int(GRACE_SECONDS * samplerate)
+    for frame, data in dump:
+        if not data:
+            continue
+        status, kind, channel = data[0], data[0] & 0xF0, data[0] & 0x0F
+        if status in (START, CONTINUE, SONG_POSITION):
+            quiet_from = None
+        elif status == STOP:
+            quiet_from = frame + grace
+        elif channel == DAW_CHANNEL and kind == 0xB0 and len(data) == 3:
+            if data[1] == TRIGGERS["panic"]:
+                quiet_from = frame + grace
+            elif data[1] in (TRIGGERS["suggest"], TRIGGERS["next"], TRIGGERS["previous"], MARKER_CONTROL):
+                quiet_from = None
+        elif channel == DAW_CHANNEL and kind == 0x90 and data[2] > 0:
+            quiet_from = None    # the composer plays: a pause after it may be answered
+        elif channel == 0 and kind in (0x80, 0x90) and len(data) == 3:
+            pitch, on = data[1], kind == 0x90 and data[2] > 0
+            if on:
+                if sounding.get(pitch):
+                    problems.append(f"pitch {pitch} struck again while sounding (frame {frame})")
+                if quiet_from is not None and frame > quiet_from:
+                    problems.append(f"pitch {pitch} struck after Stop or Panic (frame {frame})")
+                sounding[pitch] = sounding.get(pitch, 0) + 1
+            elif sounding.get(pitch):
+                sounding[pitch] -= 1
+    problems += [f"pitch {p} left sounding ({n} note-on(s) without a note-off)" for p, n in sounding.items() if n]
+
+    lines = log_times(log_text)
+    if "Traceback" in log_text:
+        problems.append("a traceback in the bridge's log")
+    problems += [f"the bridge says: {line[24:]}" for _, line in lines if "handled late" in line]
+    done = [(t, m.group(1)) for t, line in lines if (m := DONE.search(line))]
+    for slot, kind, value, sent, connected in actions:
+        name = _command_of(kind, value)
+        if name is None or not connected:
+            continue
+        answer = next((i for i, (t, what) in enumerate(done) if what == name and t >= sent - 0.01), None)
+        if answer is None:
+            problems.append(f"{name} at slot {slot} was never answered")
+            continue
+        t, _ = done.pop(answer)
+        if t - sent > ANSWER_SECONDS:
+            problems.append(f"{name} at slot {slot} answered after {t - sent:.2f} s")
+    return problems
+
+
+def _command_of(kind: str, value) -> str | None:
+    """The command an action gave, if any: a trigger CC, or a command through the command channel."""
+    if kind == "command":
+        return value
+    if kind == "midi" and value[0] == 0xB0 | DAW_CHANNEL and value[2] > 0:
+        return next((name for name, cc in TRIGGERS.items() if cc == value[1]), None)
+    return None

@@ -1,0 +1,82 @@
+"""The randomised live stress test (bench/stress.py): its invariant checker catches each fault it names, and a
+short set of seeded sessions against the real bridge over JACK breaks none of them."""
+import shutil
+from datetime import datetime
+
+import pytest
+import torch
+
+from bench.stress import run, session_script
+from bench.stress_check import DAW_CHANNEL, STOP, TRIGGERS, check
+from jack_fixtures import jack_server  # noqa: F401  (the fixture)
+
+CH0_ON, CH0_OFF = 0x90, 0x80
+PERIOD = 48_000 // 100   # 10 ms of frames
+
+
+def on(frame, pitch):
+    return frame, [CH0_ON, pitch, 90]
+
+
+def off(frame, pitch):
+    return frame, [CH0_OFF, pitch, 0]
+
+
+def test_a_clean_recording_breaks_no_invariant():
+    assert check([on(0, 60), on(10, 64), off(500, 60), off(600, 64), (700, [STOP])], [], "") == []
+
+
+def test_a_pitch_struck_while_it_sounds_and_one_never_ended_are_caught():
+    problems = check([on(0, 60), on(100, 60), off(200, 60)], [], "")
+    assert any("struck again while sounding" in p for p in problems)
+    assert any("pitch 60 left sounding" in p for p in problems)
+
+
+def test_a_note_after_stop_or_panic_is_caught_until_music_is_asked_for_again():
+    panic = (0, [0xB0 | DAW_CHANNEL, TRIGGERS["panic"], 127])
+    late = 48_000          # a second after the Panic: well past the grace
+    assert any("after Stop or Panic" in p for p in check([panic, on(late, 60), off(late + 10, 60)], [], ""))
+    suggest = (late - 10, [0xB0 | DAW_CHANNEL, TRIGGERS["suggest"], 127])
+    assert check([panic, suggest, on(late, 60), off(late + 10, 60)], [], "") == []
+    assert any("after Stop or Panic" in p for p in check([(0, [STOP]), on(late, 62), off(late + 9, 62)], [], ""))
+
+
+def stamp(t: float) -> str:
+    """A log line's time, as logging writes it."""
+    return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S,") + f"{int(t % 1 * 1000):03d}"
+
+
+def test_an_unanswered_or_slow_command_a_traceback_and_late_input_are_caught():
+    sent = 1_800_000_000.0
+    actions = [[10, "midi", [0xB0 | DAW_CHANNEL, TRIGGERS["suggest"], 127], sent, True],
+               [20, "command", "fill", sent + 5, True],
+               [30, "midi", [0xB0 | DAW_CHANNEL, TRIGGERS["next"], 127], sent + 9, False]]   # not connected: none due
+    answered = f"{stamp(sent + 0.5)} INFO muse_bridge.command_thread: suggest done, 3 ms after it was given\n"
+    problems = check([], actions, answered + "Traceback (most recent call last):\n"
+                     f"{stamp(sent + 2)} WARNING muse_bridge.events: MIDI input handled late: a message waited 80 ms\n")
+    assert "fill at slot 20 was never answered" in problems
+    assert not any("suggest" in p or "next" in p for p in problems)
+    assert "a traceback in the bridge's log" in problems and any("handled late" in p for p in problems)
+    slow = f"{stamp(sent + 1.5)} INFO muse_bridge.command_thread: suggest done, 3 ms after it was given\n"
+    assert check([], actions[:1], slow) == ["suggest at slot 10 answered after 1.50 s"]
+
+
+def test_a_failing_seed_replays_exactly():
+    assert session_script(7).actions == session_script(7).actions
+    assert session_script(7).actions != session_script(8).actions
+
+
+@pytest.mark.skipif(shutil.which("jack_midi_dump") is None, reason="jack_midi_dump is not installed "
+                    "(apt-get install -y --no-install-recommends jack-midi-clock)")
+def test_seeded_random_sessions_against_the_real_bridge_break_no_invariant(jack_server, tmp_path):  # noqa: F811
+    from engine.checkpoint import save_checkpoint
+    from engine.model import RWKV7, config_for_size
+    from engine.tokenizer import RemiTokenizer, TokenizerSettings
+
+    torch.manual_seed(0)
+    tok = RemiTokenizer(TokenizerSettings(fill_markers=True))
+    checkpoint = tmp_path / "micro.pt"
+    save_checkpoint(checkpoint, RWKV7(config_for_size("micro", tok.vocab_size)), tok.settings)
+    results = run("random", [0, 1, 2], tmp_path / "stress", checkpoint)   # seed 0 starts the bridge afresh
+    assert len(results) == 3
+    assert [r.problems for r in results] == [[], [], []]
