@@ -25,10 +25,9 @@ from muse_bridge.audition import Audition
 from muse_bridge.clock import ClockFollower
 from muse_bridge.context import LiveContext
 from muse_bridge.events import CandidatesReady, ContextShown, EventHub
-from muse_bridge.fill_file import MAX_FILL_BARS
 from muse_bridge.locks import RankedLock
 from muse_bridge.player import Playback, Player
-from muse_bridge.settings import SettingsInForce
+from muse_bridge.settings import MAX_FILL_BARS, SettingsInForce
 from muse_bridge.suggester import PREVIEW_BARS   # the bars before the candidates sent for previews
 from muse_bridge.worker import CancelToken, Gap, GenerationJob, SessionWorker
 

@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping
 from engine.atomic import atomic_write
 from engine.folders import config_folder
 from engine.sampler import SamplingConfig
+from engine.tokenizer import FILL_GAP_BARS
 from muse_bridge.clock import ClockSettings
 from muse_bridge.commands import Command
 from muse_bridge.ports import PortSettings
@@ -49,6 +50,7 @@ FLAT_NAMES = {"midi_api": "ports.api", "input_port": "ports.input_name", "output
 RETIRED = frozenset({"clock.smoothing"})   # the clock's tempo average: the tempo is measured over a window now
 MAX_CANDIDATES = 64
 MAX_BARS = 64
+MAX_FILL_BARS = FILL_GAP_BARS[1]   # the longest gap filled at once: as long as the gaps the model learnt to fill
 MAX_AFTER_BEATS = 16
 
 

@@ -15,7 +15,7 @@ from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.midi_file import read_phrase
 from engine.model import RWKV7, config_for_size
 from engine.tokenizer import FILL_AFTER_BARS, RemiTokenizer, TokenizerSettings
-from muse_bridge.fill_file import FillRangeError, FillRequest, fill_file, parse_bar_range
+from cli.fill_file import FillRangeError, FillRequest, fill_file, parse_bar_range
 from test_trainer import kill_after_first_checkpoint, run_trainer
 from trainer.data import TokenWindows
 from trainer.fill import fill_window

@@ -16,7 +16,7 @@ from engine.sampler import SamplingConfig
 from trainer.context_eval import CONTEXT_LENGTHS, ContextEvalConfig
 from trainer.data import DataError
 from trainer.train import TrainConfig
-from ui.sampling_options import add_sampling_arguments, sampling_changes, time_signature
+from cli.sampling_options import add_sampling_arguments, sampling_changes, time_signature
 
 
 def parse_source(text: str) -> tuple[str, Path]:

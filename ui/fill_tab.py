@@ -9,7 +9,7 @@ from PyQt6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidg
 
 from engine.music import Note
 from muse_bridge.events import ContextShown
-from muse_bridge.fill_file import MAX_FILL_BARS
+from muse_bridge.settings import MAX_FILL_BARS
 from ui import theme
 from ui.pianoroll import Roll, paint_roll
 

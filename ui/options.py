@@ -9,7 +9,7 @@ from pathlib import Path
 from muse_bridge.ports import MIDI_APIS
 from muse_bridge.settings import FLAT_NAMES, MAX_AFTER_BEATS, default_settings_path
 from ui.startup import LaunchOptions
-from ui.sampling_options import add_sampling_arguments, sampling_changes, time_signature
+from cli.sampling_options import add_sampling_arguments, sampling_changes, time_signature
 
 
 def add_live_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,16 +6,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cli.suggest_file import check_out_dir
 from engine.checkpoint import load_checkpoint
 from engine.grammar import RemiGrammar
 from engine.midi_file import MidiFileError, read_phrase, replace_notes
 from engine.music import Note
 from engine.sampler import SamplingConfig
 from engine.session import Session
-from engine.tokenizer import FILL_AFTER_BARS, FILL_GAP_BARS
-from muse_bridge.suggest_file import check_out_dir
+from engine.tokenizer import FILL_AFTER_BARS
+from muse_bridge.settings import MAX_FILL_BARS
 
-MAX_FILL_BARS = FILL_GAP_BARS[1]   # the longest gap: as long as the gaps the model learnt to fill
 
 
 class FillRangeError(ValueError):
