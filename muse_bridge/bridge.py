@@ -16,8 +16,10 @@ Each part is built with the few parts it uses, and none of them knows the bridge
 - command_thread.py: CommandThread, where commands run, in order.
 - events.py: EventHub, what front ends hear; status.py: StatusLine.
 
-Front ends reach the parts as attributes (`bridge.audition.step(1)`, `bridge.changes.request(...)`); `do`
-runs a Command (from the panel, tray, hotkey, console, command socket or a MIDI trigger) on the command thread.
+Front ends use the protocol alone (muse_bridge/protocol.py): `send` a Command or a typed request with its
+parameters (the panel, tray, hotkey, console, command socket and MIDI triggers), read `snapshot()`, and hear
+the events they subscribed to. Requests run on the command thread, in order; a settings change is checked
+where it is sent, so the sender hears at once of a value refused.
 """
 from __future__ import annotations
 
@@ -43,6 +45,8 @@ from muse_bridge.live_score import LiveScore, LiveScoreConfig
 from muse_bridge.midi_triggers import MidiTriggers
 from muse_bridge.player import Player
 from muse_bridge.port_pair import PortsInUse
+from muse_bridge.protocol import (BridgeSnapshot, ChordsFromPlaying, DetectKey, ExportCandidate, FillBars,
+                                  LearnTrigger, PlayCandidate, Request, Setting, ShowContext, change)
 from muse_bridge.setting_changes import SettingChanges
 from muse_bridge.settings import BridgeSettings, SettingsChange, SettingsInForce
 from muse_bridge.status import StatusLine
@@ -194,6 +198,32 @@ class LiveBridge:
                    Command.ANSWER: self.toggle_answers, Command.FILL: self.filler.fill_last}
         self.commands.submit(actions[command], command.value)
 
+    def send(self, request: Request) -> None:
+        """What a front end asks (muse_bridge/protocol.py): a Command or a request with its parameters, run on the
+        command thread; a SettingsChange is checked here (SettingsError names a refused value) and applied in
+        order with the rest."""
+        if isinstance(request, Command):
+            self.do(request)
+        elif isinstance(request, SettingsChange):
+            self.changes.request(request)
+        elif isinstance(request, LearnTrigger):
+            self.triggers.learn(request.command)
+            self.events.tell(f"learn: move a control or press a key for {request.command.value}")
+        else:
+            actions = {PlayCandidate: (lambda r: self.audition.play(r.index), "play candidate"),
+                       ExportCandidate: (lambda r: self.audition.export(r.path, r.index), "export"),
+                       FillBars: (lambda r: self.filler.fill(r.first, r.last), "fill bars"),
+                       ShowContext: (lambda r: self.filler.show_context(), "show the context"),
+                       DetectKey: (lambda r: self.changes.key_from_playing(), "detect key"),
+                       ChordsFromPlaying: (lambda r: self.changes.chords_from_playing(), "chords from playing")}
+            action, what = actions[type(request)]
+            self.commands.submit(lambda: action(request), what)
+
+    def snapshot(self) -> BridgeSnapshot:
+        """What the front ends read, all at one moment (any thread)."""
+        return BridgeSnapshot(self.status.now(), self.settings.value, self.ports.state(), self.worker.device,
+                              self.tokenizer.settings.controls, self.clock.bpm, self.events.message)
+
     def clear(self) -> None:
         """Forget the context (the style's initial state stays), stop making candidates and stop playing."""
         self.suggester.cancel()
@@ -213,7 +243,7 @@ class LiveBridge:
 
     def toggle_answers(self) -> None:
         """Answer mode on or off (saved): the bridge answers the composer's pauses."""
-        wanted = self.changes.request(SettingsChange({"answer.on": not self.settings.value.answer.on}, persist=True))
+        wanted = self.changes.request(change({Setting.ANSWER_ON: not self.settings.value.answer.on}, persist=True))
         self.events.tell(f"answer mode on: a pause of {wanted.answer.after_beats} beats is answered"
                          if wanted.answer.on else "answer mode off")
 

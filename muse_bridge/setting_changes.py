@@ -25,6 +25,7 @@ from muse_bridge.events import EventHub, SettingsChanged
 from muse_bridge.player import Player
 from muse_bridge.port_pair import PortsInUse
 from muse_bridge.ports import PortSettings
+from muse_bridge.protocol import Setting, change
 from muse_bridge.settings import (BridgeSettings, SettingsChange, SettingsError, SettingsInForce, read_settings,
                                   save_settings)
 from muse_bridge.worker import SessionWorker
@@ -108,7 +109,7 @@ class SettingChanges:
         notes, _ = self.worker.session.tokenizer.decode_last_bars(self.context.tokens(), KEY_DETECTION_BARS,
                                                                   clock.ticks_per_beat, clock.time_signature)
         key = detect_key(notes)
-        self.request(SettingsChange({"sampling.key_lock": str(key)}))
+        self.request(change({Setting.KEY_LOCK: str(key)}))
         self.events.tell(f"key detected: {key}")
         return key
 
@@ -120,7 +121,7 @@ class SettingChanges:
         if not chords:
             self.events.tell("no chords to take: nothing played yet")
             return ()
-        self.request(SettingsChange({"sampling.chords": chords}, persist=True))
+        self.request(change({Setting.CHORDS: chords}, persist=True))
         self.events.tell(f"chords from what you played: {' '.join(chords)}")
         return chords
 

@@ -116,3 +116,14 @@ def test_test_only_helpers_live_outside_the_packages():
     for path in sources():
         if path.parent.name in ("muse_bridge", "engine", "cli", "ui", "trainer", "kernels"):
             assert "import argparse" not in path.read_text() or path.parent.name in ("cli", "ui", "trainer"), path
+
+
+def test_front_ends_use_only_the_protocol():
+    """The panel, the tray and the console send requests and read the snapshot (muse_bridge/protocol.py); only
+    startup.py, which builds the bridge, touches a part."""
+    reach = re.compile(r"\bbridge\.(?!(?:send|snapshot|close|do)\b|events\.subscribe\b)\w+")
+    wrong = [f"{p.name}: {m.group(0)}" for p in sorted((ROOT / "ui").glob("*.py")) if p.name != "startup.py"
+             for m in reach.finditer(p.read_text())]
+    assert wrong == []
+    strings = re.compile(r"[{,]\s*\"(?:sampling|answer|ports)\.\w+\":")   # a setting spelled as a string
+    assert [p.name for p in sorted((ROOT / "ui").glob("*.py")) if strings.search(p.read_text())] == []

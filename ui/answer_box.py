@@ -10,6 +10,7 @@ from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayou
 from muse_bridge.settings import MAX_AFTER_BEATS
 from muse_bridge.events import AnswerComing, AnswerEnded
 from muse_bridge.settings import BridgeSettings
+from muse_bridge.protocol import Setting
 from ui import theme
 from ui.pianoroll import PianoRoll, Roll
 
@@ -37,9 +38,9 @@ class AnswerBox(QWidget):
         self.join = QCheckBox("answers join the context")
         self.join.setToolTip("an answer that plays to its end joins the context, as Accept does: the next "
                              "answer continues the conversation")
-        self.on.toggled.connect(lambda on: self.settingsRequested.emit({"answer.on": on}, True))
-        self.after.valueChanged.connect(lambda v: self.settingsRequested.emit({"answer.after_beats": v}, True))
-        self.join.toggled.connect(lambda on: self.settingsRequested.emit({"answer.join_context": on}, True))
+        self.on.toggled.connect(lambda on: self.settingsRequested.emit({Setting.ANSWER_ON: on}, True))
+        self.after.valueChanged.connect(lambda v: self.settingsRequested.emit({Setting.ANSWER_AFTER_BEATS: v}, True))
+        self.join.toggled.connect(lambda on: self.settingsRequested.emit({Setting.ANSWER_JOIN_CONTEXT: on}, True))
         row.addWidget(self.on)
         row.addWidget(self.after)
         row.addWidget(self.join, 1)

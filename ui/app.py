@@ -26,6 +26,8 @@ from muse_bridge.commands import Command
 from muse_bridge.events import (PLAYING, AnswerComing, AnswerEnded, BridgeStatus, CandidatesReady, ContextShown,
                                 Notice, PlayingCandidate, PortsChanged, SettingsChanged, StatusChanged)
 from muse_bridge.ports import midi_backend
+from muse_bridge.protocol import (ChordsFromPlaying, DetectKey, ExportCandidate, FillBars, LearnTrigger, PlayCandidate,
+                                  Request, ShowContext)
 from muse_bridge.settings import BridgeSettings, SettingsChange, SettingsError, style_folder
 from ui.startup import BridgeLoader, LaunchOptions, launch_settings
 from ui.hotkey import GlobalHotkey, HotkeyUnavailable
@@ -73,18 +75,15 @@ class TrayApp(QObject):
     def _wire(self) -> None:
         p = self.panel
         p.commandRequested.connect(self.command)
-        p.auditionRequested.connect(lambda i: self._submit(lambda: self.bridge.audition.play(i),
-                                                           f"play candidate {i + 1}"))
+        p.auditionRequested.connect(lambda i: self.send(PlayCandidate(i)))
         p.settingsRequested.connect(self.change_settings)
-        p.learnRequested.connect(lambda c: self.bridge and self.bridge.triggers.learn(c))
-        p.detectKeyRequested.connect(lambda: self._submit(lambda: self.bridge.changes.key_from_playing(), "detect key"))
-        p.chordsFromPlayingRequested.connect(lambda: self._submit(lambda: self.bridge.changes.chords_from_playing(),
-                                                                  "chords from playing"))
+        p.learnRequested.connect(lambda c: self.send(LearnTrigger(c)))
+        p.detectKeyRequested.connect(lambda: self.send(DetectKey()))
+        p.chordsFromPlayingRequested.connect(lambda: self.send(ChordsFromPlaying()))
         p.refreshPortsRequested.connect(self.refresh_ports)
-        p.contextRequested.connect(lambda: self._submit(lambda: self.bridge.filler.show_context(), "show the context"))
-        p.fillRequested.connect(lambda first, last: self._submit(lambda: self.bridge.filler.fill(first, last), "fill"))
-        p.exportRequested.connect(lambda i, path: self._submit(lambda: self.bridge.audition.export(Path(path), i),
-                                                               "export"))
+        p.contextRequested.connect(lambda: self.send(ShowContext()))
+        p.fillRequested.connect(lambda first, last: self.send(FillBars(first, last)))
+        p.exportRequested.connect(lambda i, path: self.send(ExportCandidate(i, Path(path))))
         for keys, command in SHORTCUTS.items():
             QShortcut(QKeySequence(keys), p).activated.connect(lambda c=command: self.command(c))
         if self.tray is not None:
@@ -151,18 +150,19 @@ class TrayApp(QObject):
     def _loaded(self, bridge, problems: list[str]) -> None:
         self.bridge = bridge
         bridge.events.subscribe(self.bridgeEvent.emit)
-        self.settings = bridge.settings.value
+        now = bridge.snapshot()
+        self.settings = now.settings
         self.panel.show_settings(self.settings)
         if self.tray is not None:
             self.tray.show_answer_mode(self.settings.answer.on)
-        self.panel.show_ports(bridge.ports.state())
-        self.panel.show_controls_available(bridge.tokenizer.settings.controls)
+        self.panel.show_ports(now.ports)
+        self.panel.show_controls_available(now.has_controls)
         self.panel.set_ready(True)
         if self.tray is not None:
             self.tray.set_ready(True)
-        self.notify(Notice(f"ready: model on {bridge.worker.device}"))
-        if not bridge.ports.is_open:   # told before this app subscribed
-            self.notify(Notice(bridge.events.message, error=True))
+        self.notify(Notice(f"ready: model on {now.device}"))
+        if now.ports.input_name is None or now.ports.output_name is None:   # told before this app subscribed
+            self.notify(Notice(now.message, error=True))
         for problem in problems:
             self.notify(Notice(problem, error=True))
         self.refresh_ports(self.settings.ports.api)
@@ -170,23 +170,23 @@ class TrayApp(QObject):
     # ---- commands and settings ----------------------------------------------------------------
 
     def command(self, command: Command) -> None:
+        self.send(command)
+
+    def send(self, request: Request) -> None:
+        """A request to the bridge (muse_bridge/protocol.py), once it is loaded."""
         if self.bridge is None:
             self.notify(Notice("the model is still loading"))
             return
-        self.bridge.do(command)
-
-    def _submit(self, action, what: str) -> None:
-        if self.bridge is not None:
-            self.bridge.commands.submit(action, what)
+        self.bridge.send(request)
 
     def change_settings(self, change: SettingsChange) -> None:
         if self.bridge is None:
             return
         try:
-            self.bridge.changes.request(change)
+            self.bridge.send(change)
         except SettingsError as e:
             self.notify(Notice(str(e), error=True))
-            self.panel.show_settings(self.bridge.settings.value)   # the last good values again
+            self.panel.show_settings(self.bridge.snapshot().settings)   # the last good values again
 
     def refresh_ports(self, api: str) -> None:
         """List the API's ports and the style presets on a thread; the panel gets them by signal."""
@@ -219,7 +219,7 @@ class TrayApp(QObject):
                 self.tray.set_activity(s.activity, f"{s.bpm:.0f} bpm · bar {s.bar}" +
                                        (f" · candidate {s.candidate}/{s.candidates}" if s.candidate else ""))
         elif isinstance(event, CandidatesReady):
-            self.panel.show_candidates(event, self.bridge.clock.bpm)
+            self.panel.show_candidates(event, self.bridge.snapshot().bpm)
         elif isinstance(event, ContextShown):
             self.panel.show_context(event)
         elif isinstance(event, PlayingCandidate):

@@ -19,6 +19,7 @@ from engine.checkpoint import CheckpointError
 from muse_bridge.command_socket import CommandSocket, CommandSocketError
 from muse_bridge.commands import Command
 from muse_bridge.ports import MidiApiError
+from muse_bridge.protocol import LearnTrigger
 from muse_bridge.settings import SettingsError
 from ui.startup import launch_settings, open_bridge
 from ui.options import launch_options
@@ -47,15 +48,15 @@ def run_live(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
-    channel = CommandSocket(bridge.do, stop.set)
+    channel = CommandSocket(bridge.send, stop.set)
     try:
         channel.start()
     except (CommandSocketError, OSError) as e:   # e.g. another Muse Bridge answers there: this one goes on
         print(f"muse-bridge: no command channel: {e}", file=sys.stderr)
         channel = None
-    pair = bridge.ports.pair
-    print(f"Muse Bridge: in {pair.input_name!r}, out {pair.output_name!r} "
-          f"({pair.api}, {'virtual' if pair.virtual else 'existing'} ports), model on {bridge.worker.device}")
+    now = bridge.snapshot()
+    print(f"Muse Bridge: in {now.ports.input_name!r}, out {now.ports.output_name!r} "
+          f"({now.ports.api}, {'virtual' if now.ports.virtual else 'existing'} ports), model on {now.device}")
     print(HELP)
     try:
         _console(bridge, stop)
@@ -70,7 +71,7 @@ def run_live(args: argparse.Namespace) -> int:
 
 
 def status_line(bridge) -> str:
-    s = bridge.status.now()
+    s = bridge.snapshot().status
     latency = f"{s.last_suggest_seconds:.2f}s" if s.last_suggest_seconds is not None else "-"
     cand = f"{s.candidate}/{s.candidates}{' >' if s.playing else ''}" if s.candidate else "-"
     line = (f"{s.bpm:6.1f} bpm ({s.clock}) | bar {s.bar} | context {s.context_tokens} tok"
@@ -119,12 +120,11 @@ def _console(bridge, stop: threading.Event) -> None:
                     stop.set()
                 elif key == "L":
                     learning = True
-                    bridge.events.message = "learn: press the key of the command to learn"
+                    print("\nlearn: press the key of the command to learn", flush=True)
                 elif key in KEYS and learning:
                     learning = False
-                    bridge.triggers.learn(KEYS[key])
-                    bridge.events.message = f"learn: move a control or press a key for {KEYS[key].value}"
+                    bridge.send(LearnTrigger(KEYS[key]))
                 elif key in KEYS:
-                    bridge.do(KEYS[key])
+                    bridge.send(KEYS[key])
             if not tty_mode:
                 print(status_line(bridge), flush=True)

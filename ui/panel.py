@@ -15,7 +15,8 @@ from PyQt6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPro
 from muse_bridge.commands import Command
 from muse_bridge.events import (AnswerComing, AnswerEnded, BridgeStatus, CandidatesReady, ContextShown, Notice,
                                 PortsChanged)
-from muse_bridge.settings import BridgeSettings, SettingsChange
+from muse_bridge.protocol import change
+from muse_bridge.settings import BridgeSettings
 from ui.answer_box import AnswerBox
 from ui.candidates import CandidateList
 from ui.fill_tab import FillTab
@@ -171,7 +172,7 @@ class Panel(QWidget):
         self.sampling.show_styles(presets)
 
     def _ask(self, values: dict, persist: bool) -> None:
-        self.settingsRequested.emit(SettingsChange(values, persist))
+        self.settingsRequested.emit(change(values, persist))
 
     def show_settings(self, settings: BridgeSettings) -> None:
         """Every widget shows `settings` (the ones in force), without asking for changes."""

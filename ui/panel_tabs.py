@@ -17,6 +17,7 @@ from engine.sampler import MAX_DENSITY, MAX_POLYPHONY
 from muse_bridge.commands import Command
 from muse_bridge.ports import MIDI_APIS
 from muse_bridge.settings import MAX_BARS, MAX_CANDIDATES, BridgeSettings
+from muse_bridge.protocol import Setting
 from ui.theme import HINT
 
 LEARNABLE = (Command.SUGGEST, Command.NEXT, Command.PREVIOUS, Command.ACCEPT, Command.PANIC, Command.ANSWER,
@@ -125,19 +126,19 @@ class SamplingTab(QWidget):
         form = QFormLayout(self)
         ask = self.settingsRequested.emit
         self.temperature = ValueSlider(0, 200, 0.01)
-        self.temperature.moved.connect(lambda v, done: ask({"sampling.temperature": v}, done))
+        self.temperature.moved.connect(lambda v, done: ask({Setting.TEMPERATURE: v}, done))
         self.top_p = ValueSlider(5, 100, 0.01)
-        self.top_p.moved.connect(lambda v, done: ask({"sampling.top_p": v}, done))
+        self.top_p.moved.connect(lambda v, done: ask({Setting.TOP_P: v}, done))
         self.top_k = ValueSlider(0, 100, 1, label=lambda v: "off" if v == 0 else f"{int(v)}")
-        self.top_k.moved.connect(lambda v, done: ask({"sampling.top_k": int(v)}, done))
+        self.top_k.moved.connect(lambda v, done: ask({Setting.TOP_K: int(v)}, done))
         self.memory = ValueSlider(0, 100, 0.01, label=lambda v: "off" if v == 0 else f"{v:.2f}")
         self.memory.setToolTip("how strongly candidates follow what came after the same notes earlier in the song")
-        self.memory.moved.connect(lambda v, done: ask({"sampling.memory": v}, done))
+        self.memory.moved.connect(lambda v, done: ask({Setting.MEMORY: v}, done))
         # bar controls: the slider's left end is "auto", the model's own choice
         self.density = ValueSlider(0, MAX_DENSITY, 1, label=density_label)
-        self.density.moved.connect(lambda v, done: ask({"sampling.density": int(v) or None}, done))
+        self.density.moved.connect(lambda v, done: ask({Setting.DENSITY: int(v) or None}, done))
         self.polyphony = ValueSlider(0, MAX_POLYPHONY, 1, label=polyphony_label)
-        self.polyphony.moved.connect(lambda v, done: ask({"sampling.polyphony": int(v) or None}, done))
+        self.polyphony.moved.connect(lambda v, done: ask({Setting.POLYPHONY: int(v) or None}, done))
         for label, widget in (("Temperature", self.temperature), ("Top-p", self.top_p), ("Top-k", self.top_k),
                               ("Song memory", self.memory), ("Density", self.density), ("Polyphony", self.polyphony)):
             form.addRow(label, widget)
@@ -145,11 +146,11 @@ class SamplingTab(QWidget):
         self.bars = QSpinBox()
         self.bars.setRange(1, MAX_BARS)
         self.bars.setSuffix(" bars")
-        self.bars.valueChanged.connect(lambda v: ask({"bars": v}, True))
+        self.bars.valueChanged.connect(lambda v: ask({Setting.BARS: v}, True))
         self.count = QSpinBox()
         self.count.setRange(1, MAX_CANDIDATES)
         self.count.setSuffix(" candidates")
-        self.count.valueChanged.connect(lambda v: ask({"candidates": v}, True))
+        self.count.valueChanged.connect(lambda v: ask({Setting.CANDIDATES: v}, True))
         counts.addWidget(self.bars)
         counts.addWidget(self.count)
         form.addRow("Length", counts)
@@ -165,12 +166,12 @@ class SamplingTab(QWidget):
 
     def _style_picked(self, row: int) -> None:
         path = None if row == 0 else str(self._styles[row - 1])
-        self.settingsRequested.emit({"style": path}, True)
+        self.settingsRequested.emit({Setting.STYLE: path}, True)
 
     def _browse_style(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Style preset", "", "Style presets (*.pt)")
         if path:
-            self.settingsRequested.emit({"style": path}, True)
+            self.settingsRequested.emit({Setting.STYLE: path}, True)
 
     def show_styles(self, presets: list[Path]) -> None:
         self._styles = sorted(presets)
@@ -254,21 +255,21 @@ class KeyTab(QWidget):
 
     def _key_picked(self, _row: int = 0) -> None:
         root = self.key_root.currentText()
-        self.settingsRequested.emit({"sampling.key_lock": "off" if root == "off"
+        self.settingsRequested.emit({Setting.KEY_LOCK: "off" if root == "off"
                                      else f"{root} {self.key_scale.currentText()}"}, True)
 
     def _range_changed(self, *_) -> None:
         on = self.range_on.isChecked()
         self.range_lo.setEnabled(on)
         self.range_hi.setEnabled(on)
-        self.settingsRequested.emit({"sampling.pitch_range": (self.range_lo.value(), self.range_hi.value())
+        self.settingsRequested.emit({Setting.PITCH_RANGE: (self.range_lo.value(), self.range_hi.value())
                                      if on else None}, True)
 
     def _chords_edited(self) -> None:
         text = self.chords.text().strip()
         chords = () if text.lower() == "auto" else split_chords(text)   # checked by the bridge, which names a bad one
         if chords != self.settings.sampling.chords:
-            self.settingsRequested.emit({"sampling.chords": chords}, True)
+            self.settingsRequested.emit({Setting.CHORDS: chords}, True)
 
     def show_settings(self, settings: BridgeSettings) -> None:
         self.settings, sampling = settings, settings.sampling
@@ -333,11 +334,11 @@ class MidiTab(QWidget):
         form.addRow(self.port_state)
 
     def _apply_ports(self) -> None:
-        self.settingsRequested.emit({"ports.api": self.api.currentText(),
-                                     "ports.input_name": self.input_port.currentText().strip(),
-                                     "ports.output_name": self.output_port.currentText().strip(),
-                                     "ports.virtual": self.virtual.isChecked(),
-                                     "ports.output_channel": self.channel.value() - 1}, True)
+        self.settingsRequested.emit({Setting.PORTS_API: self.api.currentText(),
+                                     Setting.PORTS_INPUT: self.input_port.currentText().strip(),
+                                     Setting.PORTS_OUTPUT: self.output_port.currentText().strip(),
+                                     Setting.PORTS_VIRTUAL: self.virtual.isChecked(),
+                                     Setting.PORTS_CHANNEL: self.channel.value() - 1}, True)
 
     def show_available_ports(self, inputs: list[str], outputs: list[str]) -> None:
         for box, names, current in ((self.input_port, inputs, self.settings.ports.input_name),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from engine.checkpoint import Checkpoint, CheckpointError
+from muse_bridge.protocol import Setting, change
 from muse_bridge.settings import BridgeSettings, SettingsError, read_settings
 
 if TYPE_CHECKING:
@@ -88,10 +89,11 @@ def open_bridge(options: LaunchOptions, settings: BridgeSettings, progress: Prog
             initial = load_style(settings.style, ckpt).to(model_device)
         except CheckpointError as e:
             problems.append(f"style preset not loaded: {e}")
-            settings = settings.with_changes({"style": None})
+            settings = settings.with_changes(change({Setting.STYLE: None}).values)
     if settings.sampling.controls and not ckpt.tokenizer.settings.controls:   # saved for another model
         problems.append("density, polyphony and chords set to auto: this model has no bar controls")
-        settings = settings.with_changes({"sampling.density": None, "sampling.polyphony": None, "sampling.chords": ()})
+        settings = settings.with_changes(change({Setting.DENSITY: None, Setting.POLYPHONY: None,
+                                                 Setting.CHORDS: ()}).values)
     progress("opening the MIDI ports", 0.8)
     bridge = LiveBridge(ckpt, settings, initial, settings_path=options.settings_path).start(require_ports=require_ports)
     if settings.fast_step and model_device.type == "cpu":
