@@ -222,7 +222,8 @@ class StressRun:
         script_file.write_text(json.dumps(script.to_json(client)))
         dump_file = bridge.workdir / f"dump-{script.seed}.txt"
         with open(dump_file, "w") as out:
-            dump = subprocess.Popen(["jack_midi_dump", "-a", f"stress-dump-{script.seed}"], stdout=out,
+            # line by line: what it heard is on disk whatever becomes of it
+            dump = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", "-a", f"stress-dump-{script.seed}"], stdout=out,
                                     stderr=subprocess.DEVNULL)
         daw = subprocess.Popen([sys.executable, "-m", "bench.stress_daw", str(script_file)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=dict(os.environ, MUSE_BRIDGE_SOCKET=str(bridge.socket)),
@@ -244,10 +245,14 @@ class StressRun:
             stop_process(dump)
         if daw.returncode != 0:
             raise RuntimeError(f"the DAW of session {script.seed} failed: {err[-2000:]}")
-        actions = json.loads(out)["actions"]
+        daw_said = json.loads(out)
+        actions = daw_said["actions"]
         messages = parse_dump(dump_file.read_text().splitlines())
         log_text = bridge.log_from(offset)
         problems = check(messages, actions, log_text, self.samplerate)
+        recorded = sum(1 for _, d in messages if d == [CLOCK])
+        if recorded < daw_said["clocks"]:   # the recorder missed some: what it holds cannot clear the session
+            problems.append(f"the recording is incomplete: {recorded} of the DAW's {daw_said['clocks']} clocks")
         notes = sum(1 for _, d in messages if len(d) == 3 and d[0] == 0x90 and d[2] > 0)
         result = SessionResult(script.seed, problems, notes, script.fresh_bridge, time.monotonic() - began)
         if script.dense:

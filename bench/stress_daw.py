@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         actions.setdefault(slot, []).append((kind, value))
     period = 60.0 / (script["bpm"] * CLOCKS_PER_QUARTER)
     running = False
+    clocks = 0
     next_at = time.perf_counter()
     for slot in range(script["slots"]):
         delay = next_at - time.perf_counter()
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         next_at += period
         if running:
             out.send(mido.Message("clock"))
+            clocks += 1
         for kind, value in actions.get(slot, []):
             done.append((slot, kind, value, time.time(), connected))
             if kind == "midi":
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     time.sleep(script["tail"])
     out.close()
     patchbay.close()
-    print(json.dumps({"actions": done}), flush=True)
+    print(json.dumps({"actions": done, "clocks": clocks}), flush=True)
 
 
 if __name__ == "__main__":
