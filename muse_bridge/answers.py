@@ -30,6 +30,7 @@ from muse_bridge.context import PAUSE_SECONDS, LiveContext
 from muse_bridge.events import AnswerEnded, EventHub
 from muse_bridge.player import Playback, Player
 from muse_bridge.settings import AnswerSettings, SettingsInForce
+from muse_bridge.stream_plan import start_line
 from muse_bridge.suggester import Suggester
 
 log = logging.getLogger(__name__)
@@ -70,9 +71,8 @@ class Answers:
         now = self.clock.tick()
         if self.clock.seconds_between(quiet, now) < PAUSE_SECONDS:
             return
-        line = self.answer_line(quiet)
-        if line <= now:   # the mode came on, or the transport ran on, after the pause was long enough
-            line = self.clock.next_bar_line()
+        # the line after_beats after the pause; the next one if the mode came on (or the transport ran on) later
+        line = start_line(self.clock, self.answer_line(quiet))
         self._answered, self.line = quiet, line
         self._ask(quiet, line)
 

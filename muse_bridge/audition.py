@@ -11,6 +11,7 @@ from muse_bridge.clock import ClockFollower
 from muse_bridge.context import LiveContext
 from muse_bridge.events import EventHub, PlayingCandidate
 from muse_bridge.player import Playback, Player
+from muse_bridge.stream_plan import start_line
 
 
 class Audition:
@@ -30,7 +31,7 @@ class Audition:
         `play` plays a candidate (default: from the next bar line; None back: it plays later), `accept` takes one
         into the context (default: it joins before the next bar line): a fill's play in place and replace bars."""
         self.current, self.index = suggestion, 0
-        self._play = play or (lambda candidate: self.player.play(candidate, self.clock.next_bar_line()))
+        self._play = play or (lambda candidate: self.player.play(candidate, start_line(self.clock)))
         self._accept = accept or self.join
 
     def step(self, step: int) -> None:

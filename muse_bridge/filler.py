@@ -28,6 +28,7 @@ from muse_bridge.events import CandidatesReady, ContextShown, EventHub
 from muse_bridge.locks import RankedLock
 from muse_bridge.player import Playback, Player
 from muse_bridge.settings import MAX_FILL_BARS, SettingsInForce
+from muse_bridge.stream_plan import start_line
 from muse_bridge.suggester import PREVIEW_BARS   # the bars before the candidates sent for previews
 from muse_bridge.worker import CancelToken, Gap, GenerationJob, SessionWorker
 
@@ -129,7 +130,7 @@ class Filler:
         """Play `candidate` where its bars lie on the DAW's timeline (None: when the next round brings them)."""
         with self._lock:
             if self._daw_tick is None or not self.clock.external:
-                return self.player.play(candidate, self.clock.next_bar_line())
+                return self.player.play(candidate, start_line(self.clock))
             tick = self.clock.passes.ahead(self._daw_tick, self.clock.position())
             self._waiting = (candidate, self.clock.epoch)
             if tick is None:

@@ -51,6 +51,14 @@ class GenerationRate:
             return self._seconds_per_bar[nearest]
 
 
+def start_line(clock: ClockFollower, asked: int | None = None, at: float | None = None) -> int:
+    """The bar line a candidate starts from, for every part that plays one (Suggest, an answer, Next and Previous, a
+    fill with no DAW clock): the one `asked` for while the timeline is still before it, else the first bar line
+    after timeline tick `at` (default: the position now)."""
+    now = clock.position() if at is None else at
+    return asked if asked is not None and asked > now else clock.bars.next_bar_line(now)
+
+
 @dataclass(frozen=True)
 class StartPlan:
     """The bar line a streamed candidate starts at, and why (for the log)."""
@@ -72,8 +80,7 @@ def first_bar_line_in_time(clock: ClockFollower, target: int, bars: int, bars_re
                            seconds_per_bar: float | None) -> StartPlan:
     """The first bar line at or after `target` (and after now) from which a candidate of `bars` bars, of which
     `bars_ready` exist now and the rest come at `seconds_per_bar`, never reaches a bar not made yet."""
-    now = clock.position()
-    asked = target if target > now else clock.bars.next_bar_line(now)
+    asked = start_line(clock, target)
     line = asked
     why = "the bar line asked for" if asked == target else \
         f"the next bar line (the one asked for, tick {target}, passed before the first bar was made)"

@@ -39,7 +39,7 @@ from muse_bridge.events import AnswerComing, CandidatesReady, EventHub, PlayingC
 from muse_bridge.locks import RankedLock
 from muse_bridge.player import Playback, Player
 from muse_bridge.settings import SettingsInForce
-from muse_bridge.stream_plan import GenerationRate, first_bar_line_in_time, planning_rate
+from muse_bridge.stream_plan import GenerationRate, first_bar_line_in_time, planning_rate, start_line
 from muse_bridge.worker import CancelToken, GenerationJob, SessionWorker
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ class Suggester:
         self.clock.ensure_running()
         self.cancel()   # a suggestion still being made is replaced (it stops at a bar line)
         with self.context.now() as context:   # the job is queued before any later token reaches the worker
-            target = self.clock.bars.next_bar_line(context.tick) if target is None else target
+            target = start_line(self.clock, target, at=context.tick)
             s = self.settings.value
             stream = _Stream(target, s.bars, self.clock.epoch, answer=answer)
             with self._answer_lock:
@@ -187,7 +187,7 @@ class Suggester:
             last = self.context.bar_of(self.clock.tick(last_note_at)) if last_note_at > 0 else 0
             if self.context.bar_of(context.tick) - last > PRECOMPUTE_IDLE_BARS:
                 return
-            target = self.clock.bars.next_bar_line(context.tick)
+            target = start_line(self.clock, at=context.tick)
             key = self._context_key(context, target)
             if key == self._precompute_key:
                 return
