@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable, Union
 
 from engine.music import Note
 from engine.session import Candidate, Suggestion
+from muse_bridge.locks import RankedLock
 
 if TYPE_CHECKING:
     from muse_bridge.settings import BridgeSettings
@@ -133,6 +134,7 @@ class EventHub:
         self.status = status
         self.message = ""                           # the last thing told
         self.last_status: BridgeStatus | None = None
+        self._lock = RankedLock("events")           # the two above, told from many threads; never held to deliver
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call `listener(event)` for every event from now on; it hears the last status at once. Returns the
@@ -150,7 +152,8 @@ class EventHub:
                 log.exception("event listener failed on %s", type(event).__name__)
 
     def tell(self, text: str, error: bool = False) -> None:
-        self.message = text
+        with self._lock:
+            self.message = text
         (log.warning if error else log.info)(text)
         self.emit(Notice(text, error))
         self.publish_now()
@@ -160,6 +163,7 @@ class EventHub:
         if self.status is None:
             return
         status = self.status()
-        if status != self.last_status:
-            self.last_status = status
+        with self._lock:
+            changed, self.last_status = status != self.last_status, status
+        if changed:
             self.emit(StatusChanged(status))

@@ -49,8 +49,9 @@ class Intake:
         self.overflow = 0
         self.callback_max_seconds = 0.0
         self.echoes = 0                     # notes that came back from the output port, ignored
-        self.late = 0                       # messages handled more than LATE_SECONDS after they arrived
-        self.latest = 0.0                   # the latest of them, in seconds
+        # messages handled more than LATE_SECONDS after they arrived, and the latest of them (seconds): counted apart
+        # by the two threads that handle them, each changing its own
+        self._late = {"midi": [0, 0.0], "score": [0, 0.0]}
         self.last_note_at = float("-inf")   # monotonic time of the last key pressed or released
 
     def start(self) -> None:
@@ -67,7 +68,7 @@ class Intake:
     def on_midi(self, message: mido.Message, t: float, transport_t: float | None = None) -> None:
         started = time.perf_counter()
         self.messages_in += 1
-        self._handled(time.monotonic() - t)
+        self._handled("midi", time.monotonic() - t)
         try:
             self._take(message, t, transport_t)
         finally:
@@ -124,7 +125,7 @@ class Intake:
         now = time.monotonic()
         for item in filter(None, batch):
             message, tick, received_at, trigger = item
-            self._handled(now - received_at)
+            self._handled("score", now - received_at)
             if not trigger:
                 music.append((message, tick, received_at))
             elif (command := self.triggers.command_for(message)) is not None:
@@ -134,11 +135,21 @@ class Intake:
             self._do(command)   # queued for the command thread: the score never waits for a command
         return played.released
 
-    def _handled(self, seconds: float) -> None:
-        """A message handled `seconds` after it arrived (the MIDI thread, or the score thread)."""
+    def _handled(self, thread: str, seconds: float) -> None:
+        """A message handled `seconds` after it arrived, on `thread` ("midi" or "score")."""
         if seconds > LATE_SECONDS:
-            self.late += 1
-            self.latest = max(self.latest, seconds)
+            count = self._late[thread]
+            count[0], count[1] = count[0] + 1, max(count[1], seconds)
+
+    @property
+    def late(self) -> int:
+        """Messages handled more than LATE_SECONDS after they arrived."""
+        return sum(count for count, _ in self._late.values())
+
+    @property
+    def latest(self) -> float:
+        """The latest of them, in seconds (0 when none)."""
+        return max(latest for _, latest in self._late.values())
 
     def settle(self, timeout: float) -> bool:
         """Wait until every message received so far, and the time up to now, have reached the score, and the

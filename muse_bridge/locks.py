@@ -23,6 +23,7 @@ RANKS = {
     "ports": 40,        # PortsInUse: the open pair
     "echo": 50,         # EchoGuard: what was just sent
     "clock": 60,        # ClockFollower: the timeline (listeners are called after it is released)
+    "events": 70,       # EventHub: the last thing told and the last status (never held to deliver them)
 }
 
 strict = False          # raise on a lock taken out of order (tests); otherwise log it once per pair

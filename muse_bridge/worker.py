@@ -126,16 +126,16 @@ class SessionWorker:
         self._thread.start()
         return self
 
-    def _put(self, job) -> None:
+    def _put(self, job, tokens: int = 0) -> None:
         with self._idle:
             self._pending += 1
+            self.tokens_queued += tokens
         self._jobs.put(job)
 
     def feed(self, tokens: list[int], timing: FeedTiming | None = None) -> None:
         """Advance the state by final tokens; `timing` (received, applied, committed) is completed and kept."""
         if tokens:
-            self.tokens_queued += len(tokens)
-            self._put(_Feed(tuple(tokens), timing))
+            self._put(_Feed(tuple(tokens), timing), len(tokens))
 
     def generate(self, job: GenerationJob,
                  done: Callable[[GenerationJob, Suggestion | None, Exception | None], None]) -> None:
