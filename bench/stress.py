@@ -56,8 +56,8 @@ class SessionScript:
     dense: bool = False              # the dense scenario: its Start and Suggest checked too
     cold_cache: bool = False         # a fresh bridge exports its fast step first, as on a first start
 
-    def to_json(self, client: str) -> dict:
-        return {"client": client, "bridge_in": BRIDGE_IN, "bpm": self.bpm, "slots": self.slots,
+    def to_json(self, client: str, recorder: str) -> dict:
+        return {"client": client, "bridge_in": BRIDGE_IN, "recorder": recorder, "bpm": self.bpm, "slots": self.slots,
                 "actions": sorted(self.actions, key=lambda a: a[0]), "lead": self.lead, "tail": self.tail}
 
 
@@ -219,7 +219,8 @@ class StressRun:
         bridge, client = self.bridge, f"stress-daw-{script.seed}"
         offset = bridge.log_size
         script_file = bridge.workdir / f"script-{script.seed}.json"
-        script_file.write_text(json.dumps(script.to_json(client)))
+        dump_in = f"stress-dump-{script.seed}:input"
+        script_file.write_text(json.dumps(script.to_json(client, dump_in)))
         dump_file = bridge.workdir / f"dump-{script.seed}.txt"
         with open(dump_file, "w") as out:
             # line by line: what it heard is on disk whatever becomes of it
@@ -229,7 +230,6 @@ class StressRun:
                                stderr=subprocess.PIPE, text=True, env=dict(os.environ, MUSE_BRIDGE_SOCKET=str(bridge.socket)),
                                cwd=Path(__file__).resolve().parent.parent)
         try:
-            dump_in = f"stress-dump-{script.seed}:input"
             for source in (_wait_port(self.patchbay, f"{client}:out"), _wait_port(self.patchbay, ":" + BRIDGE_OUT)):
                 deadline = time.monotonic() + 10
                 while dump_in not in [p.name for p in self.patchbay.get_ports(is_midi=True, is_input=True)]:

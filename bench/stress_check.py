@@ -5,6 +5,9 @@
   something asks for music again: Start, Continue, a Song Position Pointer, Suggest, Next, Previous, a command
   through the command channel (Fill, answer mode), or a note the composer plays (in answer mode a pause may be
   answered);
+- every note-on lies inside the bars of a playback, on the DAW's own song position (counted from its Start, Continue
+  and Song Position Pointer messages; the bridge logs where each playback's bars lie), while the transport runs
+  and the bridge has followed it since its last Start or Song Position Pointer;
 - every command is answered within ANSWER_SECONDS (the bridge's command thread logs each one done);
 - the bridge's log holds no traceback and never says that input was handled late.
 """
@@ -19,13 +22,46 @@ START, CONTINUE, STOP, CLOCK, SONG_POSITION = 0xFA, 0xFB, 0xFC, 0xF8, 0xF2
 DAW_CHANNEL = 1                      # the DAW plays and triggers on channel 2; the bridge answers on channel 1
 TRIGGERS = {"suggest": 20, "next": 21, "previous": 22, "accept": 23, "panic": 24}
 MARKER_CONTROL = 3                   # the DAW marks a command given through the command channel with it
+LINK_CONTROL = 9                     # ... and the moment it cuts its connection to the bridge
 GRACE_SECONDS = 0.1                  # a Stop or Panic reaches the bridge and is acted on within this
 ANSWER_SECONDS = 1.0
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 DONE = re.compile(r"muse_bridge\.command_thread: (\w+) done")
+PLAYBACK = re.compile(r"playback on the DAW's song position (-?\d+)-(-?\d+) clocks")
 
 
 # ---- the checker ---------------------------------------------------------------------------------------
+
+class SongPosition:
+    """The DAW's song position, in clocks, from the transport messages it sent (as the bridge reads them): Start puts
+    the next clock at 0, a Song Position Pointer at 6 per sixteenth, Continue goes on from the last; `clock` is
+    None while the transport is stopped, and after the bridge lost the DAW until a Start or Pointer places it again."""
+
+    def __init__(self) -> None:
+        self.clock: int | None = None
+        self._next, self._running, self._placed = 0, False, False
+
+    def hear(self, data: list[int]) -> None:
+        status = data[0]
+        if status == CLOCK:
+            if self._running:
+                self.clock = self._next if self._placed else None
+                self._next += 1
+            return
+        if status == START:
+            self._next, self._running, self._placed = 0, True, True
+        elif status == SONG_POSITION and len(data) == 3:
+            self._next, self._placed = 6 * (data[1] | data[2] << 7), True
+        elif status == CONTINUE:
+            self._running = True
+        elif status == STOP:
+            self._running = False
+        elif data[:2] == [0xB0 | DAW_CHANNEL, LINK_CONTROL]:
+            self._placed = False
+        else:
+            return
+        self.clock = None   # placed again by the next clock
+
 
 def log_times(text: str) -> list[tuple[float, str]]:
     """The bridge's log lines with the times logging stamped them (seconds, as time.time)."""
@@ -44,10 +80,13 @@ def check(dump: list[tuple[int, list[int]]], actions: list, log_text: str, sampl
     sounding: dict[int, int] = {}
     quiet_from: int | None = None         # frame from which nothing may be struck (after Stop or Panic)
     grace = int(GRACE_SECONDS * samplerate)
+    windows = [(int(a), int(b)) for a, b in PLAYBACK.findall(log_text)]
+    song = SongPosition()
     for frame, data in dump:
         if not data:
             continue
         status, kind, channel = data[0], data[0] & 0xF0, data[0] & 0x0F
+        song.hear(data)
         if status in (START, CONTINUE, SONG_POSITION):
             quiet_from = None
         elif status == STOP:
@@ -66,6 +105,9 @@ def check(dump: list[tuple[int, list[int]]], actions: list, log_text: str, sampl
                     problems.append(f"pitch {pitch} struck again while sounding (frame {frame})")
                 if quiet_from is not None and frame > quiet_from:
                     problems.append(f"pitch {pitch} struck after Stop or Panic (frame {frame})")
+                at = song.clock
+                if at is not None and not any(a - 1 <= at < b for a, b in windows):
+                    problems.append(f"pitch {pitch} struck at song position {at} clocks, outside every playback's bars")
                 sounding[pitch] = sounding.get(pitch, 0) + 1
             elif sounding.get(pitch):
                 sounding[pitch] -= 1

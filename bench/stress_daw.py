@@ -1,5 +1,8 @@
 """The stress test's DAW: a client with its own rtmidi/JACK port that sends its clock from a timed loop.
 
+It waits for the bridge's input port (the bridge may still be starting), connects to it, waits until the
+recorder hears its port too, and begins after the script's lead.
+
 It plays one session's script (bench/stress.py makes it from a seed): every slot of the loop lasts one MIDI
 clock at the tempo in force, and a clock goes out in it while the transport runs. At its slot each action goes
 out: notes and pedal (channel 2), trigger control changes, Start, Stop, Continue, Song Position Pointer, a
@@ -16,7 +19,7 @@ import sys
 import threading
 import time
 
-from bench.stress_check import MARKER_CONTROL
+from bench.stress_check import LINK_CONTROL, MARKER_CONTROL
 
 CLOCKS_PER_QUARTER = 24
 PORT_WAIT_SECONDS = 60.0
@@ -47,6 +50,10 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"the bridge's port {script['bridge_in']!r} never appeared")
         time.sleep(0.02)
     patchbay.connect(ours, bridge)
+    while script["recorder"] not in [p.name for p in patchbay.get_all_connections(ours)]:
+        if time.monotonic() > deadline:   # what is not recorded cannot be checked
+            raise SystemExit(f"the recorder {script['recorder']!r} never connected")
+        time.sleep(0.01)
     time.sleep(script["lead"])
 
     connected = True
@@ -87,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
                 running = True
             elif kind == "tempo":
                 period = 60.0 / (value * CLOCKS_PER_QUARTER)
-            elif kind == "disconnect":
+            elif kind == "disconnect":   # marked first, so the recording shows where the bridge lost the DAW
+                out.send(mido.Message("control_change", channel=1, control=LINK_CONTROL, value=0))
                 patchbay.disconnect(ours, bridge)
                 connected = False
             elif kind == "connect":

@@ -102,7 +102,13 @@ class Player:
             self._events, self._next = [], 0
             self._schedule(candidate)
             self._cv.notify_all()
-            return self._playback
+            pb = self._playback
+            song = self.clock.passes.daw_tick(pb.start_tick) if self.clock.external else None
+            if song is not None:   # where its bars lie on the DAW's own timeline (bench/stress_check.py reads it)
+                end = song + self._timeline(pb, candidate.bar_map.span(pb.bars_expected)) - pb.start_tick
+                log.info("playback on the DAW's song position %d-%d clocks", round(song / self.clock.ticks_per_clock),
+                         round(end / self.clock.ticks_per_clock))
+            return pb
 
     def extend(self, playback: Playback, candidate: Candidate) -> bool:
         """More bars of the streamed candidate of `playback` (the same notes first); False when it no longer plays."""

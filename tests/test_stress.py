@@ -80,3 +80,14 @@ def test_seeded_random_sessions_against_the_real_bridge_break_no_invariant(jack_
     results = run("random", [0, 1, 2], tmp_path / "stress", checkpoint)   # seed 0 starts the bridge afresh
     assert len(results) == 3
     assert [r.problems for r in results] == [[], [], []]
+
+
+def test_a_note_outside_every_playbacks_bars_on_the_daws_song_position_is_caught():
+    clock = [0xF8]
+    dump = [(0, [0xFA])] + [(10 * k + 1, clock) for k in range(200)]            # Start, then clocks 0..199
+    inside, outside = on(10 * 100 + 2, 60), on(10 * 150 + 2, 62)               # on clocks 100 and 150
+    dump += [inside, off(10 * 120 + 2, 60), outside, off(10 * 160 + 2, 62)]
+    dump.sort(key=lambda m: m[0])
+    log = "x INFO muse_bridge.player: playback on the DAW's song position 96-144 clocks\n"
+    problems = check(dump, [], log)
+    assert problems == ["pitch 62 struck at song position 150 clocks, outside every playback's bars"]
