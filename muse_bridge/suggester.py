@@ -38,7 +38,7 @@ from muse_bridge.context import PAUSE_SECONDS, ContextNow, LiveContext
 from muse_bridge.events import AnswerComing, CandidatesReady, EventHub, PlayingCandidate
 from muse_bridge.locks import RankedLock
 from muse_bridge.player import Playback, Player
-from muse_bridge.settings import SettingsInForce
+from muse_bridge.settings import BridgeSettings, SettingsInForce
 from muse_bridge.stream_plan import GenerationRate, first_bar_line_in_time, planning_rate, start_line
 from muse_bridge.worker import CancelToken, GenerationJob, SessionWorker
 
@@ -141,19 +141,26 @@ class Suggester:
             ready, self._ready = self._ready, None
             self.done.clear()
             self.generating += 1
-            if seed is None and ready is not None and ready.key == self._context_key(context, target):
+            made_ahead = seed is None and ready is not None and ready.key == self._context_key(context, target)
+            if made_ahead:
                 self._precompute_key = None        # the next pause makes a fresh set
                 job = GenerationJob(s.candidates, s.bars, s.sampling, context.tail, ready.suggestion.seed)
-                self._suggested(job, ready.suggestion, None, stream, list(ready.context))
-                return
-            token = self._request = CancelToken()
-            tokens = context.tokens
-            job = GenerationJob(s.candidates, s.bars, s.sampling, context.tail, s.seed if seed is None else seed,
-                                cancel=token, on_bars=lambda i, partial: i == 0 and self._submit(
-                                    lambda: self._stream_bars(stream, job, partial), None))
-            self.worker.generate(job, lambda j, sug, err: self._submit(
-                lambda: self._suggested(j, sug, err, stream, tokens), None))
+            else:
+                self._ask_worker(s, context, stream, seed)
+        if made_ahead:   # played with the context's lock let go: it calls into the Player and the front ends
+            self._suggested(job, ready.suggestion, None, stream, list(ready.context))
+            return
         self.events.publish_now()
+
+    def _ask_worker(self, s: BridgeSettings, context: ContextNow, stream: _Stream, seed: int | None) -> None:
+        """Queue the request on the worker (the context's lock held: it starts from exactly the tokens fed)."""
+        token = self._request = CancelToken()
+        tokens = context.tokens
+        job = GenerationJob(s.candidates, s.bars, s.sampling, context.tail, s.seed if seed is None else seed,
+                            cancel=token, on_bars=lambda i, partial: i == 0 and self._submit(
+                                lambda: self._stream_bars(stream, job, partial), None))
+        self.worker.generate(job, lambda j, sug, err: self._submit(
+            lambda: self._suggested(j, sug, err, stream, tokens), None))
 
     def cancel(self) -> None:
         """Stop making the suggestion being made (a newer one, Clear, Panic); what it already plays finishes its
