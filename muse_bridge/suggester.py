@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -61,6 +61,7 @@ class _Stream:
     stopped: bool = False      # an answer the composer cut off: it never (again) reaches the Player
     moved: bool = False        # the DAW's transport moved before it started: shown, never played
     made: bool = False         # all its candidates are made (or failed)
+    request: CancelToken = field(default_factory=CancelToken)   # its request on the worker, cancelled when cut off
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ class Suggester:
 
     def _ask_worker(self, s: BridgeSettings, context: ContextNow, stream: _Stream, seed: int | None) -> None:
         """Queue the request on the worker (the context's lock held: it starts from exactly the tokens fed)."""
-        token = self._request = CancelToken()
+        token = self._request = stream.request
         tokens = context.tokens
         job = GenerationJob(s.candidates, s.bars, s.sampling, context.tail, s.seed if seed is None else seed,
                             cancel=token, on_bars=lambda i, partial: i == 0 and self._submit(
@@ -270,6 +271,7 @@ class Suggester:
             if stream is None or stream.stopped:
                 return False
             stream.stopped = True
+            stream.request.cancel()   # one still being made stops at its next step
             if stream.playback is not None:
                 return self.player.stop(stream.playback)
             return not stream.made
@@ -283,7 +285,7 @@ class Suggester:
         if isinstance(error, Cancelled):
             if stream.playback is not None:
                 self.player.finish(stream.playback)   # the bars it has, to their bar line
-            log.info("a suggestion being made was replaced by a newer one")
+            log.info("a suggestion being made was cancelled (a newer one, Clear, Panic, or an answer cut off)")
             return
         if isinstance(error, torch.OutOfMemoryError) and self.worker.device != "cpu":
             self.events.tell(f"CUDA out of memory on {self.worker.device}: the model moves to the CPU and suggests "
