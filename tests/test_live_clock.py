@@ -201,3 +201,62 @@ def test_gaps_are_measured_on_the_transports_clock_where_there_is_one():
             follower.on_message(mido.Message("clock"), k * period + period, k * period)
     assert follower.playable_until(90 * period) == 89 * TICKS_PER_CLOCK + TICKS_PER_CLOCK / 2
     assert follower.missing_clocks == 1
+
+
+def clock_driven_player(now):
+    """A Player on a DAW clock whose time is `now[0]`, and the messages it sends."""
+    from muse_bridge.player import Player
+
+    follower = ClockFollower(ClockSettings(bpm=120, clock_timeout=5.0), now=lambda: now[0])
+    sent = []
+    return follower, Player(lambda m: sent.append(m) or True, follower), sent
+
+
+def test_a_pitch_struck_again_before_it_ends_is_released_first_and_every_note_on_has_its_note_off():
+    from engine.music import Note
+    from engine.session import Candidate
+
+    now = [0.0]
+    follower, player, sent = clock_driven_player(now)
+    try:
+        follower.on_message(mido.Message("start"), 0.0)
+        # 64 overlaps itself across onsets; 67 is held past the candidate's end
+        notes = [Note(64, 90, 0, 960), Note(64, 80, 480, 1440), Note(67, 70, 960, 9000)]
+        player.play(Candidate([], notes, 2, 480, (4, 4)), 0)
+        for k in range(4 * 24 * 2 + 4):
+            now[0] = k * 60 / (120 * 24)
+            follower.on_message(mido.Message("clock"), now[0])
+        time.sleep(0.1)
+        sounding, ons = set(), []
+        for m in sent:
+            if m.type == "note_on" and m.velocity:
+                assert m.note not in sounding, f"pitch {m.note} struck while it sounds"
+                sounding.add(m.note)
+                ons.append(m.note)
+            else:
+                sounding.discard(m.note)
+        assert ons == [64, 64, 67] and sounding == set()
+        assert [m.note for m in sent if m.type == "note_off"].count(64) == 2
+    finally:
+        player.close()
+
+
+def test_a_clock_handled_late_strikes_nothing_and_still_ends_what_sounds():
+    """Never on a stale timeline: a clock counted 80 ms after it reached the port sends the note-offs it marks but
+    not its note-ons."""
+    from engine.music import Note
+    from engine.session import Candidate
+
+    now = [0.0]
+    follower, player, sent = clock_driven_player(now)
+    period = 60 / (120 * 24)
+    try:
+        follower.on_message(mido.Message("start"), 0.0)
+        player.play(Candidate([], [Note(60, 90, 0, 240), Note(62, 90, 240, 400)], 1, 480, (4, 4)), 0)
+        for k in range(13):
+            now[0] = k * period + (0.08 if k == 12 else 0.0)   # clock 12 (60's end, 62's start) counted late
+            follower.on_message(mido.Message("clock"), k * period)
+        time.sleep(0.1)
+        assert [(m.type, m.note) for m in sent] == [("note_on", 60), ("note_off", 60)]
+    finally:
+        player.close()
