@@ -74,6 +74,12 @@ class _StepGraph(torch.nn.Module):
                 torch.stack([s.ffn_x for s in state.layers]))
 
 
+def load_runtime() -> None:
+    """Import ONNX Runtime now. Importing it holds the interpreter's lock for tens of milliseconds (45 ms measured
+    here), which a live process must spend before its MIDI input opens, not on a thread beside it."""
+    import onnxruntime  # noqa: F401
+
+
 def model_key(model: RWKV7) -> str:
     """What the exported graph depends on: weights, config, and the exporter's versions."""
     import onnxruntime

@@ -94,9 +94,13 @@ def open_bridge(options: LaunchOptions, settings: BridgeSettings, progress: Prog
         problems.append("density, polyphony and chords set to auto: this model has no bar controls")
         settings = settings.with_changes(change({Setting.DENSITY: None, Setting.POLYPHONY: None,
                                                  Setting.CHORDS: ()}).values)
+    fast_step = settings.fast_step and model_device.type == "cpu"
+    if fast_step:   # before the ports open: on the thread that makes the fast step, the import stalled MIDI input
+        from engine.fast_step import load_runtime
+        load_runtime()
     progress("opening the MIDI ports", 0.8)
     bridge = LiveBridge(ckpt, settings, initial, settings_path=options.settings_path).start(require_ports=require_ports)
-    if settings.fast_step and model_device.type == "cpu":
+    if fast_step:
         threading.Thread(target=prepare_fast_step, args=(bridge,), name="muse-fast-step", daemon=True).start()
     progress("ready", 1.0)
     return bridge, problems
