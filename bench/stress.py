@@ -319,8 +319,9 @@ def _dense_checks(result: SessionResult, dump: list, actions: list, log_text: st
 
 
 def run(kind: str, seeds: list[int], out: Path, checkpoint: Path | None = None, period: int = 64,
-        realtime: bool = True) -> list[SessionResult]:
-    """Run the sessions of `seeds` not yet in `out`/sessions.jsonl (a run cut short goes on where it stopped)."""
+        realtime: bool = True, cold_cache: bool = False) -> list[SessionResult]:
+    """Run the sessions of `seeds` not yet in `out`/sessions.jsonl (a run cut short goes on where it stopped);
+    `cold_cache`: every fresh bridge exports its fast step first, as at a first start."""
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
@@ -332,7 +333,9 @@ def run(kind: str, seeds: list[int], out: Path, checkpoint: Path | None = None, 
     log.info("each session's bridge log, script and recording: %s", work)
     with StressRun(work, checkpoint, period, realtime) as stress:
         for seed in tqdm([s for s in seeds if s not in done], desc=f"{kind} sessions"):
-            result = stress.session(make(seed))
+            script = make(seed)
+            script.cold_cache |= cold_cache
+            result = stress.session(script)
             results.append(result)
             with open(rows, "a") as f:
                 f.write(json.dumps(result.to_json()) + "\n")
@@ -373,6 +376,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--period", type=int, default=64, help="JACK frames per cycle (a server we start)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--replay", type=int, default=None, metavar="SEED", help="run one seed again and print it")
+    parser.add_argument("--cold-cache", action="store_true", help="every fresh bridge exports its fast step first")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     out = args.out or Path("bench/results") / f"stress_{args.kind}"
@@ -381,7 +385,8 @@ def main(argv: list[str] | None = None) -> None:
             make = dense_script if args.kind == "dense" else session_script
             print(json.dumps(stress.session(make(args.replay)).to_json(), indent=1))
         return
-    run(args.kind, list(range(args.first_seed, args.first_seed + args.sessions)), out, args.checkpoint, args.period)
+    run(args.kind, list(range(args.first_seed, args.first_seed + args.sessions)), out, args.checkpoint, args.period,
+        cold_cache=args.cold_cache)
     summary = summarise(out)
     (out.parent / f"{out.name}.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(json.dumps(summary, indent=1))
