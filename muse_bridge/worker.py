@@ -202,7 +202,7 @@ class SessionWorker:
                 else:
                     suggestion = self.session.suggest(j.candidates, j.bars, j.sampling, j.seed, tail=list(j.tail),
                                                       on_bars=j.on_bars, cancelled=cancelled)
-            except Cancelled as e:
+            except (Cancelled, ValueError) as e:   # stopped, or a request the model cannot meet: said by the requester
                 job.done(j, None, e)
                 return
             except Exception as e:  # reported to the requester, who shows it
