@@ -27,9 +27,11 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.jackd import jack_running, start_jackd, stop_jackd, stop_process
+from bench.results import RESULTS, machine
 from bench.stress_check import CLOCK, DAW_CHANNEL, START, TRIGGERS, check, log_times
 from bench.x42_clock import parse_dump
 
@@ -379,7 +381,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cold-cache", action="store_true", help="every fresh bridge exports its fast step first")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    out = args.out or Path("bench/results") / f"stress_{args.kind}"
+    out = args.out or RESULTS / f"stress_{args.kind}"
     if args.replay is not None:
         with StressRun(Path(tempfile.mkdtemp()), args.checkpoint, args.period) as stress:
             make = dense_script if args.kind == "dense" else session_script
@@ -387,7 +389,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     run(args.kind, list(range(args.first_seed, args.first_seed + args.sessions)), out, args.checkpoint, args.period,
         cold_cache=args.cold_cache)
-    summary = summarise(out)
+    summary = {"benchmark": f"stress_{args.kind}", "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "machine": machine(), "checkpoint": str(args.checkpoint or "engine/assets/default.pt"),
+               "transport": f"JACK dummy driver, 48 kHz, {args.period} frames, jackd -R (a server found running: as it is)",
+               **summarise(out)}
     (out.parent / f"{out.name}.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(json.dumps(summary, indent=1))
 
