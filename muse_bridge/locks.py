@@ -27,7 +27,7 @@ RANKS = {
 }
 
 strict = False          # raise on a lock taken out of order (tests); otherwise log it once per pair
-violations: list[str] = []   # every lock taken out of order so far (a raise on a part's thread may go unseen)
+violations: list[str] = []   # while strict: every lock taken out of order (a raise on a part's thread may go unseen)
 _held = threading.local()
 _logged: set[tuple[str, str]] = set()
 
@@ -60,8 +60,8 @@ class RankedLock:
             return
         problem = (f"lock {self.name!r} (rank {self.rank}) taken while holding {top.name!r} (rank {top.rank}) "
                    f"on thread {threading.current_thread().name}")
-        violations.append(problem)
         if strict:
+            violations.append(problem)
             raise LockOrderError(problem)
         if (top.name, self.name) not in _logged:
             _logged.add((top.name, self.name))
