@@ -94,11 +94,11 @@ def main(argv: list[str] | None = None) -> None:
                 running = True
             elif kind == "tempo":
                 period = 60.0 / (value * CLOCKS_PER_QUARTER)
-            elif kind == "disconnect":   # marked first, so the recording shows where the bridge lost the DAW
+            elif kind == "disconnect" and connected:   # marked first: the recording shows where the bridge lost it
                 out.send(mido.Message("control_change", channel=1, control=LINK_CONTROL, value=0))
                 patchbay.disconnect(ours, bridge)
                 connected = False
-            elif kind == "connect":
+            elif kind == "connect" and not connected:   # two cuts may overlap: the first connect ends both
                 patchbay.connect(ours, bridge)
                 connected = True
             elif kind == "command":
