@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 log = logging.getLogger(__name__)
 
 
+TEMPO_FELL = 0.25   # two long gaps in a row this near in length are a slower tempo, not missing clocks
+SLOWER = 1.25       # ... and so are clocks after a long gap that all keep at least this many intervals apart
+
+
 @dataclass
 class _LongGap:
     """A gap of 1.5 intervals or more, until the clocks after it confirm or mend the pulses it counted."""
@@ -24,24 +28,32 @@ class PulseCounter:
     """How many pulses each clock counts. A gap of 1.5 intervals or more may be missing clocks or clocks that came
     late: the clocks that end it (one, or several in a burst) count what the gap rounds to (at least one each; a
     gap under 1.75 intervals, one), and the `confirm_clocks` clocks after them decide: the count whose times fit
-    them best stands, and the clock that decides makes up the difference (0 or 2 pulses)."""
+    them best stands, and the clock that decides makes up the difference (0 or 2 pulses). A long gap that comes
+    right after another of its length, or whose clocks after it all keep a slower pace, is a tempo that fell (a
+    DAW's tempo map stepping down), not clocks missing: each of its clocks counts one pulse."""
 
     def __init__(self, confirm_clocks: int, max_missing: int):
         self.confirm_clocks, self.max_missing = confirm_clocks, max_missing
         self._pending: _LongGap | None = None   # a long gap's count, until the clocks after it confirm or mend it
         self._owed = 0                          # pulses counted too many, still to be taken off
         self.missing_clocks = 0                 # missing clocks recognised (and counted)
+        self._last_gaps: float | None = None    # the previous clock's gap, in intervals
 
     def count(self, stamp: float, last_stamp: float | None, interval: float) -> int:
         """Pulses of the clock stamped `stamp`; `last_stamp` None where the gap cannot be judged (the first clock, a
         tempo not steady yet, the clock lost or moved to another clock): one pulse, and nothing pending."""
         if last_stamp is None:
-            self._pending, self._owed = None, 0
+            self._pending, self._owed, self._last_gaps = None, 0, None
             return 1
         gaps = (stamp - last_stamp) / interval
+        slower = gaps >= 1.5 and self._last_gaps is not None and abs(gaps / self._last_gaps - 1) < TEMPO_FELL
+        self._last_gaps = gaps
         adjust, steps = 0, 1
         pending = self._pending
-        if pending is not None and not pending.after and gaps < 0.5:   # the burst that ends a gap goes on
+        if slower:   # the tempo fell: this clock is one pulse, and so was the one that ended the gap before it
+            if pending is not None and not pending.after:
+                adjust, self._pending = 1 - pending.counted, None
+        elif pending is not None and not pending.after and gaps < 0.5:   # the burst that ends a gap goes on
             pending.clocks += 1
             steps = 1 if pending.clocks > pending.counted else 0
             pending.counted = max(pending.counted, pending.clocks)
@@ -64,6 +76,9 @@ class PulseCounter:
         """After a long gap: how many pulses the clocks that ended it should have counted (the count that puts the
         clocks since nearest their times, at the tempo), less what they counted."""
         stamps = [gap.end] + gap.after
+        paces = [b - a for a, b in zip(stamps, stamps[1:])]
+        if paces and min(paces) >= SLOWER * interval:   # the clocks after it keep a slower pace: the tempo fell
+            return gap.clocks - gap.counted
 
         def misfit(pulses: int) -> float:
             return statistics.median(abs(s - gap.before - (pulses + j) * interval) for j, s in enumerate(stamps))

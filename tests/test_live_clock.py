@@ -260,3 +260,17 @@ def test_a_clock_handled_late_strikes_nothing_and_still_ends_what_sounds():
         assert [(m.type, m.note) for m in sent] == [("note_on", 60), ("note_off", 60)]
     finally:
         player.close()
+
+
+@pytest.mark.parametrize("before, after", [(145, 95), (120, 60), (180, 90), (170, 100)])
+def test_a_tempo_that_falls_at_once_is_no_missing_clock(before, after):
+    """A DAW's tempo map stepping down (found by bench.stress, seed 35: 145 -> 95 bpm put a candidate 3 clocks early):
+    every clock after the step is one pulse, on the transport's clock and by arrival."""
+    for transport in (True, False):
+        follower, t = ClockFollower(), 0.0
+        follower.on_message(mido.Message("start"), 0.0, 0.0 if transport else None)
+        for k in range(200):
+            t += 60 / ((before if k < 100 else after) * 24)
+            follower.on_message(mido.Message("clock"), t, t if transport else None)
+        assert follower.missing_clocks == 0
+        assert follower.playable_until(t) == 199 * TICKS_PER_CLOCK + TICKS_PER_CLOCK / 2
