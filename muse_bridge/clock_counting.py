@@ -46,7 +46,7 @@ class PulseCounter:
             self._pending, self._owed, self._last_gaps = None, 0, None
             return 1
         gaps = (stamp - last_stamp) / interval
-        slower = gaps >= 1.5 and self._last_gaps is not None and abs(gaps / self._last_gaps - 1) < TEMPO_FELL
+        slower = gaps >= 1.5 and bool(self._last_gaps) and abs(gaps / self._last_gaps - 1) < TEMPO_FELL
         self._last_gaps = gaps
         adjust, steps = 0, 1
         pending = self._pending

@@ -178,7 +178,10 @@ class PolledInput:
                 except ValueError:
                     continue  # not a complete MIDI message
                 at = when + self._offset
-                self._callback(message, at, None if self._transport_time is None else self._transport_time(t - at))
+                try:
+                    self._callback(message, at, None if self._transport_time is None else self._transport_time(t - at))
+                except Exception:  # every later message comes through this thread: a bug in one must not end it
+                    log.exception("handling %s from %r failed", message, self.name)
 
     def close(self) -> None:
         self._stop.set()

@@ -274,3 +274,13 @@ def test_a_tempo_that_falls_at_once_is_no_missing_clock(before, after):
             follower.on_message(mido.Message("clock"), t, t if transport else None)
         assert follower.missing_clocks == 0
         assert follower.playable_until(t) == 199 * TICKS_PER_CLOCK + TICKS_PER_CLOCK / 2
+
+
+def test_clocks_that_come_together_after_a_long_gap_count_one_pulse_each():
+    """A burst (two clocks in one JACK cycle, the same stamp) right after a long gap: no division by a gap of zero."""
+    follower, period = ClockFollower(), 60 / (120 * 24)
+    follower.on_message(mido.Message("start"), 0.0, 0.0)
+    stamps = [k * period for k in range(40)] + [41.6 * period, 41.6 * period, 44 * period, 46 * period]
+    for s in stamps:
+        follower.on_message(mido.Message("clock"), s, s)
+    assert follower.playable_until(46 * period) >= 43 * TICKS_PER_CLOCK
