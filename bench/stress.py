@@ -32,7 +32,7 @@ from pathlib import Path
 
 from bench.jackd import jack_running, start_jackd, stop_jackd, stop_process
 from bench.results import RESULTS, machine
-from bench.stress_check import CLOCK, DAW_CHANNEL, START, TRIGGERS, check, log_times
+from bench.stress_check import CLOCK, DAW_CHANNEL, TRIGGERS, check, dense_check
 from bench.x42_clock import parse_dump
 
 log = logging.getLogger(__name__)
@@ -259,7 +259,9 @@ class StressRun:
         notes = sum(1 for _, d in messages if len(d) == 3 and d[0] == 0x90 and d[2] > 0)
         result = SessionResult(script.seed, problems, notes, script.fresh_bridge, time.monotonic() - began)
         if script.dense:
-            _dense_checks(result, messages, actions, log_text, self.samplerate)
+            problems, result.suggests_heard, result.start_logged_ms = dense_check(messages, actions, log_text,
+                                                                                  self.samplerate)
+            result.problems += problems
         return result
 
     def _ready_for_next(self) -> None:
@@ -276,48 +278,6 @@ class StressRun:
             else:
                 os.environ["MUSE_BRIDGE_SOCKET"] = old
         time.sleep(0.2)
-
-
-def _dense_checks(result: SessionResult, dump: list, actions: list, log_text: str, samplerate: int) -> None:
-    """The dense scenario's own checks: the Start logged within 50 ms of being sent, and each Suggest heard from
-    the first bar line after it (or the log says it starts later and why)."""
-    sent_start = next((a[3] for a in actions if a[1] == "start"), None)
-    logged = next((t for t, line in log_times(log_text) if "DAW transport at clock 0 ->" in line), None)
-    if sent_start is not None:
-        if logged is None:
-            result.problems.append("the DAW's Start was never logged")
-        else:
-            result.start_logged_ms = round(1000 * (logged - sent_start), 1)
-            if logged - sent_start > 0.05:
-                result.problems.append(f"the DAW's Start was logged {1000 * (logged - sent_start):.0f} ms after it "
-                                       "was sent")
-    clocks, started = [], False
-    for frame, data in dump:
-        if data == [START]:
-            started, clocks = True, []
-        elif data == [CLOCK] and started:
-            clocks.append(frame)
-    per_bar = 4 * CLOCKS_PER_QUARTER
-    late_said = "bar(s) late" in log_text or "passed before the first bar was made" in log_text
-    tolerance = samplerate * 0.005                               # a note sent on a clock lands in its cycle
-
-    def clock_at(f: float) -> int:
-        """The number of the last clock (0: the first after Start) sent at or before frame `f`."""
-        return sum(1 for c in clocks if c <= f) - 1
-    for frame, data in dump:
-        if data[:2] != [0xB0 | DAW_CHANNEL, TRIGGERS["suggest"]] or not clocks:
-            continue
-        line = -(-(clock_at(frame) + 1) // per_bar) * per_bar    # the first bar line after the Suggest
-        heard = next((f for f, d in dump if f > frame and len(d) == 3 and d[0] == 0x90 and d[2] > 0), None)
-        if heard is None:
-            result.problems.append("a Suggest was never heard")
-            continue
-        first_note = clock_at(heard + tolerance)                 # a candidate may begin with a rest
-        if line <= first_note < line + per_bar:
-            result.suggests_heard += 1
-        elif first_note < line or not late_said:
-            result.problems.append(f"a Suggest's first note came at clock {first_note}, not in the bar from the next "
-                                   f"bar line ({line}), and the log does not say why")
 
 
 def run(kind: str, seeds: list[int], out: Path, checkpoint: Path | None = None, period: int = 64,

@@ -19,6 +19,7 @@ from datetime import datetime
 from bench.jackd import SAMPLE_RATE
 
 START, CONTINUE, STOP, CLOCK, SONG_POSITION = 0xFA, 0xFB, 0xFC, 0xF8, 0xF2
+CLOCKS_PER_QUARTER = 24
 DAW_CHANNEL = 1                      # the DAW plays and triggers on channel 2; the bridge answers on channel 1
 TRIGGERS = {"suggest": 20, "next": 21, "previous": 22, "accept": 23, "panic": 24}
 MARKER_CONTROL = 3                   # the DAW marks a command given through the command channel with it
@@ -139,3 +140,48 @@ def _command_of(kind: str, value) -> str | None:
     if kind == "midi" and value[0] == 0xB0 | DAW_CHANNEL and value[2] > 0:
         return next((name for name, cc in TRIGGERS.items() if cc == value[1]), None)
     return None
+
+
+def dense_check(dump: list, actions: list, log_text: str, samplerate: int) -> tuple[list[str], int, float | None]:
+    """The dense scenario's own checks: the Start logged within 50 ms of being sent, and each Suggest heard from
+    the first bar line after it (or the log says it starts later and why). Returns the problems, the Suggests heard
+    from the next bar line, and the Start's log line's ms after it was sent."""
+    problems, heard_on_line, start_logged_ms = [], 0, None
+    sent_start = next((a[3] for a in actions if a[1] == "start"), None)
+    logged = next((t for t, line in log_times(log_text) if "DAW transport at clock 0 ->" in line), None)
+    if sent_start is not None:
+        if logged is None:
+            problems.append("the DAW's Start was never logged")
+        else:
+            start_logged_ms = round(1000 * (logged - sent_start), 1)
+            if logged - sent_start > 0.05:
+                problems.append(f"the DAW's Start was logged {1000 * (logged - sent_start):.0f} ms after it was sent")
+    clocks, started = [], False
+    for frame, data in dump:
+        if data == [START]:
+            started, clocks = True, []
+        elif data == [CLOCK] and started:
+            clocks.append(frame)
+    per_bar = 4 * CLOCKS_PER_QUARTER
+    late_said = "bar(s) late" in log_text or "passed before the first bar was made" in log_text
+    tolerance = samplerate * 0.005                               # a note sent on a clock lands in its cycle
+
+    def clock_at(f: float) -> int:
+        """The number of the last clock (0: the first after Start) sent at or before frame `f`."""
+        return sum(1 for c in clocks if c <= f) - 1
+
+    for frame, data in dump:
+        if data[:2] != [0xB0 | DAW_CHANNEL, TRIGGERS["suggest"]] or not clocks:
+            continue
+        line = -(-(clock_at(frame) + 1) // per_bar) * per_bar    # the first bar line after the Suggest
+        heard = next((f for f, d in dump if f > frame and len(d) == 3 and d[0] == 0x90 and d[2] > 0), None)
+        if heard is None:
+            problems.append("a Suggest was never heard")
+            continue
+        first_note = clock_at(heard + tolerance)                 # a candidate may begin with a rest
+        if line <= first_note < line + per_bar:
+            heard_on_line += 1
+        elif first_note < line or not late_said:
+            problems.append(f"a Suggest's first note came at clock {first_note}, not in the bar from the next "
+                            f"bar line ({line}), and the log does not say why")
+    return problems, heard_on_line, start_logged_ms
