@@ -46,7 +46,9 @@ from muse_bridge.locks import RankedLock
 log = logging.getLogger(__name__)
 
 CLOCKS_PER_QUARTER = 24
-CLOCKS_PER_SPP_UNIT = 6   # Song Position Pointer counts sixteenth notes
+# clocks a Song Position Pointer counts by: the MIDI standard counts sixteenth notes (6 clocks); Ardour 7 and 8
+# send the position in clocks (their ticker's beat count times 24), six times too far
+SONG_POSITION_UNITS = {"sixteenths": 6, "clocks": 1}
 TEMPO_GAP_INTERVALS = 8  # clocks this far apart: the DAW stopped sending them for a while, no tempo
 REALTIME_TYPES = frozenset({"clock", "start", "continue", "stop", "songpos"})
 
@@ -61,6 +63,7 @@ class ClockSettings:
     max_missing: int = 2                      # clocks missing in a row that are counted (a longer gap: a stall)
     confirm_clocks: int = 3                   # clocks after a long gap that confirm or mend its count
     steady_clocks: int = 6                    # clocks counted at a regular pace before a gap can be a missing clock
+    song_position: str = "sixteenths"         # what the DAW's Song Position Pointer counts (SONG_POSITION_UNITS)
 
     def __post_init__(self) -> None:
         if not 20 <= self.bpm <= 400:  # also refuses NaN
@@ -70,6 +73,8 @@ class ClockSettings:
             raise ValueError(f"time signature must be N/1, N/2, N/4, N/8 …, got {num}/{den}")
         if self.ticks_per_beat < 24 or self.clock_timeout <= 0 or self.tempo_window < 2:
             raise ValueError("ticks per beat >= 24, a positive clock timeout and a tempo window of 2+ clocks are needed")
+        if self.song_position not in SONG_POSITION_UNITS:
+            raise ValueError(f"song position must count {' or '.join(SONG_POSITION_UNITS)}, got {self.song_position!r}")
         if self.max_missing < 0 or self.steady_clocks < 2 or self.confirm_clocks < 1:
             raise ValueError(f"missing clocks counted: 0 or more, got {self.max_missing}; steady clocks: 2 or more, "
                              f"got {self.steady_clocks}; clocks that confirm a count: 1 or more, got {self.confirm_clocks}")
@@ -82,6 +87,7 @@ class ClockFollower:
         self.settings, self._now = settings, now
         self.bars = MeterMap.constant(settings.time_signature, settings.ticks_per_beat)
         self.ticks_per_clock = settings.ticks_per_beat / CLOCKS_PER_QUARTER
+        self._clocks_per_position = SONG_POSITION_UNITS[settings.song_position]
         self._lock = RankedLock("clock")
         self._interval = 60.0 / (settings.bpm * CLOCKS_PER_QUARTER)  # seconds per clock, measured
         self._last_clock_at: float | None = None
@@ -292,7 +298,7 @@ class ClockFollower:
         self.epoch += 1
 
     def _on_songpos(self, message, t: float, transport_t: float | None) -> None:
-        clocks = message.pos * CLOCKS_PER_SPP_UNIT
+        clocks = message.pos * self._clocks_per_position
         if self._external:
             self._relocate(clocks, t)
         else:

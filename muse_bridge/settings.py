@@ -42,6 +42,7 @@ DEFAULT_TRIGGERS = {"suggest": ["cc", 20], "next": ["cc", 21], "previous": ["cc"
 FLAT_NAMES = {"midi_api": "ports.api", "input_port": "ports.input_name", "output_port": "ports.output_name",
               "virtual_ports": "ports.virtual", "output_channel": "ports.output_channel",
               "queue_size": "ports.queue_size", "bpm": "clock.bpm", "time_signature": "clock.time_signature",
+              "song_position": "clock.song_position",
               "temperature": "sampling.temperature", "top_p": "sampling.top_p", "top_k": "sampling.top_k",
               "max_tokens_per_bar": "sampling.max_tokens_per_bar", "candidates": "candidates", "bars": "bars",
               "seed": "seed", "fast_step": "fast_step", "precompute": "precompute",

@@ -56,6 +56,24 @@ def test_stop_freezes_the_daw_and_continue_after_a_song_position_pointer_keeps_t
     assert pos % BAR == 480 and pos >= 99 * TICKS_PER_CLOCK   # same place in the bar, never backwards
 
 
+@pytest.mark.parametrize("unit, pointer", [("sixteenths", 4), ("clocks", 24)])
+def test_a_song_position_pointer_in_the_units_the_daw_counts_keeps_the_bar_phase(unit, pointer):
+    """Beat 2 of a bar, as the MIDI standard sends it (4 sixteenths) and as Ardour does (24: clocks)."""
+    follower = ClockFollower(ClockSettings(song_position=unit))
+    follower.on_message(mido.Message("start"), 0.0)
+    last, _ = clocks(follower, 100, 0.0, 120)
+    follower.on_message(mido.Message("stop"), last + 0.001)
+    follower.on_message(mido.Message("songpos", pos=pointer), last + 0.1)
+    follower.on_message(mido.Message("continue"), last + 0.2)
+    follower.on_message(mido.Message("clock"), last + 0.2)
+    assert follower.position(last + 0.2) % BAR == 480
+
+
+def test_a_song_position_unit_that_is_neither_is_refused_by_name():
+    with pytest.raises(ValueError, match="'beats'"):
+        ClockSettings(song_position="beats")
+
+
 def test_a_restart_maps_to_the_next_bar_line_of_the_timeline():
     follower = ClockFollower()
     follower.on_message(mido.Message("start"), 0.0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from muse_bridge.clock import SONG_POSITION_UNITS
 from muse_bridge.ports import MIDI_APIS
 from muse_bridge.settings import FLAT_NAMES, MAX_AFTER_BEATS, default_settings_path
 from ui.startup import LaunchOptions
@@ -25,6 +26,9 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--style", type=Path, default=None, help="a style preset for the checkpoint")
     g.add_argument("--bpm", type=float, default=None, help="tempo without MIDI clock (default 120)")
     g.add_argument("--time-signature", type=time_signature, default=None, help="meter, e.g. 3/4 (default 4/4)")
+    g.add_argument("--song-position", choices=sorted(SONG_POSITION_UNITS), default=None,
+                   help="what the DAW's Song Position Pointer counts: sixteenths (the MIDI standard, the default) "
+                        "or clocks (Ardour 7 and 8)")
     g.add_argument("--candidates", type=int, default=None)
     g.add_argument("--bars", type=int, default=None)
     g.add_argument("--seed", type=int, default=None)
