@@ -269,14 +269,25 @@ class ArdourRig:
 
     # ---- the session ------------------------------------------------------------------------------------
 
-    def setup(self, bpm: float, meter: tuple[int, int], tempo_changes: list[tuple[float, float]] = ()) -> None:
-        """A new session: the tempo map, the Phrase and Muse tracks, MIDI clock out, everything routed."""
-        self.lua.call(f'muse_open("{self.workdir / "session"}", "session", {self.samplerate})')
+    def setup(self, bpm: float, meter: tuple[int, int], tempo_changes: list[tuple[float, float]] = (),
+              loop: tuple[float, float] | None = None) -> None:
+        """A new session: the tempo map, the Phrase and Muse tracks, the loop range (quarter notes), MIDI clock
+        out, everything routed."""
+        folder = self.workdir / "session"
+        self.lua.call(f'muse_open("{folder}", "session", {self.samplerate})')
         self.lua.call(f"muse_tempo({bpm}, {meter[0]}, {meter[1]})")
         for quarters, new_bpm in tempo_changes:
             self.lua.call(f"muse_tempo_at({quarters}, {new_bpm})")
         for track in (PHRASE, MUSE):
             self.lua.call(f'muse_track("{track}")')
+        if loop is not None:   # Lua cannot make a loop range: it goes into the saved session, loaded again
+            first, last = self.lua.call(f"muse_loop_range({loop[0]}, {loop[1]})")[-1].split()[1:]
+            self.lua.call("muse_save_and_close()")
+            state = folder / "session.ardour"
+            state.write_text(state.read_text().replace("<Locations/>", (
+                f'<Locations><Location id="900001" name="Loop" start="{first}" end="{last}" '
+                'flags="IsAutoLoop,IsHidden" locked="0" timestamp="0" cue="0"/></Locations>'), 1))
+            self.lua.call(f'muse_reopen("{folder}", "session")')
         phrase_out = self._port(f"ardour:{PHRASE}/midi_out 1", is_output=True)
         for source, destination in [(CLOCK_OUT, self.muse_in), (CLOCK_OUT, self.hands.port("clock")),
                                     (self.hands.port("triggers"), self.muse_in),
@@ -302,9 +313,10 @@ class ArdourRig:
         self.lua.call(code)
 
     def play(self, triggers: dict[int, list[list[int]]], actions: list[tuple[int, str]], clocks: int,
-             tail: float = 1.0) -> PassRecord:
+             loop: bool = False, tail: float = 1.0) -> PassRecord:
         """One pass from the top: Ardour rolls and records the Muse track, the hands press `triggers` (clock count ->
-        messages), Ardour runs each action (clock count, Lua) as its count comes, and stops after `clocks` clocks."""
+        messages), Ardour runs each action (clock count, Lua) as its count comes, and stops after `clocks` clocks;
+        `loop`: Ardour plays its loop range over and over."""
         from muse_bridge.command_socket import send_command
 
         send_command("clear", self.workdir / "muse.sock")
@@ -321,7 +333,7 @@ class ArdourRig:
             for source in (CLOCK_OUT, self.muse_out, f"ardour:{PHRASE}/midi_out 1", self.hands.port("triggers")):
                 self.connect(source, dump_in)
             self.hands.begin({c: [("triggers", d) for d in data] for c, data in triggers.items()})
-            self.lua.call("muse_record(true); muse_roll()")
+            self.lua.call("muse_record(true); " + ("muse_loop()" if loop else "muse_roll()"))
             seconds_per_clock = 2.5 / 24       # 24 bpm: any tempo a scenario uses is faster
             for count, code in sorted(actions):
                 self.lua_at(count, code, timeout=count * seconds_per_clock + 10)

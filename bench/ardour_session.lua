@@ -61,19 +61,28 @@ function muse_locate(quarters, roll)
   Session:request_locate(sample_at(quarters), false, how, TRS)
 end
 
--- loop from quarter `first` to quarter `last` and roll
-function muse_loop(first, last)
-  local a, b = Temporal.timepos_t(sample_at(first)), Temporal.timepos_t(sample_at(last))
-  local loc = Session:locations():auto_loop_location()
-  if loc == nil or loc:isnil() then
-    loc = ARDOUR.Location(Session, a, b, "Loop", ARDOUR.LocationFlags.IsAutoLoop, 0)
-    Session:locations():add(loc, true)
-    Session:set_auto_loop_location(loc)
-  else
-    loc:set(a, b)
-  end
-  Session:request_play_loop(true, true)
+-- Lua cannot make Ardour's loop range: bench/ardour.py writes it into the saved session and loads it again.
+-- The loop range's ends in the session file: audio time in superclocks
+function muse_loop_range(first, last)
+  local rate = Temporal.superclock_ticks_per_second   -- a function in Ardour 7.3, a constant in later ones
+  if type(rate) == "function" then rate = rate() end
+  local per_sample = rate / Session:nominal_sample_rate()
+  print("LOOP", string.format("a%d a%d", sample_at(first) * per_sample, sample_at(last) * per_sample))
 end
+
+function muse_save_and_close()
+  Session:save_state("")
+  close_session()
+end
+
+function muse_reopen(folder, name)
+  assert(load_session(folder, name), "Ardour could not load the session " .. folder)
+  for r in Session:get_routes():iter() do
+    if not r:to_track():isnil() then TRACKS[r:name()] = r:to_track() end
+  end
+end
+
+function muse_loop() Session:request_play_loop(true, true) end
 
 function muse_pause(seconds) ARDOUR.LuaAPI.usleep(math.floor(seconds * 1e6)) end
 

@@ -44,6 +44,7 @@ class Scenario:
     actions: tuple[tuple[float, str], ...] = ()           # (bars into the pass, a line of Lua for Ardour)
     tempo_changes: tuple[tuple[float, float], ...] = ()   # (quarter note, new bpm) in Ardour's tempo map
     bridge_args: tuple[str, ...] = ()
+    loop: tuple[float, float] | None = None               # Ardour's loop range, in quarter notes
     fill_bars: tuple[int, int] | None = None              # the loop: the bars [first, last) (0-based) filled
     answer: bool = False                                  # call and response: the answer must be heard
 
@@ -72,8 +73,8 @@ SCENARIOS = {s.name: s for s in [
     Scenario("meter_6_8", 140, (6, 8), bars=10, presses=((4.5, "suggest"), (7.5, "suggest")),
              bridge_args=("--time-signature", "6/8", "--bpm", "140")),
     # a loop over bars 1-4; Fill in its second round fills bars 3-4, heard there on every round after
-    Scenario("loop_fill", 150, bars=24, presses=((4.25, "fill"),), actions=((0.0, "muse_loop(0, 16)"),),
-             fill_bars=(2, 4), bridge_args=("--bpm", "150")),
+    Scenario("loop_fill", 150, bars=24, presses=((4.25, "fill"),), loop=(0.0, 16.0), fill_bars=(2, 4),
+             bridge_args=("--bpm", "150")),
     # locate while a candidate plays; Stop, then Continue; Stop, locate to bar 9 and roll (a start mid-song)
     Scenario("transport", 120, bars=16,
              presses=((4.5, "suggest"), (6.5, "suggest"), (9.5, "suggest"), (13.5, "suggest")),
@@ -161,12 +162,12 @@ def run_scenario(s: Scenario, runs: int, period: int, workdir: Path, realtime: b
     """`runs` passes of one scenario in one Ardour session (its phrase recorded once)."""
     rows = []
     with ArdourRig(workdir, period, realtime, list(s.bridge_args), checkpoint) as rig:
-        rig.setup(s.bpm, s.meter, list(s.tempo_changes))
+        rig.setup(s.bpm, s.meter, list(s.tempo_changes), s.loop)
         events = phrase_events(s)
         rig.take(events, max(events) + CLOCKS_PER_QUARTER)
         for k in range(runs):
             actions = [(s.clocks(bars), code) for bars, code in s.actions]
-            row = analyse(s, rig.play(presses(s), actions, s.clocks(s.bars)))
+            row = analyse(s, rig.play(presses(s), actions, s.clocks(s.bars), loop=s.loop is not None))
             log.info("%s at %d frames, pass %d: %s", s.name, period, k + 1, row["problems"] or "holds")
             rows.append(row)
     return rows

@@ -1,0 +1,91 @@
+"""Ardour 7 in the loop (bench/ardour.py, bench/daw.py): the checker on recordings made by hand, and one pass of
+every scenario with a real, headless Ardour session on a JACK server of its own (skipped where Ardour is missing)."""
+from __future__ import annotations
+
+import pytest
+
+from bench.ardour import tools_missing
+from bench.daw import SCENARIOS, Scenario, run_scenario
+from bench.daw_check import (CLOCK, CONTINUE, SONG_POSITION, START, STOP, clock_positions, grid_errors, hanging,
+                             rounds_heard, suggests_heard)
+
+FPC = 1000          # frames a clock: 120 bpm at 48 kHz
+
+
+def transport(*runs) -> list[tuple[int, list[int]]]:
+    """Clock runs at FPC frames a clock: (first frame, clocks, how it starts: [START] or a pointer in clocks)."""
+    out = []
+    for first, clocks, how in runs:
+        if how == "start":
+            out.append((first, [START]))
+        else:
+            out += [(first, [SONG_POSITION, how & 0x7F, how >> 7]), (first, [CONTINUE])]
+        out += [(first + k * FPC, [CLOCK]) for k in range(clocks)]
+        out.append((first + clocks * FPC, [STOP]))
+    return out
+
+
+def with_notes(messages, notes):
+    return sorted(messages + notes, key=lambda m: m[0])
+
+
+def test_song_positions_follow_ardours_pointer_in_clocks_and_count_a_skipped_clock():
+    messages = transport((0, 50, "start"), (100_000, 30, 2 * 96))      # Stop, then on from bar 3 (192 clocks)
+    messages = [m for m in messages if m[0] != 20 * FPC]                # Ardour skipped clock 20
+    positions = dict(clock_positions(messages))
+    assert positions[19 * FPC] == 19 and positions[21 * FPC] == 21     # the gap counts as two clocks
+    assert positions[100_000] == 192 and positions[100_000 + 5 * FPC] == 197
+
+
+def test_a_note_a_whole_clock_late_is_told_from_one_inside_a_period():
+    messages = transport((0, 100, "start"))
+    notes = [(24 * FPC + 40, [0x90, 60, 90]), (25 * FPC, [0x80, 60, 0]),        # 40 frames late: fine
+             (48 * FPC + FPC, [0x90, 62, 90]), (50 * FPC, [0x80, 62, 0])]       # on clock 49, not its grid's 48
+    errors = grid_errors(with_notes(messages, notes), clock_positions(messages), FPC)
+    assert errors[0] == 40 and abs(errors[1]) == FPC
+
+
+def test_a_note_on_without_its_note_off_is_counted_and_the_hands_notes_are_not():
+    notes = [(10, [0x90, 60, 90]), (20, [0x80, 60, 0]), (30, [0x90, 61, 90]), (40, [0x91, 62, 90])]
+    assert hanging(notes) == 1
+
+
+def test_a_suggest_heard_a_bar_late_needs_the_logs_reason():
+    meter = (4, 4)
+    messages = transport((0, 400, "start"))
+    press = [(150 * FPC + 10, [0xB1, 20, 127])]                          # in bar 2: the next bar line is 192
+    late = with_notes(messages, press + [(288 * FPC, [0x90, 60, 90]), (290 * FPC, [0x80, 60, 0])])
+    clocks = clock_positions(messages)
+    assert suggests_heard(late, clocks, meter, "", 48_000).problems
+    said = "the suggestion starts 1 bar(s) late, so that every bar of it is ready in time"
+    assert suggests_heard(late, clocks, meter, said, 48_000).late_with_reason == 1
+    on_time = with_notes(messages, press + [(200 * FPC, [0x90, 60, 90]), (202 * FPC, [0x80, 60, 0])])
+    assert suggests_heard(on_time, clocks, meter, "", 48_000).heard_on_line == 1
+    off_line = "playback on the DAW's song position 200-392 clocks"
+    assert suggests_heard(on_time, clocks, meter, off_line, 48_000).problems
+
+
+def test_a_fill_is_counted_on_each_round_of_the_loop_it_was_heard_in():
+    loop = [(k * 400_000, 96 * 4, "start" if k == 0 else 0) for k in range(3)]   # 3 rounds of bars 1-4
+    messages = transport(*loop)
+    fill = [(400_000 + 200 * FPC, [0x90, 60, 90]), (400_000 + 201 * FPC, [0x80, 60, 0])]   # bar 3, round 2 only
+    assert rounds_heard(with_notes(messages, fill), clock_positions(messages), (2, 4), (4, 4)) == [0, 1, 0]
+
+
+def test_the_scenarios_tempo_map_places_quarters_as_ardour_does():
+    s = Scenario("t", 100, tempo_changes=((24.0, 130.0),))
+    assert s.sample_at_quarter(24, 48_000) == pytest.approx(24 * 0.6 * 48_000)
+    assert s.sample_at_quarter(26, 48_000) == pytest.approx((24 * 0.6 + 2 * 60 / 130) * 48_000)
+
+
+@pytest.mark.ardour
+@pytest.mark.skipif(tools_missing() is not None, reason=f"Ardour is not installed here: {tools_missing()}")
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_with_ardour_in_the_loop_every_candidate_note_lands_on_its_clock(name, tmp_path):
+    """One pass: every candidate note within one JACK period of Ardour's clock, every Suggest heard from its bar
+    line, nothing left sounding, the fill heard on every round of the loop, the pause answered."""
+    period = 256
+    row = run_scenario(SCENARIOS[name], 1, period, tmp_path)[0]
+    assert row["problems"] == []
+    assert row["note_ons"] > 0 and row["abs_error_ms"]["p99"] <= period * 1000 / 48_000
+    assert row["ardour_recorded"] == row["note_ons"]          # Ardour recorded every note the bridge played
