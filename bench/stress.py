@@ -160,6 +160,14 @@ class BridgeProcess:
         self._log.close()
 
 
+def _may_use_realtime() -> bool:
+    """Whether `chrt -f` may run a process at realtime priority here."""
+    import shutil
+
+    return shutil.which("chrt") is not None and subprocess.run(["chrt", "-f", "40", "true"],
+                                                                capture_output=True).returncode == 0
+
+
 def _wait_port(patchbay, suffix: str, timeout: float = 60.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -179,6 +187,7 @@ class SessionResult:
     seconds: float
     suggests_heard: int = 0         # (dense) Suggests whose first note came from the next bar line
     start_logged_ms: float | None = None   # (dense) the Start's log line after it was sent
+    daw_realtime: bool = False      # the DAW's clock loop ran at realtime priority
 
     def to_json(self) -> dict:
         return self.__dict__
@@ -193,6 +202,9 @@ class StressRun:
         self.workdir, self.checkpoint = workdir, checkpoint
         workdir.mkdir(parents=True, exist_ok=True)
         self._jackd = None if jack_running() else start_jackd(period=period, realtime=realtime)
+        # a DAW sends its clock from a realtime thread: with `realtime`, the DAW's timed loop runs at realtime
+        # priority too (where this user may), so that other work on the machine cannot make its clock stumble
+        self._daw_priority = ["chrt", "-f", "40"] if realtime and _may_use_realtime() else []
         self.patchbay = jack.Client("stress-patchbay", no_start_server=True)
         self.samplerate = self.patchbay.samplerate
         self.bridge: BridgeProcess | None = None
@@ -229,7 +241,8 @@ class StressRun:
             # line by line: what it heard is on disk whatever becomes of it
             dump = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", "-a", f"stress-dump-{script.seed}"], stdout=out,
                                     stderr=subprocess.DEVNULL)
-        daw = subprocess.Popen([sys.executable, "-m", "bench.stress_daw", str(script_file)], stdout=subprocess.PIPE,
+        daw = subprocess.Popen([*self._daw_priority, sys.executable, "-m", "bench.stress_daw", str(script_file)],
+                               stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=dict(os.environ, MUSE_BRIDGE_SOCKET=str(bridge.socket)),
                                cwd=Path(__file__).resolve().parent.parent)
         try:
@@ -257,7 +270,8 @@ class StressRun:
         if recorded < daw_said["clocks"]:   # the recorder missed some: what it holds cannot clear the session
             problems.append(f"{INCOMPLETE}: {recorded} of the DAW's {daw_said['clocks']} clocks")
         notes = sum(1 for _, d in messages if len(d) == 3 and d[0] == 0x90 and d[2] > 0)
-        result = SessionResult(script.seed, problems, notes, script.fresh_bridge, time.monotonic() - began)
+        result = SessionResult(script.seed, problems, notes, script.fresh_bridge, time.monotonic() - began,
+                               daw_realtime=bool(self._daw_priority))
         if script.dense:
             problems, result.suggests_heard, result.start_logged_ms = dense_check(messages, actions, log_text,
                                                                                   self.samplerate)
