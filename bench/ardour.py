@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.jackd import SAMPLE_RATE, stop_process
+from bench.jackd import start_jackd, stop_jackd, stop_process
 from bench.x42_clock import parse_dump
 
 log = logging.getLogger(__name__)
@@ -195,11 +195,10 @@ class ArdourRig:
                         MUSE_BRIDGE_SOCKET=str(workdir / "muse.sock"))
         self._processes: list[subprocess.Popen] = []
         self._files = []
-        self._jackd = self._spawn(["jackd", "-n", SERVER, "-t", "10000", *(["-R"] if realtime else ["--no-realtime"]),
-                                   "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", str(period)], "jackd.log")
+        # a long client timeout: Ardour building its session must not be thrown out of the graph
+        self._jackd = start_jackd(period=period, realtime=realtime, server=SERVER, client_timeout_ms=10_000)
         os.environ["JACK_DEFAULT_SERVER"] = SERVER      # this process's own JACK clients (patchbay, hands)
-        self.patchbay = self._until(lambda: jack.Client("daw-patchbay", no_start_server=True, servername=SERVER),
-                                    "the JACK server did not start")
+        self.patchbay = jack.Client("daw-patchbay", no_start_server=True, servername=SERVER)
         self.samplerate = self.patchbay.samplerate
         command = [sys.executable, "-m", "ui", "--headless", "--midi-api", "jack", "-v", "--song-position", "clocks",
                    "--settings", str(workdir / "settings.toml"), *bridge_args]
@@ -256,8 +255,9 @@ class ArdourRig:
         self.hands.close()
         self.patchbay.close()
         self.lua.close()
-        for process in reversed(self._processes):   # the bridge before the server it is a client of
+        for process in reversed(self._processes):
             stop_process(process, timeout=20)
+        stop_jackd(self._jackd)                     # the server after every client of it
         for f in self._files:
             f.close()
 

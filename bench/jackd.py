@@ -1,7 +1,8 @@
 """A JACK server with the dummy driver (no sound card), for MIDI loopback in tests, benchmarks and trials.
 
-python-rtmidi's bundled libjack talks only to JACK's default server, so that is the one started;
-one that is already running is used as it is (and not stopped).
+The tests use JACK's default server (one that is already running is used as it is, and not stopped); the stress
+test and Ardour's rig start a server of their own by name (`server`), which every JACK client started with
+JACK_DEFAULT_SERVER set to that name uses, rtmidi's included, so that they never meet the tests' ports.
 """
 from __future__ import annotations
 
@@ -20,42 +21,47 @@ PERIOD_FRAMES = 256
 SAMPLE_RATE = 48_000
 
 
-def jackd_command(period: int = PERIOD_FRAMES, realtime: bool = False) -> list[str]:
-    """The server's command line; `realtime`: as users run it (`-R`, asynchronous), else the tests' steady one."""
-    if realtime:
-        return ["jackd", "-R", "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", str(period)]
-    return ["jackd", "--no-realtime", "--sync", "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", str(period)]
+def jackd_command(period: int = PERIOD_FRAMES, realtime: bool = False, server: str | None = None,
+                  client_timeout_ms: int | None = None) -> list[str]:
+    """The server's command line; `realtime`: as users run it (`-R`, asynchronous), else the tests' steady one;
+    `server`: a named server; `client_timeout_ms`: how long a client may take before the server throws it out."""
+    named = ["-n", server] if server else []
+    named += ["-t", str(client_timeout_ms)] if client_timeout_ms else []
+    mode = ["-R"] if realtime else ["--no-realtime", "--sync"]
+    return ["jackd", *named, *mode, "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", str(period)]
 
 
 class JackUnavailable(RuntimeError):
     """jackd is not installed, or did not start."""
 
 
-def jack_running() -> bool:
+def jack_running(server: str | None = None) -> bool:
     if shutil.which("jack_wait") is None:
         return False
-    check = subprocess.run(["jack_wait", "--check"], capture_output=True, text=True)
+    check = subprocess.run(["jack_wait", "--check", *(["--server", server] if server else [])], capture_output=True,
+                           text=True)
     return check.stdout.strip() == "running"
 
 
-def start_jackd(timeout: float = 20.0, period: int = PERIOD_FRAMES, realtime: bool = False) -> subprocess.Popen | None:
-    """Start the dummy-driver server (`period` frames per cycle at 48 kHz) and wait until it answers; None
-    when one was already running."""
+def start_jackd(timeout: float = 20.0, period: int = PERIOD_FRAMES, realtime: bool = False, server: str | None = None,
+                client_timeout_ms: int | None = None) -> subprocess.Popen | None:
+    """Start the dummy-driver server (`period` frames per cycle at 48 kHz; `server`: by that name) and wait until
+    it answers; None when one was already running."""
     if shutil.which("jackd") is None:
         raise JackUnavailable("jackd is not installed (apt-get install -y --no-install-recommends jackd2)")
-    if jack_running():
+    if jack_running(server):
         return None
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
     # its messages go to a file, never to a pipe nobody reads: under load jackd reports every xrun, and once a
     # pipe's buffer is full the server blocks writing to it, and the whole graph with it
     log_file = tempfile.TemporaryFile(mode="w+")
-    process = subprocess.Popen(jackd_command(period, realtime), stdout=subprocess.DEVNULL, stderr=log_file, text=True, env=env)
+    process = subprocess.Popen(jackd_command(period, realtime, server, client_timeout_ms), stdout=subprocess.DEVNULL, stderr=log_file, text=True, env=env)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             log_file.seek(0)
             raise JackUnavailable(f"jackd exited with {process.returncode}: {log_file.read()[-2000:]}")
-        if jack_running():
+        if jack_running(server):
             return process
         time.sleep(0.1)
     stop_jackd(process)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.jackd import jack_running, start_jackd, stop_jackd, stop_process
+from bench.jackd import start_jackd, stop_jackd, stop_process
 from bench.results import RESULTS, machine
 from bench.stress_check import CLOCK, DAW_CHANNEL, TRIGGERS, check, dense_check
 from bench.x42_clock import parse_dump
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 CLOCKS_PER_QUARTER = 24
 BRIDGE_IN, BRIDGE_OUT = "Muse In", "Muse Out"
+SERVER = "muse-stress"
 INCOMPLETE = "the recording is incomplete"   # JACK lost some of the DAW's own messages: the session proves nothing
 
 
@@ -164,7 +165,7 @@ def _may_use_realtime() -> bool:
     """Whether `chrt -f` may run a process at realtime priority here."""
     import shutil
 
-    return shutil.which("chrt") is not None and subprocess.run(["chrt", "-f", "40", "true"],
+    return shutil.which("chrt") is not None and subprocess.run(["chrt", "-f", "1", "true"],
                                                                 capture_output=True).returncode == 0
 
 
@@ -201,10 +202,13 @@ class StressRun:
 
         self.workdir, self.checkpoint = workdir, checkpoint
         workdir.mkdir(parents=True, exist_ok=True)
-        self._jackd = None if jack_running() else start_jackd(period=period, realtime=realtime)
+        # a server of its own, by name: the tests (and a user's JACK) never meet its ports
+        os.environ["JACK_DEFAULT_SERVER"] = SERVER      # this process's clients and every process it starts
+        self._jackd = start_jackd(period=period, realtime=realtime, server=SERVER)
         # a DAW sends its clock from a realtime thread: with `realtime`, the DAW's timed loop runs at realtime
-        # priority too (where this user may), so that other work on the machine cannot make its clock stumble
-        self._daw_priority = ["chrt", "-f", "40"] if realtime and _may_use_realtime() else []
+        # priority too (where this user may), so that other work on the machine cannot make its clock stumble;
+        # the lowest (1), below JACK's own threads: a higher one starved the server (connections refused)
+        self._daw_priority = ["chrt", "-f", "1"] if realtime and _may_use_realtime() else []
         self.patchbay = jack.Client("stress-patchbay", no_start_server=True)
         self.samplerate = self.patchbay.samplerate
         self.bridge: BridgeProcess | None = None
