@@ -1,6 +1,6 @@
 """Ardour in the loop: a headless Ardour 7 session, the bridge and a recorder on a JACK server of their own.
 
-`ArdourRig` starts jackd (server `muse-daw`, so a JACK server the user runs is never touched), the bridge
+`ArdourRig` starts jackd (a server of its own, `muse-daw-<pid>`: a JACK server the user runs is never touched), the bridge
 (`muse-bridge --headless`), Ardour's Lua session interpreter `ardour7-lua` with bench/ardour_session.lua, and a
 composer's hands (`Hands`: a client that follows Ardour's MIDI clock and plays at clock counts). It routes them
 as a composer would:
@@ -37,7 +37,7 @@ from bench.x42_clock import parse_dump
 
 log = logging.getLogger(__name__)
 
-SERVER = "muse-daw"
+SERVER = f"muse-daw-{os.getpid()}"      # its own: two runs at once never share one
 LUA = Path(__file__).with_name("ardour_session.lua")
 CLOCK_OUT, PHRASE, MUSE = "ardour:MIDI Clock out", "Phrase", "Muse"
 START, CONTINUE, STOP, CLOCK = 0xFA, 0xFB, 0xFC, 0xF8
@@ -191,8 +191,10 @@ class ArdourRig:
             raise ArdourUnavailable(why)
         self.workdir, self.period = workdir, period
         workdir.mkdir(parents=True, exist_ok=True)
+        root = str(Path(__file__).resolve().parent.parent)
         self.env = dict(os.environ, JACK_DEFAULT_SERVER=SERVER, JACK_NO_AUDIO_RESERVATION="1",
-                        MUSE_BRIDGE_SOCKET=str(workdir / "muse.sock"))
+                        MUSE_BRIDGE_SOCKET=str(workdir / "muse.sock"),
+                        PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
         self._processes: list[subprocess.Popen] = []
         self._files = []
         # a long client timeout: Ardour building its session must not be thrown out of the graph
@@ -205,7 +207,8 @@ class ArdourRig:
         if checkpoint is not None:
             command += ["--checkpoint", str(checkpoint)]
         self.bridge_log = workdir / "bridge.log"
-        self.bridge = self._spawn(command, "bridge.log", cwd=Path(__file__).resolve().parent.parent)
+        # in the work folder: what it saves (muse-bridge --command save-played) lands there
+        self.bridge = self._spawn(command, "bridge.log", cwd=workdir)
         self.hands = Hands()
         self.lua = ArdourLua(self.env, workdir / "ardour.log")
         self._processes.append(self.lua.process)
@@ -280,19 +283,34 @@ class ArdourRig:
             self.lua.call(f"muse_tempo_at({quarters}, {new_bpm})")
         for track in (PHRASE, MUSE):
             self.lua.call(f'muse_track("{track}")')
-        if loop is not None:   # Lua cannot make a loop range: it goes into the saved session, loaded again
-            first, last = self.lua.call(f"muse_loop_range({loop[0]}, {loop[1]})")[-1].split()[1:]
-            self.lua.call("muse_save_and_close()")
-            state = folder / "session.ardour"
-            state.write_text(state.read_text().replace("<Locations/>", (
-                f'<Locations><Location id="900001" name="Loop" start="{first}" end="{last}" '
-                'flags="IsAutoLoop,IsHidden" locked="0" timestamp="0" cue="0"/></Locations>'), 1))
-            self.lua.call(f'muse_reopen("{folder}", "session")')
+        if loop is not None:
+            self._add_loop_range(folder, loop)
         phrase_out = self._port(f"ardour:{PHRASE}/midi_out 1", is_output=True)
         for source, destination in [(CLOCK_OUT, self.muse_in), (CLOCK_OUT, self.hands.port("clock")),
                                     (self.hands.port("triggers"), self.muse_in),
                                     (self.muse_out, f"ardour:{MUSE}/midi_in 1"), (phrase_out, self.muse_in)]:
             self.connect(source, destination)
+
+    def _add_loop_range(self, folder: Path, loop: tuple[float, float], tries: int = 3) -> None:
+        """Lua cannot make a loop range: it goes into the saved session, which a new interpreter loads."""
+        first, last = self.lua.call(f"muse_loop_range({loop[0]}, {loop[1]})")[-1].split()[1:]
+        self.lua.call("muse_save_and_close()")
+        self.lua.close()
+        state = folder / "session.ardour"
+        state.write_text(state.read_text().replace("<Locations/>", (
+            f'<Locations><Location id="900001" name="Loop" start="{first}" end="{last}" '
+            'flags="IsAutoLoop,IsHidden" locked="0" timestamp="0" cue="0"/></Locations>'), 1))
+        for attempt in range(tries):
+            self._processes.remove(self.lua.process)
+            self.lua = ArdourLua(self.env, self.workdir / f"ardour-{attempt + 2}.log")
+            self._processes.append(self.lua.process)
+            try:
+                self.lua.call(f'muse_load("{folder}", "session")')
+                return
+            except ArdourUnavailable as e:   # Ardour 7.3 crashes loading a session now and then
+                log.warning("Ardour failed to load its session (try %d of %d): %s", attempt + 1, tries, e)
+                self.lua.close()
+        raise ArdourUnavailable(f"Ardour could not load the session with its loop range in {tries} tries")
 
     def take(self, events: dict[int, list[list[int]]], clocks: int) -> None:
         """Ardour records `events` (clock count -> messages, played by the hands) on its Phrase track, from the top."""
@@ -305,6 +323,26 @@ class ArdourRig:
         self.lua.call(f'muse_stop(); muse_record(false); muse_arm("{PHRASE}", false)')
         self.disconnect(self.hands.port("keys"), f"ardour:{PHRASE}/midi_in 1")
         time.sleep(0.5)
+
+    def notes(self, track: str) -> list[tuple[int, int, int, int]]:
+        """The notes of `track`'s regions on Ardour's timeline: (on sample, off sample, pitch, velocity)."""
+        return sorted(tuple(int(v) for v in line.split()[1:5]) for line in self.lua.call(f'muse_notes("{track}")')
+                      if line.startswith("NOTE"))
+
+    def save_played(self, timeout: float = 20.0) -> Path:
+        """What the bridge played into its context, as it saves it for a composer (`--command save-played`)."""
+        from muse_bridge.command_socket import send_command
+
+        path = self.workdir / "muse_played.mid"
+        path.unlink(missing_ok=True)
+        send_command("save-played", self.workdir / "muse.sock")
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            if time.monotonic() > deadline:
+                raise ArdourUnavailable(f"the bridge did not save what was played within {timeout:.0f} s")
+            time.sleep(0.05)
+        time.sleep(0.2)                           # written whole
+        return path
 
     def lua_at(self, count: int, code: str, timeout: float) -> None:
         """Run `code` in Ardour once the hands have counted `count` clocks of this pass."""
@@ -335,17 +373,16 @@ class ArdourRig:
             self.hands.begin({c: [("triggers", d) for d in data] for c, data in triggers.items()})
             self.lua.call("muse_record(true); " + ("muse_loop()" if loop else "muse_roll()"))
             seconds_per_clock = 2.5 / 24       # 24 bpm: any tempo a scenario uses is faster
-            for count, code in sorted(actions):
-                self.lua_at(count, code, timeout=count * seconds_per_clock + 10)
+            for count, code in sorted(actions):   # Ardour stops recording at a locate or Stop: armed again
+                self.lua_at(count, f"{code}; muse_record(true)", timeout=count * seconds_per_clock + 10)
             self.hands.wait_for(clocks, timeout=clocks * seconds_per_clock + 10)
-            self.lua.call(f'muse_unloop(); muse_stop(); muse_record(false); muse_arm("{MUSE}", false)')
+            # stopped before the loop is left: leaving a loop while recording dropped the take
+            self.lua.call(f'muse_stop(); muse_pause(0.5); muse_unloop(); muse_record(false); muse_arm("{MUSE}", false)')
             time.sleep(tail)
         finally:
             stop_process(dump)
-        notes = [tuple(int(v) for v in line.split()[1:5]) for line in self.lua.call(f'muse_notes("{MUSE}")')
-                 if line.startswith("NOTE")]
         with open(self.bridge_log) as f:
             f.seek(offset)
             log_text = f.read()
-        return PassRecord(parse_dump(dump_file.read_text().splitlines()), sorted(notes), log_text, self.samplerate,
+        return PassRecord(parse_dump(dump_file.read_text().splitlines()), self.notes(MUSE), log_text, self.samplerate,
                           self.period)

@@ -61,7 +61,8 @@ function muse_locate(quarters, roll)
   Session:request_locate(sample_at(quarters), false, how, TRS)
 end
 
--- Lua cannot make Ardour's loop range: bench/ardour.py writes it into the saved session and loads it again.
+-- Lua cannot make Ardour's loop range: bench/ardour.py writes it into the saved session and loads that in a new
+-- interpreter (loading it again in the same one crashed Ardour 7.3 now and then).
 -- The loop range's ends in the session file: audio time in superclocks
 function muse_loop_range(first, last)
   local rate = Temporal.superclock_ticks_per_second   -- a function in Ardour 7.3, a constant in later ones
@@ -75,8 +76,11 @@ function muse_save_and_close()
   close_session()
 end
 
-function muse_reopen(folder, name)
+function muse_load(folder, name)
+  AudioEngine:set_backend("JACK", "ardour", "")
+  assert(AudioEngine:start(false) == 0, "Ardour could not start on JACK")
   assert(load_session(folder, name), "Ardour could not load the session " .. folder)
+  ARDOUR.config():set_send_midi_clock(true)
   for r in Session:get_routes():iter() do
     if not r:to_track():isnil() then TRACKS[r:name()] = r:to_track() end
   end

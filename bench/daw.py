@@ -14,14 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import statistics
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.ardour import ArdourRig, PassRecord
-from bench.daw_check import (CLOCKS_PER_QUARTER, FILL_CONTROL, HANDS_CHANNEL, SUGGEST_CONTROL, bar_clocks,
-                             clock_positions, grid_errors, hanging, percentiles, rounds_heard, suggests_heard,
-                             timeline_offsets)
+from bench.ardour import PHRASE, ArdourRig, PassRecord
+from bench.daw_check import (CLOCKS_PER_QUARTER, FILL_CONTROL, HANDS_CHANNEL, SUGGEST_CONTROL, bar_clocks, bars_of,
+                             clock_positions, context_mismatches, grid_errors, hanging, percentiles, rounds_heard,
+                             suggests_heard, timeline_offsets)
 from bench.results import RESULTS, machine
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class Scenario:
     loop: tuple[float, float] | None = None               # Ardour's loop range, in quarter notes
     fill_bars: tuple[int, int] | None = None              # the loop: the bars [first, last) (0-based) filled
     answer: bool = False                                  # call and response: the answer must be heard
+    context: bool = False                                 # the context must hold the Phrase region bar for bar
 
     @property
     def bar_quarters(self) -> float:
@@ -86,6 +88,8 @@ SCENARIOS = {s.name: s for s in [
              bridge_args=("--bpm", "100", "--bars", "4")),
     # call and response: Ardour plays a 2-bar phrase, then rests; the pause is answered
     Scenario("answer", 110, bars=8, phrase_bars=2, answer=True, bridge_args=("--bpm", "110", "--answer-after", "2")),
+    # the composer's phrase from Ardour's track (notes, pedal, velocities): the context holds it bar for bar
+    Scenario("phrase_context", 100, bars=6, presses=((4.5, "suggest"),), context=True, bridge_args=("--bpm", "100")),
 ]}
 
 
@@ -130,7 +134,17 @@ def analyse(s: Scenario, record: PassRecord) -> dict:
     rate = record.samplerate
     quarters = max(pos for _, pos in clocks) / CLOCKS_PER_QUARTER + 1 if clocks else 0
     offsets = timeline_offsets(record.ardour_notes, lambda q: s.sample_at_quarter(q, rate), quarters)
-    row = {
+    row: dict = {}
+    if s.tempo_changes:   # the clock's tempo after the map's change, and the notes on the timeline either side of it
+        change = s.sample_at_quarter(min(q for q, _ in s.tempo_changes), rate)
+        late = [b - a for (a, p), (b, _) in zip(clocks, clocks[1:]) if p > CLOCKS_PER_QUARTER * max(
+            q for q, _ in s.tempo_changes) + CLOCKS_PER_QUARTER]
+        row["clock_bpm_after_the_change"] = round(60 * rate / (statistics.median(late) * CLOCKS_PER_QUARTER), 2) \
+            if late else None
+        row["ardour_offset_ms_after_the_change"] = percentiles(
+            [o * 1000 / rate for o, (on, *_) in zip(offsets, record.ardour_notes) if on >= change])
+        offsets = [o for o, (on, *_) in zip(offsets, record.ardour_notes) if on < change]
+    row |= {
         "note_ons": len(errors), "abs_error_ms": percentiles([abs(e) * 1000 / rate for e in measured]),
         "beyond_one_period": beyond, "off_by_a_clock": off, "hanging": left,
         "suggests": suggest.heard_on_line + suggest.late_with_reason + sum("Suggest" in p for p in suggest.problems),
@@ -157,6 +171,19 @@ def analyse(s: Scenario, record: PassRecord) -> dict:
     return row
 
 
+def context_check(s: Scenario, rig: ArdourRig) -> list[str]:
+    """Where the context the bridge built (as it saves it) differs from the notes of Ardour's Phrase region."""
+    from engine.midi_file import read_phrase
+    from engine.tokenizer import TokenizerSettings
+
+    rate, quarter = rig.samplerate, rig.samplerate * 60 / s.bpm
+    region = bars_of([(on / quarter, pitch, velocity) for on, _, pitch, velocity in rig.notes(PHRASE)], s.bar_quarters)
+    played = read_phrase(rig.save_played(), TokenizerSettings(), s.meter)
+    context = bars_of([(n.start / played.ticks_per_beat, n.pitch, n.velocity) for n in played.notes], s.bar_quarters)
+    log.info("the context: %d bars, Ardour's region: %d bars (%d Hz)", len(context), len(region), rate)
+    return context_mismatches(region, context)
+
+
 def run_scenario(s: Scenario, runs: int, period: int, workdir: Path, realtime: bool = True,
                  checkpoint: Path | None = None) -> list[dict]:
     """`runs` passes of one scenario in one Ardour session (its phrase recorded once)."""
@@ -168,6 +195,9 @@ def run_scenario(s: Scenario, runs: int, period: int, workdir: Path, realtime: b
         for k in range(runs):
             actions = [(s.clocks(bars), code) for bars, code in s.actions]
             row = analyse(s, rig.play(presses(s), actions, s.clocks(s.bars), loop=s.loop is not None))
+            if s.context:
+                row["context_mismatches"] = context_check(s, rig)
+                row["problems"] += row["context_mismatches"]
             log.info("%s at %d frames, pass %d: %s", s.name, period, k + 1, row["problems"] or "holds")
             rows.append(row)
     return rows

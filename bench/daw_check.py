@@ -5,6 +5,8 @@
 - every Suggest is heard from the first bar line after it, on Ardour's song position (or the log says why it
   starts later); every playback the bridge logs begins on a bar line of the meter;
 - every note-on has its note-off;
+- the context the bridge built from Ardour's Phrase track (`muse-bridge --command save-played`) holds the region's
+  notes bar for bar: the same pitches, each onset within a grid step, each velocity within its bin;
 - on Ardour's timeline, the notes its Muse track recorded sit on the grid of its tempo map, shifted by its latency
   compensation: the offset is reported, with the spread around it.
 
@@ -23,6 +25,8 @@ from bench.x42_clock import left_sounding
 START, CONTINUE, STOP, CLOCK, SONG_POSITION = 0xFA, 0xFB, 0xFC, 0xF8, 0xF2
 CLOCKS_PER_QUARTER = 24
 GRID_CLOCKS = 3
+GRID_STEPS_PER_QUARTER = 8           # the model's grid: an eighth of a beat
+VELOCITY_TOLERANCE = 4               # the model's 32 velocity bins are 4 apart
 BRIDGE_CHANNEL, HANDS_CHANNEL = 0, 1
 SUGGEST_CONTROL, FILL_CONTROL = 20, 26
 PLAYBACK = re.compile(r"playback on the DAW's song position (-?\d+)-(-?\d+) clocks")
@@ -159,3 +163,38 @@ def percentiles(values: list[float]) -> dict:
 def hanging(messages) -> int:
     """Candidate note-ons never followed by their note-off."""
     return left_sounding([(f, d) for f, d in messages if len(d) == 3 and d[0] & 0x0F == BRIDGE_CHANNEL])
+
+
+def bars_of(onsets: list[tuple[float, int, int]], bar_quarters: float) -> list[list[tuple[int, int, int]]]:
+    """Notes (onset in quarter notes, pitch, velocity) as bars of (pitch, step, velocity) on the model's grid (an
+    eighth of a beat), from the bar of the first note."""
+    steps = [(round(q * GRID_STEPS_PER_QUARTER), pitch, velocity) for q, pitch, velocity in onsets]
+    if not steps:
+        return []
+    per_bar = round(bar_quarters * GRID_STEPS_PER_QUARTER)
+    first = min(s for s, _, _ in steps) // per_bar
+    bars: list[list[tuple[int, int, int]]] = []
+    for step, pitch, velocity in sorted(steps):
+        bar = step // per_bar - first
+        bars += [[] for _ in range(bar + 1 - len(bars))]
+        bars[bar].append((pitch, step % per_bar, velocity))
+    return bars
+
+
+def context_mismatches(region: list[list[tuple[int, int, int]]], context: list[list[tuple[int, int, int]]],
+                       velocity_tolerance: int = VELOCITY_TOLERANCE) -> list[str]:
+    """Bar by bar, where the context the bridge built differs from the notes of Ardour's region: a pitch missing or
+    extra, an onset more than a grid step away, a velocity beyond the tolerance (the model's velocity bins)."""
+    out = []
+    for bar in range(max(len(region), len(context))):
+        want = sorted(region[bar]) if bar < len(region) else []
+        got = sorted(context[bar]) if bar < len(context) else []
+        if sorted(p for p, _, _ in want) != sorted(p for p, _, _ in got):
+            out.append(f"bar {bar + 1}: pitches {sorted(p for p, _, _ in want)} in Ardour's region, "
+                       f"{sorted(p for p, _, _ in got)} in the context")
+            continue
+        for (p, step, velocity), (_, got_step, got_velocity) in zip(want, got):
+            if abs(step - got_step) > 1 or abs(velocity - got_velocity) > velocity_tolerance:
+                out.append(f"bar {bar + 1}: pitch {p} at step {step}, velocity {velocity} in Ardour's region; "
+                           f"step {got_step}, velocity {got_velocity} in the context")
+    return out

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 CLOCKS_PER_QUARTER = 24
 BRIDGE_IN, BRIDGE_OUT = "Muse In", "Muse Out"
-SERVER = "muse-stress"
+SERVER = f"muse-stress-{os.getpid()}"   # its own: two runs at once never share one
 INCOMPLETE = "the recording is incomplete"   # JACK lost some of the DAW's own messages: the session proves nothing
 
 
@@ -259,6 +259,12 @@ class StressRun:
                 self.patchbay.connect(source, dump_in)
             seconds = script.slots * 60.0 / (min(script.bpm, 90) * CLOCKS_PER_QUARTER)
             out, err = daw.communicate(timeout=seconds + script.lead + script.tail + 90)
+        except subprocess.TimeoutExpired:   # our DAW client hung: the session proves nothing, the run goes on
+            daw.kill()
+            _, err = daw.communicate()
+            log.warning("seed %d: the DAW client hung: %s", script.seed, err[-500:])
+            return SessionResult(script.seed, [f"{INCOMPLETE}: the DAW client hung"], 0, script.fresh_bridge,
+                                 time.monotonic() - began, daw_realtime=bool(self._daw_priority))
         finally:
             if daw.poll() is None:
                 daw.kill()

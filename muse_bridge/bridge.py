@@ -195,7 +195,8 @@ class LiveBridge:
         actions = {Command.SUGGEST: self.suggester.suggest, Command.NEXT: lambda: self.audition.step(+1),
                    Command.PREVIOUS: lambda: self.audition.step(-1), Command.ACCEPT: self.audition.accept,
                    Command.CLEAR: self.clear, Command.PANIC: self.panic, Command.EXPORT: self.audition.export,
-                   Command.ANSWER: self.toggle_answers, Command.FILL: self.filler.fill_last}
+                   Command.ANSWER: self.toggle_answers, Command.FILL: self.filler.fill_last,
+                   Command.SAVE_PLAYED: self.filler.save_played}
         self.commands.submit(actions[command], command.value)
 
     def send(self, request: Request) -> None:

@@ -16,3 +16,4 @@ class Command(str, Enum):
     EXPORT = "export"
     ANSWER = "answer"        # answer mode on / off
     FILL = "fill"            # fill the last bars (as many as a suggestion's) anew
+    SAVE_PLAYED = "save-played"   # what was played (the context) as muse_played.mid in the current folder

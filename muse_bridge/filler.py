@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import Any, Callable
 
 from engine.music import TICKS_PER_QUARTER, MeterMap, Note
 from engine.generate import Cancelled
+from engine.midi_file import write_notes
 from engine.session import Candidate, Suggestion
 from engine.tokenizer import FILL_AFTER_BARS, RemiTokenizer
 from muse_bridge.audition import Audition
@@ -63,16 +65,33 @@ class Filler:
             return
         self.fill(max(0, last - min(self.settings.value.bars, MAX_FILL_BARS) + 1), last)
 
-    def show_context(self, bars: int = CONTEXT_SHOWN_BARS) -> None:
-        """Tell the front ends the context's last `bars` bars (a ContextShown), to choose bars to fill from."""
+    def _played(self, bars: int | None) -> tuple[list[Note], int, int, tuple[int, int]]:
+        """The context's last `bars` bars (None: all) as notes from their first bar line, how many bars those are,
+        the bars before them, and the meter."""
         tokens = self.context.tokens()
         meter = tuple(self.settings.value.clock.time_signature)
-        notes, shown = self.tokenizer.decode_last_bars(tokens, bars, TICKS_PER_QUARTER, meter)
+        every = self.tokenizer.count_bars(tokens)
+        notes, shown = self.tokenizer.decode_last_bars(tokens, every if bars is None else bars, TICKS_PER_QUARTER,
+                                                       meter)
+        span = MeterMap.constant(meter, TICKS_PER_QUARTER).span(shown)   # the decoded ticks end at 0
+        return [Note(n.pitch, n.velocity, n.start + span, n.end + span) for n in notes], shown, every - shown, meter
+
+    def show_context(self, bars: int = CONTEXT_SHOWN_BARS) -> None:
+        """Tell the front ends the context's last `bars` bars (a ContextShown), to choose bars to fill from."""
+        notes, shown, before, meter = self._played(bars)
         bar_ticks = MeterMap.constant(meter, TICKS_PER_QUARTER).bar_ticks()
-        span = shown * bar_ticks   # the decoded ticks end at 0: shown from the first bar line instead
-        self.events.emit(ContextShown(tuple(Note(n.pitch, n.velocity, n.start + span, n.end + span) for n in notes),
-                                      self.tokenizer.count_bars(tokens) - shown, shown, self.context.closed_bars(),
-                                      bar_ticks, meter[0]))
+        self.events.emit(ContextShown(tuple(notes), before, shown, self.context.closed_bars(), bar_ticks, meter[0]))
+
+    def save_played(self, path: Path | None = None) -> Path:
+        """What was played, as the model reads it (the whole context, its bars from bar 1, quantised as the model
+        hears it), as a .mid file: `muse_played.mid` in the current folder unless `path` is given."""
+        notes, bars, _, meter = self._played(None)
+        if not bars:
+            raise ValueError("nothing played yet to save: the context is empty")
+        path = Path(path) if path is not None else Path.cwd() / "muse_played.mid"
+        write_notes(notes, path, ticks_per_beat=TICKS_PER_QUARTER, tempo_bpm=self.clock.bpm, time_signature=meter)
+        self.events.tell(f"what you played ({bars} bars): {path}")
+        return path
 
     def fill(self, first: int, last: int, seed: int | None = None) -> None:
         """K candidates for context bars first..last (0-based); ValueError naming a range that cannot be filled."""

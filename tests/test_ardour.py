@@ -6,8 +6,8 @@ import pytest
 
 from bench.ardour import tools_missing
 from bench.daw import SCENARIOS, Scenario, run_scenario
-from bench.daw_check import (CLOCK, CONTINUE, SONG_POSITION, START, STOP, clock_positions, grid_errors, hanging,
-                             rounds_heard, suggests_heard)
+from bench.daw_check import (CLOCK, CONTINUE, SONG_POSITION, START, STOP, bars_of, clock_positions,
+                             context_mismatches, grid_errors, hanging, rounds_heard, suggests_heard)
 
 FPC = 1000          # frames a clock: 120 bpm at 48 kHz
 
@@ -70,6 +70,18 @@ def test_a_fill_is_counted_on_each_round_of_the_loop_it_was_heard_in():
     messages = transport(*loop)
     fill = [(400_000 + 200 * FPC, [0x90, 60, 90]), (400_000 + 201 * FPC, [0x80, 60, 0])]   # bar 3, round 2 only
     assert rounds_heard(with_notes(messages, fill), clock_positions(messages), (2, 4), (4, 4)) == [0, 1, 0]
+
+
+def test_the_context_is_compared_with_ardours_region_bar_for_bar():
+    region = bars_of([(0.0, 60, 80), (1.02, 64, 70), (3.5, 67, 90), (4.0, 72, 60)], 4)    # 2 bars of 4/4
+    assert region == [[(60, 0, 80), (64, 8, 70), (67, 28, 90)], [(72, 0, 60)]]
+    same = bars_of([(0.0, 60, 82), (1.0, 64, 68), (3.5, 67, 91), (4.0, 72, 60)], 4)       # the model's bins
+    assert context_mismatches(region, same) == []
+    moved = bars_of([(0.0, 60, 80), (1.5, 64, 70), (3.5, 67, 90), (4.0, 72, 60)], 4)      # half a beat late
+    assert context_mismatches(region, moved) == ["bar 1: pitch 64 at step 8, velocity 70 in Ardour's region; "
+                                                 "step 12, velocity 70 in the context"]
+    lost = bars_of([(0.0, 60, 80), (1.0, 64, 70), (3.5, 67, 90)], 4)                       # bar 2 never came
+    assert context_mismatches(region, lost) == ["bar 2: pitches [72] in Ardour's region, [] in the context"]
 
 
 def test_the_scenarios_tempo_map_places_quarters_as_ardour_does():

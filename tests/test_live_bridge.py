@@ -315,3 +315,21 @@ def test_candidates_made_in_a_pause_are_played_at_once_and_new_notes_discard_the
     bridge.do(Command.SUGGEST)
     assert bridge.suggester.done.wait(20) and bridge.commands.wait()
     assert bridge.audition.current is not before_notes
+
+
+def test_save_played_writes_what_was_played_bar_for_bar(bridge, daw, tmp_path):
+    """`w` / `--command save-played`: the context as a .mid file, its bars from bar 1, on the model's grid."""
+    from engine.midi_file import read_phrase
+    from engine.tokenizer import TokenizerSettings
+
+    phrase(daw, 0)
+    phrase(daw, 1)
+    daw.play()
+    daw.wait_clock(3 * CLOCKS_PER_BAR + 12)                     # both bars finished, and the next begun
+    path = bridge.filler.save_played(tmp_path / "played.mid")
+    played = read_phrase(path, TokenizerSettings())
+    assert [(n.pitch, round(n.start / 480)) for n in sorted(played.notes, key=lambda n: n.start)] == \
+        [(p, bar * 4 + beat) for bar in range(2) for beat, p in enumerate((60, 64, 67, 72))]
+    bridge.clear()
+    with pytest.raises(ValueError, match="nothing played"):
+        bridge.filler.save_played(tmp_path / "empty.mid")

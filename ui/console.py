@@ -27,9 +27,10 @@ from ui.options import launch_options
 log = logging.getLogger(__name__)
 
 KEYS = {"s": Command.SUGGEST, "n": Command.NEXT, "p": Command.PREVIOUS, "a": Command.ACCEPT,
-        "c": Command.CLEAR, "x": Command.PANIC, "e": Command.EXPORT, "t": Command.ANSWER, "f": Command.FILL}
+        "c": Command.CLEAR, "x": Command.PANIC, "e": Command.EXPORT, "t": Command.ANSWER, "f": Command.FILL,
+        "w": Command.SAVE_PLAYED}
 HELP = ("keys: s suggest  f fill the last bars  n next  p previous  a accept  c clear  x panic  e export  "
-        "t answer mode  L<key> learn  q quit")
+        "w save what you played  t answer mode  L<key> learn  q quit")
 
 
 def run_live(args: argparse.Namespace) -> int:
