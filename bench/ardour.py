@@ -1,8 +1,9 @@
 """Ardour in the loop: a headless Ardour 7 session, the bridge and a recorder on a JACK server of their own.
 
-`ArdourRig` starts jackd (a server of its own, `muse-daw-<pid>`: a JACK server the user runs is never touched), the bridge
-(`muse-bridge --headless`), Ardour's Lua session interpreter `ardour7-lua` with bench/ardour_session.lua, and a
-composer's hands (`Hands`: a client that follows Ardour's MIDI clock and plays at clock counts). It routes them
+`ArdourRig` starts jackd (a server of its own, `muse-daw-<pid>`: a JACK server the user runs is never touched),
+the bridge (`muse-bridge --headless`), Ardour's Lua session interpreter `ardour7-lua` with
+bench/ardour_session.lua, and a composer's hands (`Hands`: a client that follows Ardour's MIDI clock and plays at
+clock counts). It routes them
 as a composer would:
 
     ardour:MIDI Clock out ──> Muse In, the hands, the recorder
@@ -86,7 +87,8 @@ class ArdourLua:
             except queue.Empty:
                 raise ArdourUnavailable(f"Ardour did not answer {code!r} within {timeout:.0f} s") from None
             if line is None:
-                raise ArdourUnavailable(f"Ardour exited ({self.process.poll()}) during {code!r}: {' | '.join(said[-5:])}")
+                raise ArdourUnavailable(f"Ardour exited ({self.process.poll()}) during {code!r}: "
+                                        f"{' | '.join(said[-5:])}")
             if line.startswith(">"):
                 continue                                   # the interpreter's echo of what it was given
             if line == marker:

@@ -20,9 +20,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.ardour import PHRASE, ArdourRig, PassRecord
-from bench.daw_check import (CLOCKS_PER_QUARTER, FILL_CONTROL, HANDS_CHANNEL, SUGGEST_CONTROL, bar_clocks, bars_of,
-                             clock_positions, context_mismatches, grid_errors, hanging, percentiles, rounds_heard,
-                             suggests_heard, timeline_offsets)
+from bench.daw_check import (
+    CLOCKS_PER_QUARTER,
+    FILL_CONTROL,
+    HANDS_CHANNEL,
+    SUGGEST_CONTROL,
+    bar_clocks,
+    bars_of,
+    clock_positions,
+    context_mismatches,
+    grid_errors,
+    hanging,
+    percentiles,
+    rounds_heard,
+    suggests_heard,
+    timeline_offsets,
+)
+from bench.jackd import exit_on_sigterm
 from bench.results import RESULTS, machine
 
 log = logging.getLogger(__name__)
@@ -119,7 +133,8 @@ def analyse(s: Scenario, record: PassRecord) -> dict:
     clocks = clock_positions(record.messages)
     errors = grid_errors(record.messages, clocks, frames_per_clock)
     measured = [e for e in errors if e is not None]
-    problems = [f"{len(errors) - len(measured)} candidate note(s) with no clock near"] if len(measured) < len(errors) else []
+    problems = [f"{len(errors) - len(measured)} candidate note(s) with no clock near"] \
+        if len(measured) < len(errors) else []
     off = sum(1 for e in measured if abs(e) > frames_per_clock / 2)
     beyond = sum(1 for e in measured if abs(e) > record.period)
     if off:
@@ -228,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "daw.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    exit_on_sigterm()
     work = Path(tempfile.mkdtemp(prefix="muse-daw-"))
     log.info("each session's Ardour, bridge and JACK logs and recordings: %s", work)
     results = {}

@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -55,7 +56,8 @@ def start_jackd(timeout: float = 20.0, period: int = PERIOD_FRAMES, realtime: bo
     # its messages go to a file, never to a pipe nobody reads: under load jackd reports every xrun, and once a
     # pipe's buffer is full the server blocks writing to it, and the whole graph with it
     log_file = tempfile.TemporaryFile(mode="w+")
-    process = subprocess.Popen(jackd_command(period, realtime, server, client_timeout_ms), stdout=subprocess.DEVNULL, stderr=log_file, text=True, env=env)
+    process = subprocess.Popen(jackd_command(period, realtime, server, client_timeout_ms), stdout=subprocess.DEVNULL,
+                               stderr=log_file, text=True, env=env)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -72,6 +74,11 @@ def stop_jackd(process: subprocess.Popen | None) -> None:
     """SIGTERM the server this module started (a server found running is left alone)."""
     if process is not None:
         stop_process(process, signal.SIGTERM)
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM ends a long run as Ctrl-C does: its `with` blocks stop every process (and server) it started."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
 
 def stop_process(process: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 10.0) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.jackd import start_jackd, stop_jackd, stop_process
+from bench.jackd import exit_on_sigterm, start_jackd, stop_jackd, stop_process
 from bench.results import RESULTS, machine
 from bench.stress_check import CLOCK, DAW_CHANNEL, TRIGGERS, check, dense_check
 from bench.x42_clock import parse_dump
@@ -246,8 +246,8 @@ class StressRun:
             dump = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", "-a", f"stress-dump-{script.seed}"], stdout=out,
                                     stderr=subprocess.DEVNULL)
         daw = subprocess.Popen([*self._daw_priority, sys.executable, "-m", "bench.stress_daw", str(script_file)],
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=dict(os.environ, MUSE_BRIDGE_SOCKET=str(bridge.socket)),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, MUSE_BRIDGE_SOCKET=str(bridge.socket)),
                                cwd=Path(__file__).resolve().parent.parent)
         try:
             for source in (_wait_port(self.patchbay, f"{client}:out"), _wait_port(self.patchbay, ":" + BRIDGE_OUT)):
@@ -365,6 +365,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cold-cache", action="store_true", help="every fresh bridge exports its fast step first")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    exit_on_sigterm()
     out = args.out or RESULTS / f"stress_{args.kind}"
     if args.replay is not None:
         with StressRun(Path(tempfile.mkdtemp()), args.checkpoint, args.period) as stress:
