@@ -305,10 +305,8 @@ class ClockFollower:
             self._songpos = clocks
 
     def _relocate(self, daw_clocks: int, t: float) -> None:
-        """DAW transport (re)starts at `daw_clocks`: map it to the next timeline tick with the same bar phase. One up
-        to half a clock behind the position counts as next: at a loop's wrap (Ardour sends Stop, then Start or a
-        Pointer and Continue, where its next clock was due) the internal clock has run on for a few ms past the bar
-        line the next round begins on; the next round begins there, not a silent bar later."""
+        """DAW transport (re)starts at `daw_clocks`: map it to the next timeline tick with the same bar phase, up to
+        half a clock behind the position (a loop's wrap: Stop, then Start where the next clock was due; no silent bar)."""
         daw_ticks = daw_clocks * self.ticks_per_clock
         target = self.bars.at_phase(max(0.0, self._position(t) - self.ticks_per_clock / 2), self.bars.in_bar(daw_ticks))
         self._offset = target - daw_ticks
