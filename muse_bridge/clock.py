@@ -87,7 +87,6 @@ class ClockFollower:
         self.settings, self._now = settings, now
         self.bars = MeterMap.constant(settings.time_signature, settings.ticks_per_beat)
         self.ticks_per_clock = settings.ticks_per_beat / CLOCKS_PER_QUARTER
-        self._clocks_per_position = SONG_POSITION_UNITS[settings.song_position]
         self._lock = RankedLock("clock")
         self._interval = 60.0 / (settings.bpm * CLOCKS_PER_QUARTER)  # seconds per clock, measured
         self._last_clock_at: float | None = None
@@ -298,7 +297,7 @@ class ClockFollower:
         self.epoch += 1
 
     def _on_songpos(self, message, t: float, transport_t: float | None) -> None:
-        clocks = message.pos * self._clocks_per_position
+        clocks = message.pos * SONG_POSITION_UNITS[self.settings.song_position]
         if self._external:
             self._relocate(clocks, t)
         else:
