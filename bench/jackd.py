@@ -76,6 +76,26 @@ def stop_jackd(process: subprocess.Popen | None) -> None:
         stop_process(process, signal.SIGTERM)
 
 
+def may_use_realtime() -> bool:
+    """Whether `chrt -f` may run a process at realtime priority here."""
+    return shutil.which("chrt") is not None and subprocess.run(["chrt", "-f", "1", "true"],
+                                                                capture_output=True).returncode == 0
+
+
+def connect_ports(patchbay, source: str, destination: str, tries: int = 5) -> None:
+    """Connect two ports; JACK refused now and then while a realtime client was starting: tried again."""
+    import jack
+
+    for attempt in range(tries):
+        try:
+            patchbay.connect(source, destination)
+            return
+        except jack.JackError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.1)
+
+
 def exit_on_sigterm() -> None:
     """SIGTERM ends a long run as Ctrl-C does: its `with` blocks stop every process (and server) it started."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))

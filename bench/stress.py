@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.jackd import exit_on_sigterm, start_jackd, stop_jackd, stop_process
+from bench.jackd import connect_ports, exit_on_sigterm, may_use_realtime, start_jackd, stop_jackd, stop_process
 from bench.results import RESULTS, machine
 from bench.stress_check import CLOCK, DAW_CHANNEL, TRIGGERS, check, dense_check
 from bench.x42_clock import parse_dump
@@ -161,14 +161,6 @@ class BridgeProcess:
         self._log.close()
 
 
-def _may_use_realtime() -> bool:
-    """Whether `chrt -f` may run a process at realtime priority here."""
-    import shutil
-
-    return shutil.which("chrt") is not None and subprocess.run(["chrt", "-f", "1", "true"],
-                                                                capture_output=True).returncode == 0
-
-
 def _wait_port(patchbay, suffix: str, timeout: float = 60.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -208,7 +200,7 @@ class StressRun:
         # a DAW sends its clock from a realtime thread: with `realtime`, the DAW's timed loop runs at realtime
         # priority too (where this user may), so that other work on the machine cannot make its clock stumble;
         # the lowest (1), below JACK's own threads: a higher one starved the server (connections refused)
-        self._daw_priority = ["chrt", "-f", "1"] if realtime and _may_use_realtime() else []
+        self._daw_priority = ["chrt", "-f", "1"] if realtime and may_use_realtime() else []
         self.patchbay = jack.Client("stress-patchbay", no_start_server=True)
         self.samplerate = self.patchbay.samplerate
         self.bridge: BridgeProcess | None = None
@@ -227,6 +219,8 @@ class StressRun:
 
     def session(self, script: SessionScript) -> SessionResult:
         """Run one session and check it."""
+        import jack
+
         began = time.monotonic()
         if script.fresh_bridge or self.bridge is None or self.bridge.process.poll() is not None:
             if self.bridge is not None:
@@ -256,15 +250,15 @@ class StressRun:
                     if time.monotonic() > deadline:
                         raise RuntimeError("jack_midi_dump's port did not appear")
                     time.sleep(0.01)
-                self.patchbay.connect(source, dump_in)
+                connect_ports(self.patchbay, source, dump_in)
             seconds = script.slots * 60.0 / (min(script.bpm, 90) * CLOCKS_PER_QUARTER)
             out, err = daw.communicate(timeout=seconds + script.lead + script.tail + 90)
-        except subprocess.TimeoutExpired:   # our DAW client hung: the session proves nothing, the run goes on
+        except (subprocess.TimeoutExpired, jack.JackError) as e:   # the harness failed: the session proves nothing
             daw.kill()
             _, err = daw.communicate()
-            log.warning("seed %d: the DAW client hung: %s", script.seed, err[-500:])
-            return SessionResult(script.seed, [f"{INCOMPLETE}: the DAW client hung"], 0, script.fresh_bridge,
-                                 time.monotonic() - began, daw_realtime=bool(self._daw_priority))
+            log.warning("seed %d: the harness failed (%s): %s", script.seed, e, err[-500:])
+            return SessionResult(script.seed, [f"{INCOMPLETE}: the harness failed ({type(e).__name__})"], 0,
+                                 script.fresh_bridge, time.monotonic() - began, daw_realtime=bool(self._daw_priority))
         finally:
             if daw.poll() is None:
                 daw.kill()
