@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.jackd import start_jackd, stop_jackd, stop_process
+from bench.jackd import connect_ports, start_jackd, stop_jackd, stop_process
 from bench.x42_clock import parse_dump
 
 log = logging.getLogger(__name__)
@@ -250,7 +250,7 @@ class ArdourRig:
 
     def connect(self, source: str, destination: str) -> None:
         if destination not in [p.name for p in self.patchbay.get_all_connections(source)]:
-            self.patchbay.connect(source, destination)
+            connect_ports(self.patchbay, source, destination)
 
     def disconnect(self, source: str, destination: str) -> None:
         if destination in [p.name for p in self.patchbay.get_all_connections(source)]:
