@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.jackd import connect_ports, start_jackd, stop_jackd, stop_process
+from bench.jackd import connect_ports, jack_server, start_jackd, stop_jackd, stop_process
 from bench.x42_clock import parse_dump
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,6 @@ class ArdourRig:
         self._files = []
         # a long client timeout: Ardour building its session must not be thrown out of the graph
         self._jackd = start_jackd(period=period, realtime=realtime, server=SERVER, client_timeout_ms=10_000)
-        os.environ["JACK_DEFAULT_SERVER"] = SERVER      # this process's own JACK clients (patchbay, hands)
         self.patchbay = jack.Client("daw-patchbay", no_start_server=True, servername=SERVER)
         self.samplerate = self.patchbay.samplerate
         command = [sys.executable, "-m", "ui", "--headless", "--midi-api", "jack", "-v", "--song-position", "clocks",
@@ -211,7 +210,8 @@ class ArdourRig:
         self.bridge_log = workdir / "bridge.log"
         # in the work folder: what it saves (muse-bridge --command save-played) lands there
         self.bridge = self._spawn(command, "bridge.log", cwd=workdir)
-        self.hands = Hands()
+        with jack_server(SERVER):   # rtmidi's clients find their server only in the environment
+            self.hands = Hands()
         self.lua = ArdourLua(self.env, workdir / "ardour.log")
         self._processes.append(self.lua.process)
         self.muse_in = self._port(":Muse In", is_input=True)

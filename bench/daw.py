@@ -107,6 +107,13 @@ SCENARIOS = {s.name: s for s in [
 ]}
 
 
+def step_clocks(meter: tuple[int, int]) -> float:
+    """Clocks a step of the model's grid lasts in `meter`."""
+    from engine.tokenizer import RemiTokenizer, TokenizerSettings
+
+    return bar_clocks(meter) / RemiTokenizer(TokenizerSettings()).positions_per_bar(meter)
+
+
 def phrase_events(s: Scenario, seed: int = 0) -> dict[int, list[list[int]]]:
     """The composer's phrase (dense, pedalled, human velocities), at clock counts, on the hands' channel."""
     from bench.performance import pianist
@@ -131,7 +138,7 @@ def analyse(s: Scenario, record: PassRecord) -> dict:
     """One pass's figures and the problems found (an empty list: the pass holds)."""
     frames_per_clock = record.samplerate * 60 / (s.bpm * CLOCKS_PER_QUARTER)
     clocks = clock_positions(record.messages)
-    errors = grid_errors(record.messages, clocks, frames_per_clock)
+    errors = grid_errors(record.messages, clocks, frames_per_clock, step_clocks(s.meter))
     measured = [e for e in errors if e is not None]
     problems = [f"{len(errors) - len(measured)} candidate note(s) with no clock near"] \
         if len(measured) < len(errors) else []

@@ -1,7 +1,8 @@
 """What one pass with Ardour in the loop is held to, at JACK frames and on Ardour's own timeline.
 
-- every candidate note-on lies within one JACK period of the Ardour clock that marks its grid position (a clock
-  whose song position is a multiple of 3: an eighth of a beat), and none lies a clock off;
+- every candidate note-on lies within one JACK period of the Ardour clock that marks its grid position (the model's
+  grid: an eighth of a beat, 3 clocks in 4/4 and 3/4, 1.5 in 6/8, where a step between two clocks is marked by
+  the next), and none lies a clock off;
 - every Suggest is heard from the first bar line after it, on Ardour's song position (or the log says why it
   starts later); every playback the bridge logs begins on a bar line of the meter;
 - every note-on has its note-off;
@@ -76,9 +77,18 @@ def _position_at(clocks: list[tuple[int, int]], frame: float) -> int | None:
     return last
 
 
-def grid_errors(messages, clocks: list[tuple[int, int]], frames_per_clock: float) -> list[float | None]:
-    """Per candidate note-on: frames from the nearest grid clock (late positive), None where no clock lay near."""
-    grid = [f for f, pos in clocks if pos % GRID_CLOCKS == 0]
+def marking_clocks(step_clocks: float, last: int) -> set[int]:
+    """The song positions of the clocks that mark the model's grid steps (`step_clocks` clocks apart: 3 in 4/4, 1.5
+    in 6/8): a step between two clocks goes out on the next one (the Player never sends a note on a guess)."""
+    return {math.ceil(k * step_clocks - 1e-9) for k in range(int(last / step_clocks) + 2)}
+
+
+def grid_errors(messages, clocks: list[tuple[int, int]], frames_per_clock: float,
+                step_clocks: float = GRID_CLOCKS) -> list[float | None]:
+    """Per candidate note-on: frames from the nearest clock that marks a grid step (late positive), None where no
+    clock lay near."""
+    marks = marking_clocks(step_clocks, max((pos for _, pos in clocks), default=0))
+    grid = [f for f, pos in clocks if pos in marks]
     errors = []
     for frame, _ in _note_ons(messages, BRIDGE_CHANNEL):
         near = min(grid, key=lambda g: abs(frame - g), default=None)

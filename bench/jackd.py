@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 
 # 256 frames at 48 kHz (5.3 ms, a quarter of a MIDI clock tick at 120 bpm): with 64, cycles that come
 # late on a loaded 2-core machine lost part of a 10,000-message flood inside JACK. --sync makes the server
@@ -94,6 +95,21 @@ def connect_ports(patchbay, source: str, destination: str, tries: int = 5) -> No
             if attempt == tries - 1:
                 raise
             time.sleep(0.1)
+
+
+@contextmanager
+def jack_server(server: str):
+    """JACK clients this process opens meanwhile (rtmidi's, which read only the environment) use `server`; the
+    environment is as it was afterwards, so that later clients (the tests' own) find the default server."""
+    old = os.environ.get("JACK_DEFAULT_SERVER")
+    os.environ["JACK_DEFAULT_SERVER"] = server
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = old
 
 
 def exit_on_sigterm() -> None:

@@ -132,7 +132,8 @@ def dense_script(seed: int, seconds: float = 24.0) -> SessionScript:
 class BridgeProcess:
     """`muse-bridge --headless --midi-api jack -v` in a process of its own, its log in a file."""
 
-    def __init__(self, workdir: Path, checkpoint: Path | None, cold_cache: bool = False, extra: list[str] = ()):
+    def __init__(self, workdir: Path, checkpoint: Path | None, cold_cache: bool = False, extra: list[str] = (),
+                 env: dict[str, str] | None = None):
         self.workdir = workdir
         self.log_path = workdir / f"bridge-{time.time_ns()}.log"
         self.socket = workdir / "muse.sock"
@@ -140,7 +141,7 @@ class BridgeProcess:
                    "--settings", str(workdir / "settings.toml"), *extra]
         if checkpoint is not None:
             command += ["--checkpoint", str(checkpoint)]
-        env = dict(os.environ, MUSE_BRIDGE_SOCKET=str(self.socket),
+        env = dict(env or os.environ, MUSE_BRIDGE_SOCKET=str(self.socket),
                    MUSE_BRIDGE_CACHE=str(workdir / "cache" if cold_cache else workdir.parent / "cache"))
         self._log = open(self.log_path, "w")
         self.launched = time.time()
@@ -195,13 +196,13 @@ class StressRun:
         self.workdir, self.checkpoint = workdir, checkpoint
         workdir.mkdir(parents=True, exist_ok=True)
         # a server of its own, by name: the tests (and a user's JACK) never meet its ports
-        os.environ["JACK_DEFAULT_SERVER"] = SERVER      # this process's clients and every process it starts
+        self.env = dict(os.environ, JACK_DEFAULT_SERVER=SERVER)   # every process it starts (never this one's own)
         self._jackd = start_jackd(period=period, realtime=realtime, server=SERVER)
         # a DAW sends its clock from a realtime thread: with `realtime`, the DAW's timed loop runs at realtime
         # priority too (where this user may), so that other work on the machine cannot make its clock stumble;
         # the lowest (1), below JACK's own threads: a higher one starved the server (connections refused)
         self._daw_priority = ["chrt", "-f", "1"] if realtime and may_use_realtime() else []
-        self.patchbay = jack.Client("stress-patchbay", no_start_server=True)
+        self.patchbay = jack.Client("stress-patchbay", no_start_server=True, servername=SERVER)
         self.samplerate = self.patchbay.samplerate
         self.bridge: BridgeProcess | None = None
 
@@ -225,7 +226,8 @@ class StressRun:
         if script.fresh_bridge or self.bridge is None or self.bridge.process.poll() is not None:
             if self.bridge is not None:
                 self.bridge.close()
-            self.bridge = BridgeProcess(Path(tempfile.mkdtemp(dir=self.workdir)), self.checkpoint, script.cold_cache)
+            self.bridge = BridgeProcess(Path(tempfile.mkdtemp(dir=self.workdir)), self.checkpoint, script.cold_cache,
+                                        env=self.env)
             time.sleep(script.start_delay)
         else:
             self._ready_for_next()
@@ -238,10 +240,10 @@ class StressRun:
         with open(dump_file, "w") as out:
             # line by line: what it heard is on disk whatever becomes of it
             dump = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", "-a", f"stress-dump-{script.seed}"], stdout=out,
-                                    stderr=subprocess.DEVNULL)
+                                    stderr=subprocess.DEVNULL, env=self.env)
         daw = subprocess.Popen([*self._daw_priority, sys.executable, "-m", "bench.stress_daw", str(script_file)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=dict(os.environ, MUSE_BRIDGE_SOCKET=str(bridge.socket)),
+                               env=dict(self.env, MUSE_BRIDGE_SOCKET=str(bridge.socket)),
                                cwd=Path(__file__).resolve().parent.parent)
         try:
             for source in (_wait_port(self.patchbay, f"{client}:out"), _wait_port(self.patchbay, ":" + BRIDGE_OUT)):

