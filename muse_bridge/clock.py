@@ -304,12 +304,12 @@ class ClockFollower:
             self._songpos = clocks
 
     def _relocate(self, daw_clocks: int, t: float) -> None:
-        """DAW transport (re)starts at `daw_clocks`: map it to the next timeline tick with the same bar phase, up to
-        half a clock behind the position (a loop's wrap: Stop, then Start where the next clock was due; no silent bar)."""
+        """DAW transport (re)starts at `daw_clocks`: the next tick with its bar phase, or up to half a clock back."""
         daw_ticks = daw_clocks * self.ticks_per_clock
         target = self.bars.at_phase(max(0.0, self._position(t) - self.ticks_per_clock / 2), self.bars.in_bar(daw_ticks))
         self._offset = target - daw_ticks
         self.passes.relocated(target, self._offset)
+        self._counter.forget()   # a mend decided after a loop's wrap once moved the whole next round a clock
         self._daw_clocks, self._heard, self._songpos = daw_clocks, False, None
         self._anchor_pos, self._anchor_t = float(target), t
         self._external, self._moving, self._waiting_first_clock, self._lost = True, False, True, False

@@ -39,6 +39,10 @@ class PulseCounter:
         self.missing_clocks = 0                 # missing clocks recognised (and counted)
         self._last_gaps: float | None = None    # the previous clock's gap, in intervals
 
+    def forget(self) -> None:
+        """The DAW relocated: a long gap still to be judged, and pulses owed, belong to the pass that ended."""
+        self._pending, self._owed, self._last_gaps = None, 0, None
+
     def count(self, stamp: float, last_stamp: float | None, interval: float) -> int:
         """Pulses of the clock stamped `stamp`; `last_stamp` None where the gap cannot be judged (the first clock, a
         tempo not steady yet, the clock lost or moved to another clock): one pulse, and nothing pending."""

@@ -302,3 +302,24 @@ def test_clocks_that_come_together_after_a_long_gap_count_one_pulse_each():
     for s in stamps:
         follower.on_message(mido.Message("clock"), s, s)
     assert follower.playable_until(46 * period) >= 43 * TICKS_PER_CLOCK
+
+
+def test_a_long_gap_just_before_a_loops_wrap_does_not_move_the_next_round():
+    """A clock late just before the DAW loops back (Stop, then Start where its next clock was due): whatever the
+    count decides about that gap, the next round counts from its own Start, each of its clocks one pulse."""
+    follower = ClockFollower()
+    follower.on_message(mido.Message("start"), 0.0)
+    period = 60 / (120 * 24)
+    t = 0.0
+    for k in range(94):                                    # a steady bar, less its last two clocks
+        t = k * period
+        follower.on_message(mido.Message("clock"), t, t)
+    t += 1.8 * period                                      # the next clock late (a busy machine)
+    follower.on_message(mido.Message("clock"), t, t)
+    follower.on_message(mido.Message("stop"), t + 0.3 * period, t + 0.3 * period)
+    start = t + 0.5 * period
+    follower.on_message(mido.Message("start"), start, start)
+    for k in range(48):                                    # the next round: half a bar of steady clocks
+        follower.on_message(mido.Message("clock"), start + k * period, start + k * period)
+    begun = follower.passes.ahead(0, 0)
+    assert follower.position(start + 47 * period) == begun + 47 * TICKS_PER_CLOCK
