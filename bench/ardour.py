@@ -33,7 +33,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.jackd import connect_ports, jack_server, start_jackd, stop_jackd, stop_process
+from bench.jackd import (JackUnavailable, connect_ports, jack_server, start_jackd, stop_jackd, stop_process,
+                         wait_port)
 from bench.x42_clock import parse_dump
 
 log = logging.getLogger(__name__)
@@ -228,25 +229,15 @@ class ArdourRig:
         self._processes.append(process)
         return process
 
-    def _until(self, make, why: str, timeout: float = 60.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return make()
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise ArdourUnavailable(why) from None
-                time.sleep(0.1)
-
     def _port(self, suffix: str, **kind) -> str:
-        def find() -> str:
-            names = [p.name for p in self.patchbay.get_ports(is_midi=True, **kind) if p.name.endswith(suffix)]
-            if len(names) != 1:
-                if self.bridge.poll() is not None:
-                    raise ArdourUnavailable(f"the bridge exited: {self.bridge_log.read_text()[-1500:]}")
-                raise LookupError(suffix)
-            return names[0]
-        return self._until(find, f"no JACK port ending {suffix!r} appeared")
+        def gone() -> str | None:
+            if self.bridge.poll() is not None:
+                return f"the bridge exited: {self.bridge_log.read_text()[-1500:]}"
+            return None
+        try:
+            return wait_port(self.patchbay, suffix, gone=gone, **kind)
+        except JackUnavailable as e:
+            raise ArdourUnavailable(str(e)) from e
 
     def connect(self, source: str, destination: str) -> None:
         if destination not in [p.name for p in self.patchbay.get_all_connections(source)]:

@@ -83,6 +83,22 @@ def may_use_realtime() -> bool:
                                                                 capture_output=True).returncode == 0
 
 
+def wait_port(patchbay, suffix: str, timeout: float = 60.0, gone=lambda: None, **kind) -> str:
+    """The one MIDI port (of `kind`: is_input=True, is_output=True) whose name ends with `suffix`, once it exists;
+    JackUnavailable after `timeout` seconds, or at once when `gone()` says why it never will."""
+    deadline = time.monotonic() + timeout
+    while True:
+        names = [p.name for p in patchbay.get_ports(is_midi=True, **kind) if p.name.endswith(suffix)]
+        if len(names) == 1:
+            return names[0]
+        why = gone()
+        if why:
+            raise JackUnavailable(why)
+        if time.monotonic() > deadline:
+            raise JackUnavailable(f"JACK port ending {suffix!r} did not appear within {timeout:.0f} s")
+        time.sleep(0.01)
+
+
 def connect_ports(patchbay, source: str, destination: str, tries: int = 5) -> None:
     """Connect two ports; JACK refused now and then while a realtime client was starting: tried again."""
     import jack

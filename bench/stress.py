@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.jackd import connect_ports, exit_on_sigterm, may_use_realtime, start_jackd, stop_jackd, stop_process
+from bench.jackd import (connect_ports, exit_on_sigterm, may_use_realtime, start_jackd, stop_jackd, stop_process,
+                         wait_port)
 from bench.results import RESULTS, machine
 from bench.stress_check import CLOCK, DAW_CHANNEL, TRIGGERS, check, dense_check
 from bench.x42_clock import parse_dump
@@ -162,16 +163,6 @@ class BridgeProcess:
         self._log.close()
 
 
-def _wait_port(patchbay, suffix: str, timeout: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        names = [p.name for p in patchbay.get_ports(is_midi=True, is_output=True) if p.name.endswith(suffix)]
-        if len(names) == 1:
-            return names[0]
-        time.sleep(0.01)
-    raise RuntimeError(f"JACK port ending {suffix!r} did not appear within {timeout:.0f} s")
-
-
 @dataclass
 class SessionResult:
     seed: int
@@ -246,13 +237,9 @@ class StressRun:
                                env=dict(self.env, MUSE_BRIDGE_SOCKET=str(bridge.socket)),
                                cwd=Path(__file__).resolve().parent.parent)
         try:
-            for source in (_wait_port(self.patchbay, f"{client}:out"), _wait_port(self.patchbay, ":" + BRIDGE_OUT)):
-                deadline = time.monotonic() + 10
-                while dump_in not in [p.name for p in self.patchbay.get_ports(is_midi=True, is_input=True)]:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("jack_midi_dump's port did not appear")
-                    time.sleep(0.01)
-                connect_ports(self.patchbay, source, dump_in)
+            for source in (wait_port(self.patchbay, f"{client}:out", is_output=True),
+                           wait_port(self.patchbay, ":" + BRIDGE_OUT, is_output=True)):
+                connect_ports(self.patchbay, source, wait_port(self.patchbay, dump_in, timeout=10, is_input=True))
             seconds = script.slots * 60.0 / (min(script.bpm, 90) * CLOCKS_PER_QUARTER)
             out, err = daw.communicate(timeout=seconds + script.lead + script.tail + 90)
         except (subprocess.TimeoutExpired, jack.JackError) as e:   # the harness failed: the session proves nothing
@@ -288,15 +275,7 @@ class StressRun:
         """A kept bridge begins the next session from a known state: the context cleared, nothing sounding."""
         from muse_bridge.command_socket import send_command
 
-        old = os.environ.get("MUSE_BRIDGE_SOCKET")
-        os.environ["MUSE_BRIDGE_SOCKET"] = str(self.bridge.socket)
-        try:
-            send_command("clear")
-        finally:
-            if old is None:
-                os.environ.pop("MUSE_BRIDGE_SOCKET")
-            else:
-                os.environ["MUSE_BRIDGE_SOCKET"] = old
+        send_command("clear", self.bridge.socket)
         time.sleep(0.2)
 
 
