@@ -227,10 +227,10 @@ class ClockFollower:
         return True
 
     def _pulses_of(self, stamp: float, on_transport: bool) -> int:
-        """How many pulses the clock stamped `stamp` counts (PulseCounter); stamps are on the transport's clock where
-        there is one: arrival times also move when the transport's cycles run late, which drops nothing."""
+        """How many pulses the clock stamped `stamp` counts (PulseCounter; on the transport's clock where there is
+        one). The first clock after a relocation marks the position: its gap from the last pass is not judged."""
         judged = not (self._last_stamp is None or self._lost or on_transport != self._on_transport
-                      or len(self._tempo) < self.settings.steady_clocks)
+                      or len(self._tempo) < self.settings.steady_clocks or self._waiting_first_clock)
         return self._counter.count(stamp, self._last_stamp if judged else None, self._stamp_interval)
 
     @property

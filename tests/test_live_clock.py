@@ -304,6 +304,26 @@ def test_clocks_that_come_together_after_a_long_gap_count_one_pulse_each():
     assert follower.playable_until(46 * period) >= 43 * TICKS_PER_CLOCK
 
 
+def test_a_loops_next_round_counts_from_its_start_whatever_the_stamp_of_the_last_clock_before_it():
+    """Ardour loops back with Stop, then Start and its first clock exactly one interval after the last one. At 256
+    frames a stamp is only exact to a JACK cycle: the last clock before the wrap stamped a cycle early made the
+    Start's first clock look 1.6 intervals after it, and the clocks after it fit two pulses better than one. The
+    first clock marks the round's start itself: every clock of the round counts one pulse."""
+    follower = ClockFollower()
+    period = 60 / (150 * 24)
+    follower.on_message(mido.Message("start"), 0.0, 0.0)
+    for k in range(95):                                    # a bar, its last clock stamped 0.6 interval early
+        t = k * period - (0.6 * period if k == 94 else 0.0)
+        follower.on_message(mido.Message("clock"), t, t)
+    start = 95 * period
+    follower.on_message(mido.Message("stop"), start - 0.3 * period, start - 0.3 * period)
+    follower.on_message(mido.Message("start"), start, start)
+    for k in range(48):
+        follower.on_message(mido.Message("clock"), start + k * period, start + k * period)
+    begun = follower.passes.ahead(0, 0)
+    assert follower.position(start + 47 * period) == begun + 47 * TICKS_PER_CLOCK
+
+
 def test_a_long_gap_just_before_a_loops_wrap_does_not_move_the_next_round():
     """A clock late just before the DAW loops back (Stop, then Start where its next clock was due): whatever the
     count decides about that gap, the next round counts from its own Start, each of its clocks one pulse."""
