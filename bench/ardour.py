@@ -44,6 +44,7 @@ LUA = Path(__file__).with_name("ardour_session.lua")
 CLOCK_OUT, PHRASE, MUSE = "ardour:MIDI Clock out", "Phrase", "Muse"
 START, CONTINUE, STOP, CLOCK = 0xFA, 0xFB, 0xFC, 0xF8
 LUA_SECONDS = 60.0        # one Lua call (building the session included) answers within this
+JACK_HALTED = "JACK HALTED"   # Ardour's line when the server throws it out: it runs on, its ports gone
 
 
 class ArdourUnavailable(RuntimeError):
@@ -66,6 +67,7 @@ class ArdourLua:
         self.process = subprocess.Popen(["stdbuf", "-oL", "ardour7-lua", "-i", str(LUA)], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env)
         self._lines: queue.Queue[str | None] = queue.Queue()
+        self.halted: str | None = None   # what Ardour said when JACK threw it out (it runs on, without ports)
         threading.Thread(target=self._read, daemon=True, name="ardour-lua").start()
         self._calls = 0
 
@@ -73,6 +75,8 @@ class ArdourLua:
         for line in self.process.stdout:
             self._log.write(line)
             self._log.flush()
+            if JACK_HALTED in line:
+                self.halted = line.strip()
             self._lines.put(line.rstrip("\n"))
         self._lines.put(None)
 
@@ -96,6 +100,8 @@ class ArdourLua:
                 return said
             if line.startswith("Error:"):
                 raise ArdourUnavailable(f"Ardour's Lua failed on {code!r}: {line}")
+            if JACK_HALTED in line:
+                raise ArdourUnavailable(f"JACK threw Ardour out during {code!r}: {line}")
             said.append(line)
 
     def close(self) -> None:
@@ -233,6 +239,8 @@ class ArdourRig:
         def gone() -> str | None:
             if self.bridge.poll() is not None:
                 return f"the bridge exited: {self.bridge_log.read_text()[-1500:]}"
+            if self.lua.halted:   # its ports will never come: a new session at once, not after a minute
+                return f"JACK threw Ardour out: {self.lua.halted}"
             return None
         try:
             return wait_port(self.patchbay, suffix, gone=gone, **kind)

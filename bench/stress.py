@@ -245,6 +245,7 @@ class StressRun:
         except (subprocess.TimeoutExpired, jack.JackError) as e:   # the harness failed: the session proves nothing
             daw.kill()
             _, err = daw.communicate()
+            (bridge.workdir / f"daw-{script.seed}.err").write_text(err)   # a hung DAW's stacks (bench/stress_daw.py)
             log.warning("seed %d: the harness failed (%s): %s", script.seed, e, err[-500:])
             return SessionResult(script.seed, [f"{INCOMPLETE}: the harness failed ({type(e).__name__})"], 0,
                                  script.fresh_bridge, time.monotonic() - began, daw_realtime=bool(self._daw_priority))

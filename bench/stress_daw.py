@@ -14,6 +14,7 @@ line: the wall time of every action, and whether the bridge's input was connecte
 """
 from __future__ import annotations
 
+import faulthandler
 import json
 import sys
 import threading
@@ -23,6 +24,7 @@ from bench.stress_check import LINK_CONTROL, MARKER_CONTROL
 
 CLOCKS_PER_QUARTER = 24
 PORT_WAIT_SECONDS = 60.0
+HANG_SECONDS = 80.0        # past the script's own length: every thread's stack to stderr (the harness kills at 90)
 
 
 def _ours(names: list[str], suffix: str) -> str | None:
@@ -37,6 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     from muse_bridge.command_socket import CommandSocketError, send_command
 
     script = json.loads(open((argv or sys.argv[1:])[0]).read())
+    seconds = script["slots"] * 60.0 / (min(script["bpm"], 90) * CLOCKS_PER_QUARTER) + script["lead"] + script["tail"]
+    faulthandler.dump_traceback_later(seconds + HANG_SECONDS, exit=False)   # where a hung DAW hangs, for its log
     out = mido.Backend("mido.backends.rtmidi/UNIX_JACK").open_output(
         "out", virtual=True, client_name=script["client"])
     patchbay = jack.Client(script["client"] + "-patchbay", no_start_server=True)

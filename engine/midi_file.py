@@ -67,7 +67,10 @@ def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, in
     if any(ts.time < 0 for ts in score.time_signatures):   # symusic's 32-bit ticks wrapped
         raise MidiFileError(path, f"a time signature lies past the 32-bit tick range ({MAX_TICK:,} ticks); "
                                   "its delta times are too long")
-    events = sorted((round(ts.time * scale), (ts.numerator, ts.denominator)) for ts in score.time_signatures)
+    # by tick only: of two at one tick (a tool's default 4/4, then the real meter) the later in the file counts, as
+    # a DAW reads it (symusic keeps the file's order); sorted by meter too, the larger numerator won
+    events = sorted(((round(ts.time * scale), (ts.numerator, ts.denominator)) for ts in score.time_signatures),
+                    key=lambda event: event[0])
     if events and events[0][0] > round(first_onset * scale):
         events.insert(0, (0, (4, 4)))   # the meter before the first time signature is 4/4 (the MIDI default)
     if time_signature is not None:

@@ -36,7 +36,7 @@ def check_candidate(path, first_bar_tick: int) -> None:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    return fuzz_corpus(tmp_path_factory.mktemp("fuzz"), seed=7, per_kind=5)
+    return fuzz_corpus(tmp_path_factory.mktemp("fuzz"), seed=7, per_kind=3)
 
 
 def test_suggest_on_every_fuzzed_file_gives_a_clean_error_or_valid_candidates(corpus, micro_checkpoint, tmp_path, capsys):

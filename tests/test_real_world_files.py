@@ -36,6 +36,22 @@ def test_candidates_start_after_the_prompt_in_its_last_meter(name, tmp_path, mic
         assert (meters[-1].numerator, meters[-1].denominator) == expected.last_meter
 
 
+@pytest.mark.parametrize("first, then", [((4, 4), (3, 4)), ((3, 4), (4, 4)), ((6, 8), (2, 4))])
+def test_of_two_time_signatures_at_one_tick_the_later_in_the_file_counts_as_a_daw_reads_it(first, then, tmp_path):
+    """A tool's default meter, then the real one, both at tick 0: the bars are those of the second."""
+    mid = mido.MidiFile(ticks_per_beat=TPQ)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track += [mido.MetaMessage("time_signature", numerator=first[0], denominator=first[1]),
+              mido.MetaMessage("time_signature", numerator=then[0], denominator=then[1])]
+    for k in range(12):
+        track += [mido.Message("note_on", note=60 + k, velocity=80), mido.Message("note_off", note=60 + k, time=TPQ)]
+    mid.save(str(tmp_path / "two.mid"))
+    phrase = read_phrase(tmp_path / "two.mid", RemiTokenizer().settings)
+    assert phrase.time_signature == then
+    assert phrase.n_bars == 12 * then[1] // (4 * then[0])   # twelve quarter notes
+
+
 def test_a_meter_outside_the_vocabulary_is_refused_naming_its_bar(tmp_path):
     mid = mido.MidiFile(ticks_per_beat=TPQ)
     track = mido.MidiTrack()
