@@ -68,12 +68,14 @@ def suggest_file(req: SuggestRequest) -> dict:
         suggestion = session.suggest(req.candidates, req.bars, req.sampling, req.seed,
                                      ticks_per_beat=phrase.ticks_per_beat, on_bars=lambda i, c: progress.update())
 
-    offset = phrase.bars.bar_line(phrase.n_bars)
+    # on the file's own timeline (a pickup was read padded to a full bar), as `fill` writes: dropped at bar 1 of a
+    # DAW holding the song, the candidate starts on the bar line after the prompt
+    offset = phrase.bars.bar_line(phrase.n_bars) - phrase.file_offset
     files = []
     for i, cand in enumerate(suggestion.candidates, start=1):
         path = req.out_dir / f"candidate_{i}.mid"
         cand.write_midi(path, phrase.tempo_bpm, first_bar_tick=offset, time_signature=phrase.written_meter,
-                        lead_in=phrase.bars if phrase.meter_changes else None)
+                        lead_in=phrase.file_meters() if phrase.meter_changes or phrase.file_offset else None)
         files.append(str(path))
     return {
         "files": files,

@@ -76,12 +76,13 @@ def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, in
     if time_signature is not None:
         events = [(0, tuple(time_signature))]
     file_changes = _meter_changes(events or [(0, (4, 4))], ticks_per_quarter)
-    pickup = 0
+    pickup, pickup_meter = 0, None
     if len(file_changes) > 1 and file_changes[1][0] == 1:
         # a pickup written as a short bar of its own: padded at its start to a full bar of the meter after it
         pickup = max(0, ticks_per_bar(file_changes[1][1], ticks_per_quarter)
                      - ticks_per_bar(file_changes[0][1], ticks_per_quarter))
     if pickup:
+        pickup_meter = file_changes[0][1]
         file_changes = [(0, file_changes[1][1])] + file_changes[2:]
     changes = []
     for bar, meter in file_changes:
@@ -120,7 +121,8 @@ def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, in
     notes = _fold_sustain(notes, pedal_spans)
     phrase = Phrase(notes, ticks_per_quarter, time_signature, tempo_bpm,
                     file_meter=meter if meter != time_signature else None,
-                    meter_changes=tuple(changes) if len(changes) > 1 else None, file_ticks=(scale, pickup))
+                    meter_changes=tuple(changes) if len(changes) > 1 else None, file_ticks=(scale, pickup),
+                    pickup_meter=pickup_meter)
     _check_length(path, phrase)
     return phrase
 

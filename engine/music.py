@@ -168,11 +168,27 @@ class Phrase:
     file_meter: Meter | None = None  # the file's spelling when the vocabulary's differs (2/2 read as 4/4)
     meter_changes: tuple[tuple[int, Meter], ...] | None = None   # (bar, meter) when the meter changes
     file_ticks: tuple[float, int] = (1.0, 0)   # (scale, offset): a tick here is the file's tick * scale + offset
+    pickup_meter: Meter | None = None   # the file's own short first bar, read padded to a full bar (offset ticks)
 
     @property
     def bars(self) -> MeterMap:
         """Its bar lines: each bar in its own meter."""
         return MeterMap(self.meter_changes or ((0, tuple(self.time_signature)),), self.ticks_per_beat)
+
+    @property
+    def file_offset(self) -> int:
+        """Ticks by which the file's own timeline starts later than this one (a pickup padded to a full bar)."""
+        return self.file_ticks[1]
+
+    def file_meters(self) -> list[tuple[int, Meter]]:
+        """(tick, meter) of every bar line where the meter changes, on the file's own timeline at this resolution: the
+        pickup in its own short meter first."""
+        offset, bars = self.file_offset, self.bars
+        changes = [(bars.bar_line(b) - offset, m) for b, m in bars.changes]
+        if offset:
+            changes = [(0, self.pickup_meter or changes[0][1]), (bars.bar_line(1) - offset, changes[0][1])] + changes[1:]
+        by_tick = {tick: meter for tick, meter in changes if tick >= 0}   # of two at one tick, the later
+        return sorted(by_tick.items())
 
     @property
     def meters(self) -> list[Meter]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -33,14 +33,16 @@ class Candidate:
     time_signature: tuple[int, int]
 
     def write_midi(self, path, tempo_bpm: float, first_bar_tick: int = 0,
-                   time_signature: tuple[int, int] | None = None, lead_in: MeterMap | None = None) -> None:
+                   time_signature: tuple[int, int] | None = None,
+                   lead_in: Sequence[tuple[int, tuple[int, int]]] | None = None) -> None:
         """The candidate alone as a .mid file: its first bar line at `first_bar_tick`, exactly `bars` bars long,
         every note ended inside them (the one writer of candidates: `suggest`, export and drag).
         `time_signature` writes the prompt's own spelling of the meter (2/2 for a 2/2 file read as 4/4) at the
-        first bar line; `lead_in` (the prompt's bars, at the candidate's resolution) writes their meters before it."""
+        first bar line; `lead_in` (the prompt's meter changes as (tick, meter), at the candidate's resolution, e.g.
+        `Phrase.file_meters()`) writes them before it."""
         notes = [Note(n.pitch, n.velocity, n.start + first_bar_tick, n.end + first_bar_tick) for n in self.notes]
         meter = time_signature or self.time_signature
-        changes = [(lead_in.bar_line(b), m) for b, m in lead_in.changes] if lead_in is not None else []
+        changes = list(lead_in or [])
         write_notes(notes, path, ticks_per_beat=self.ticks_per_beat, tempo_bpm=tempo_bpm,
                     time_signature=changes[0][1] if changes else meter,
                     end_tick=first_bar_tick + self.bar_map.span(self.bars),

@@ -2,7 +2,7 @@
 and meter changes, a DAW export whose first bar starts late, a multitrack song with drums.
 
 Each writer returns what a reader must find: the prompt's bar count, where its last bar ends (ticks at
-the file's resolution), and the meter of its last bar.
+the file's resolution, on the file's own timeline), and the meter of its last bar.
 """
 from __future__ import annotations
 
@@ -62,8 +62,9 @@ def classical_score(path: Path) -> Expected:
     events += _note(tick, 72, 4 * q - 40)
     tick += 4 * q
     _write(path, [events])
-    # the pickup bar is padded to a full 3/4 bar: 1 + 3 + 2 + 1 + 1 bars
-    return Expected(bars=9, end_tick=tick + 2 * q, last_meter=(4, 4))
+    # the pickup is a bar of its own (read padded to a full 3/4 bar): 1 + 4 + 2 + 1 + 1 bars, ending where the file's
+    # own last bar ends
+    return Expected(bars=9, end_tick=tick, last_meter=(4, 4))
 
 
 def late_starting_export(path: Path) -> Expected:

@@ -17,7 +17,7 @@ def test_a_real_world_file_is_read_bar_by_bar_in_its_own_meters(name, tmp_path):
     expected = FIXTURES[name](tmp_path / "song.mid")
     phrase = read_phrase(tmp_path / "song.mid", RemiTokenizer().settings)
     assert phrase.n_bars == expected.bars
-    assert phrase.bars.bar_line(phrase.n_bars) == expected.end_tick
+    assert phrase.bars.bar_line(phrase.n_bars) - phrase.file_offset == expected.end_tick
     assert phrase.time_signature == expected.last_meter
     tokens = RemiTokenizer().encode(phrase)
     assert RemiTokenizer().count_bars(tokens) == expected.bars
@@ -34,6 +34,21 @@ def test_candidates_start_after_the_prompt_in_its_last_meter(name, tmp_path, mic
         check_candidate(path, result["first_bar_tick"])
         meters = [m for m in mido.MidiFile(path).tracks[0] if m.type == "time_signature"]
         assert (meters[-1].numerator, meters[-1].denominator) == expected.last_meter
+        assert result["first_bar_tick"] in bar_lines(path), "the candidate's meters put no bar line where it starts"
+
+
+def bar_lines(path) -> set[int]:
+    """The bar lines a DAW reads from a file's time signatures (each starts a bar), up to its end."""
+    midi = mido.MidiFile(path)
+    tick, changes = 0, []
+    for message in midi.tracks[0]:
+        tick += message.time
+        if message.type == "time_signature":
+            changes.append((tick, message.numerator * 4 * midi.ticks_per_beat // message.denominator))
+    lines = set()
+    for (at, bar), (until, _) in zip(changes, changes[1:] + [(tick + 1, 0)]):
+        lines |= set(range(at, until, bar))
+    return lines
 
 
 @pytest.mark.parametrize("first, then", [((4, 4), (3, 4)), ((3, 4), (4, 4)), ((6, 8), (2, 4))])
