@@ -111,12 +111,19 @@ def export_step(model: RWKV7, path: Path) -> Path:
     return atomic_write(path, lambda f: f.write(data))
 
 
-EXPORT_NICENESS = 10   # the export yields the CPU to the live threads of the process that asked for it
+EXPORT_NICENESS = 10   # where the idle class is missing: the export yields the CPU to the live threads
 
 
 def _lower_priority() -> None:
-    if hasattr(os, "nice"):   # POSIX; elsewhere the export runs at the usual priority, still apart
-        os.nice(EXPORT_NICENESS)
+    """The export runs only when the CPU has nothing else to do, on one thread. At niceness 10 with torch's threads
+    on both of 2 cores, beside a fresh bridge making its first candidates, MIDI input still waited 86-101 ms (CI's
+    stress test, seed 0): the idle class gives way at once to any thread that wakes."""
+    torch.set_num_threads(1)
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):   # not Linux: a lower priority where there is one, still apart
+        if hasattr(os, "nice"):
+            os.nice(EXPORT_NICENESS)
 
 
 def export_step_apart(model: RWKV7, path: Path) -> Path:
