@@ -2,8 +2,8 @@
 
 python-rtmidi's JACK ports tell neither the transport's time nor that the server went away. This client
 (JACK-Client, the `jack` package) tells both:
-- `cycle_seconds(ago)`: the start of a JACK process cycle on the frame clock, in seconds: the transport's
-  own clock. The ClockFollower measures the gaps between MIDI clocks on it: on a machine whose JACK
+- `cycle_seconds(at)`: the start of the JACK process cycle a moment fell in, in seconds on the frame clock: the
+  transport's own clock. The ClockFollower measures the gaps between MIDI clocks on it: on a machine whose JACK
   cycles run late, arrival times show gaps the DAW never made, and a missing clock and a late one look
   alike by arrival time alone.
 - `gone`: set by JACK's shutdown callback when the server stops or throws this client out.
@@ -17,7 +17,9 @@ arrival times and without the server watch (`open_link` says so once).
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from typing import Callable
 
 log = logging.getLogger(__name__)
@@ -50,20 +52,26 @@ class JackLink:
         self.gone.set()
         self._on_gone()
 
-    def cycle_seconds(self, ago: float = 0.0) -> float | None:
-        """The start, in seconds on JACK's frame clock, of the process cycle that ran `ago` seconds ago (None once
-        the server is gone). A MIDI message is read some time after the cycle that brought it: that cycle's
-        start is its time on the transport, exact to the cycle, where the frame time extrapolated to the moment
-        the driver stamped it would carry the driver thread's lateness."""
+    def cycle_seconds(self, at: float) -> float | None:
+        """The start, in seconds on JACK's frame clock, of the process cycle during which the moment `at` (on
+        time.monotonic: when the driver took a MIDI message) fell; None once the server is gone. That cycle's start
+        is the message's time on the transport, exact to the cycle, where the moment itself carries the driver
+        thread's lateness. The moment is placed against the frames since the current cycle began, read together
+        with the time now: counted back by seconds alone, a cycle came out one too late whenever the read fell
+        early in a cycle (at 256 frames a third of a clock interval: gaps of 1.6 intervals that were one)."""
         if self.gone.is_set():
             return None
         with self._lock:
             frame = self._client.last_frame_time
+            since = (self._client.frame_time - frame) % FRAME_WRAP   # frames since that cycle began
+            now = time.monotonic()
+            if since > FRAME_WRAP // 2:   # the estimate a hair before the cycle's own start
+                since = 0
             if frame < self._last_frame and self._last_frame - frame > FRAME_WRAP // 2:
                 self._wraps += 1
             self._last_frame = frame
             period = self._client.blocksize
-            cycles_ago = int(max(0.0, ago) * self.samplerate // period)
+            cycles_ago = max(0, math.ceil(((now - at) * self.samplerate - since) / period))
             return (frame + self._wraps * FRAME_WRAP - cycles_ago * period) / self.samplerate
 
     def port_names(self) -> list[str]:

@@ -116,8 +116,8 @@ def close_output(port: mido.ports.BaseOutput) -> None:
 
 class PolledInput:
     """An rtmidi input port drained by a thread of ours: `callback(message, t, transport_t)` with `t` on
-    time.monotonic and `transport_t` the same moment on the transport's clock: `transport_time(ago)`, the
-    start of JACK's cycle that ran `ago` seconds before (None without one).
+    time.monotonic and `transport_t` the same moment on the transport's clock: `transport_time(t)`, the
+    start of JACK's cycle in which it fell (None without one).
 
     Each message is timed by the driver, not by when this thread got to it: the driver's deltas between
     messages, summed, give every message's time on the driver's clock exactly, and that clock is placed on
@@ -179,7 +179,7 @@ class PolledInput:
                     continue  # not a complete MIDI message
                 at = when + self._offset
                 try:
-                    self._callback(message, at, None if self._transport_time is None else self._transport_time(t - at))
+                    self._callback(message, at, None if self._transport_time is None else self._transport_time(at))
                 except Exception:  # every later message comes through this thread: a bug in one must not end it
                     log.exception("handling %s from %r failed", message, self.name)
 
