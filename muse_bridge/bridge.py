@@ -264,4 +264,3 @@ class LiveBridge:
         i = self.intake
         return LiveStats(i.messages_in, i.overflow, i.callback_max_seconds, self.context.notes_seen,
                          self.context.committed_tokens, self.worker.tokens_fed)
-
