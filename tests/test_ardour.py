@@ -122,12 +122,15 @@ def micro_checkpoint(tmp_path_factory):
 # land a clock off the clock that marks their step in some passes (127 of 207 note-ons in one, all on half-clock
 # steps); the Player alone, fed the same clocks, sends each on its marking clock
 SIX_EIGHT = pytest.mark.xfail(reason="issue 41: half-clock steps in 6/8 land a clock off with Ardour", strict=False)
+# open (issue 40): now and then one round of the loop counts a clock ahead after a long gap misjudged from stamps that
+# are exact only to a JACK cycle (a third of a clock interval at 256 frames and 150 bpm); seen in 1 of 3 CI runs
+LOOP = pytest.mark.xfail(reason="issue 40: a loop round now and then a clock early at 256 frames", strict=False)
+OPEN = {"meter_6_8": SIX_EIGHT, "loop_fill": LOOP}
 
 
 @pytest.mark.ardour
 @pytest.mark.skipif(tools_missing() is not None, reason=f"Ardour is not installed here: {tools_missing()}")
-@pytest.mark.parametrize("name", [pytest.param(n, marks=SIX_EIGHT) if n == "meter_6_8" else n
-                                  for n in sorted(SCENARIOS)])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=OPEN[n]) if n in OPEN else n for n in sorted(SCENARIOS)])
 def test_with_ardour_in_the_loop_every_candidate_note_lands_on_its_clock(name, micro_checkpoint, tmp_path):
     """One pass: every candidate note within one JACK period of Ardour's clock, every Suggest heard from its bar
     line, nothing left sounding, the fill heard on every round of the loop, the pause answered, the context as
