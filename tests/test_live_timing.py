@@ -46,9 +46,12 @@ def test_a_pianists_dense_pedalled_performance_gets_its_suggestion_played_inside
         jack_server, default_model, tmp_path):
     row = measure_pianist(default_model, 120.0, 20.0, seed=0, workdir=tmp_path, tag="ci-pianist")
     assert row["messages_played"] > 800
-    assert row["played"] and row["starts_on_the_next_bar_line"], row
-    assert row["late_or_cut"] == [], row
-    assert len(row["start_plan"]) == 1 and "the bar line asked for" in row["start_plan"][0], row   # said at -v
+    # on a machine too slow to make the first bar in time (CI, 2 s a bar once), a bar later, and the bridge says so
+    later = [n for n in row["late_or_cut"] if "so that every bar of it is ready in time" in n]
+    assert row["played"] and (row["starts_on_the_next_bar_line"] or (row["bars_late"] == 1 and later)), row
+    assert [n for n in row["late_or_cut"] if n not in later] == [], row   # no input handled late, no bar cut
+    assert len(row["start_plan"]) == 1, row   # said at -v
+    assert later or "the bar line asked for" in row["start_plan"][0], row
     assert row["outside_its_bars"] == 0, row
     assert row["left_without_note_off"] == 0 and row["all_notes_off_sent"] == 0, row
 
