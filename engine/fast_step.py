@@ -10,12 +10,15 @@ in or out of PyTorch per token.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import inspect
 import logging
 import os
+import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,31 +114,89 @@ def export_step(model: RWKV7, path: Path) -> Path:
     return atomic_write(path, lambda f: f.write(data))
 
 
-EXPORT_NICENESS = 10   # where the idle class is missing: the export yields the CPU to the live threads
+@dataclass(frozen=True)
+class ExportPace:
+    """How the export shares the machine with the live threads: it runs `run_seconds`, then rests `rest_seconds`
+    (suspended), in turns, so that it takes at most run / (run + rest) of one core; where the OS has no idle
+    scheduling class, it runs at `niceness`."""
+
+    run_seconds: float = 0.02
+    rest_seconds: float = 0.02
+    niceness: int = 10
 
 
-def _lower_priority() -> None:
-    """The export runs only when the CPU has nothing else to do, on one thread. At niceness 10 with torch's threads
-    on both of 2 cores, beside a fresh bridge making its first candidates, MIDI input still waited 86-101 ms (CI's
-    stress test, seed 0): the idle class gives way at once to any thread that wakes."""
+def _lower_priority(niceness: int) -> None:
+    """The export's own process: one thread, in the idle class (it gives way at once to any thread that wakes), and
+    killed with the process that made it, which may have left it suspended."""
     torch.set_num_threads(1)
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):   # not Linux: a lower priority where there is one, still apart
         if hasattr(os, "nice"):
-            os.nice(EXPORT_NICENESS)
+            os.nice(niceness)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def export_step_apart(model: RWKV7, path: Path) -> Path:
-    """`export_step` in a process of its own, at a lower CPU priority. The export is seconds of Python that holds
-    the interpreter's lock: on a thread of the live bridge it starved the MIDI input thread, so that clocks
-    were counted late, and the start-up rate measured on the worker meanwhile was ten times too slow."""
-    import concurrent.futures
+def _export_in_child(model: RWKV7, path: Path, niceness: int, result) -> None:
+    _lower_priority(niceness)
+    try:
+        export_step(model, path)
+        result.send(None)
+    except Exception as e:  # the exporter can fail in many ways: each is said to the parent, which falls back
+        result.send(f"{type(e).__name__}: {e}")
+
+
+def export_step_apart(model: RWKV7, path: Path, pace: ExportPace | None = None) -> Path:
+    """`export_step` in a process of its own, in the idle class, and paced where `pace` is given (beside live MIDI).
+    The export is tens of seconds of Python (40 s for the default model here): on a thread of the live bridge it held
+    the interpreter's lock, so that clocks were counted late. Apart but unpaced it still made MIDI input wait 100 ms
+    (CI's stress test, a fresh bridge): on this virtual machine, when both cores stay busy the host takes one away for
+    100 ms at a time, whatever the priorities inside (a realtime probe stalled 100 ms 7 times in 30 s beside two busy
+    processes, never beside one), and the idle class fills whatever the live threads leave of both. Paced, the export
+    leaves a core idle at times, and twice as long. Pacing needs the export to die with this process, should this
+    one die while it rests: Linux only."""
     import multiprocessing
 
+    import psutil
+
     context = multiprocessing.get_context("spawn")   # no fork of a process with MIDI and JACK threads running
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=_lower_priority) as pool:
-        return pool.submit(export_step, copy.deepcopy(model).cpu(), path).result()
+    receive, send = context.Pipe(duplex=False)
+    niceness = (pace or ExportPace()).niceness
+    process = context.Process(target=_export_in_child, args=(copy.deepcopy(model).cpu(), path, niceness, send),
+                              name="muse-export", daemon=True)
+    process.start()
+    send.close()
+    child = psutil.Process(process.pid)
+    paced = pace is not None and pace.rest_seconds > 0 and sys.platform.startswith("linux")
+    try:
+        while not receive.poll(pace.run_seconds if paced else 0.1):
+            if paced:
+                try:
+                    child.suspend()
+                    time.sleep(pace.rest_seconds)
+                    child.resume()
+                except psutil.NoSuchProcess:   # it ended: the pipe says how
+                    pass
+        error = receive.recv()
+    except EOFError:
+        error = EOFError
+    finally:
+        if process.is_alive():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.resume()
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+    if error is EOFError:
+        error = f"its process ended without a result (exit code {process.exitcode})"
+    if error is not None:
+        raise RuntimeError(f"exporting the fast step failed: {error}")
+    return path
 
 
 class FastStep:
@@ -158,12 +219,12 @@ class FastStep:
         return (cache or cache_folder()) / f"step-{model_key(model)}.onnx"
 
     @classmethod
-    def for_model(cls, model: RWKV7, cache: Path | None = None) -> "FastStep":
-        """The model's step from the cache, exported there first if it is not yet (seconds, in a process of its
-        own: `export_step_apart`)."""
+    def for_model(cls, model: RWKV7, cache: Path | None = None, pace: ExportPace | None = None) -> "FastStep":
+        """The model's step from the cache, exported there first if it is not yet (tens of seconds, in a process of
+        its own, paced where `pace` is given: `export_step_apart`)."""
         path = cls.cache_path(model, cache)
         if not path.is_file():
-            export_step_apart(model, path)
+            export_step_apart(model, path, pace)
         return cls(path)
 
     @classmethod

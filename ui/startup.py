@@ -110,8 +110,8 @@ def prepare_fast_step(bridge) -> None:
     """Export (or find in the cache) the model's step for ONNX Runtime and hand it to the Session.
     Until then, and if it cannot be made, suggestions use the PyTorch step."""
     try:
-        from engine.fast_step import FastStep
-        fast = FastStep.for_model(bridge.checkpoint.model)
+        from engine.fast_step import ExportPace, FastStep
+        fast = FastStep.for_model(bridge.checkpoint.model, pace=ExportPace())   # beside live MIDI: paced
     except Exception as e:  # the exporter can fail in many ways; the PyTorch step serves instead
         log.warning("fast decode step unavailable (%s: %s); suggestions use the PyTorch step", type(e).__name__, e)
         return
