@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.jackd import (JackUnavailable, connect_ports, jack_server, start_jackd, stop_jackd, stop_process,
+from bench.jackd import (JackUnavailable, connect_ports, jack_server, start_jackd, stop_jackd, stop_process, xruns,
                          wait_port)
 from bench.x42_clock import parse_dump
 
@@ -186,6 +186,7 @@ class PassRecord:
     samplerate: int
     period: int
     first_roll_sample: int = 0
+    xruns: list[str] = field(default_factory=list)    # clients JACK reported late for a cycle during the pass
 
 
 class ArdourRig:
@@ -363,6 +364,7 @@ class ArdourRig:
                       "muse_locate(0, false)")
         time.sleep(0.3)
         offset = self.bridge_log.stat().st_size
+        _, since = xruns(self._jackd)
         dump_file = self.workdir / f"dump-{time.time_ns()}.txt"
         with open(dump_file, "w") as out:
             dump = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", "-a", "daw-dump"], stdout=out,
@@ -386,4 +388,4 @@ class ArdourRig:
             f.seek(offset)
             log_text = f.read()
         return PassRecord(parse_dump(dump_file.read_text().splitlines()), self.notes(MUSE), log_text, self.samplerate,
-                          self.period)
+                          self.period, xruns=xruns(self._jackd, since)[0])

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 CONTROLS = {"suggest": SUGGEST_CONTROL, "fill": FILL_CONTROL}
 LOOP_ROUNDS_HEARD = 4
+XRUN_PASSES = 3   # passes in a row run again because JACK reported an xrun in them
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,7 @@ def analyse(s: Scenario, record: PassRecord) -> dict:
             problems.append("the pause was never answered")
     if beyond and not off:   # within a clock, yet later than a JACK period: reported, and held against p99 below
         row["beyond_one_period_ms"] = sorted(round(abs(e) * 1000 / rate, 2) for e in measured if abs(e) > record.period)
+    row["xruns"] = {client: record.xruns.count(client) for client in sorted(set(record.xruns))}
     row["problems"] = problems
     return row
 
@@ -211,11 +213,16 @@ def run_scenario(s: Scenario, runs: int, period: int, workdir: Path, realtime: b
     """`runs` passes of one scenario in one Ardour session (its phrase recorded once). Ardour 7.3 crashes now
     and then (reading back what it recorded, registering its ports on a loaded server), and JACK now and then
     refuses a connection on a loaded machine: the passes left then run in a new session (`sessions` at most),
-    and the pass after it says so."""
+    and the pass after it says so. A pass that fails where JACK reported a client late for a cycle (an xrun: on this
+    virtual machine the host takes a busy core away for 100 ms at a time) is inconclusive: what that client
+    sent or heard in the cycle may be lost (in CI, on a busy stretch, Ardour's clock slipped a cycle dozens of times
+    in a pass, and the recording lacked note-offs that Ardour recorded). It runs again, up to XRUN_PASSES times in a
+    row, and the pass kept says how many ran again; a pass that holds despite xruns stands."""
     import jack
 
     rows: list[dict] = []
     crashed: str | None = None
+    stalled = 0   # passes in a row run again for xruns
     for attempt in range(1, sessions + 1):
         try:
             with ArdourRig(workdir / f"session-{attempt}", period, realtime, list(s.bridge_args), checkpoint) as rig:
@@ -231,6 +238,12 @@ def run_scenario(s: Scenario, runs: int, period: int, workdir: Path, realtime: b
                     if crashed:
                         row["after_ardour_crashed"], crashed = crashed, None
                     log.info("%s at %d frames, pass %d: %s", s.name, period, len(rows) + 1, row["problems"] or "holds")
+                    if row["problems"] and row["xruns"] and stalled < XRUN_PASSES:   # inconclusive: run again
+                        stalled += 1
+                        log.warning("%s: JACK reported clients late for a cycle in that pass (%s): Ardour's clock and "
+                                    "the recording may have lost messages then; it runs again", s.name, row["xruns"])
+                        continue
+                    row["passes_run_again_for_xruns"], stalled = stalled, 0
                     rows.append(row)
             return rows
         except (ArdourUnavailable, jack.JackError) as e:   # the harness failed, not the bridge
@@ -248,6 +261,7 @@ def summary(rows: list[dict], period: int, samplerate: int = 48_000) -> dict:
             "note_ons": sum(r["note_ons"] for r in rows), "worst_p99_abs_ms": max(errors_p99, default=None),
             "period_ms": round(period_ms, 3), "p99_within_one_period": all(e <= period_ms for e in errors_p99),
             "off_by_a_clock": sum(r["off_by_a_clock"] for r in rows), "hanging": sum(r["hanging"] for r in rows),
+            "passes_run_again_for_xruns": sum(r["passes_run_again_for_xruns"] for r in rows),
             "suggests": sum(r["suggests"] for r in rows),
             "suggests_on_the_next_line": sum(r["suggests_on_the_next_line"] for r in rows),
             "ardour_offset_median_ms": [r["ardour_offset_ms"].get("median") for r in rows],

@@ -7,6 +7,7 @@ JACK_DEFAULT_SERVER set to that name uses, rtmidi's included, so that they never
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from contextlib import contextmanager
 # CPU load lost a whole cycle of MIDI on its way (2 of 27 loaded floods; 0 of 25 with --sync).
 PERIOD_FRAMES = 256
 SAMPLE_RATE = 48_000
+XRUN = re.compile(r"JackEngine::XRun: client = (.+?) was not finished")
 
 
 def jackd_command(period: int = PERIOD_FRAMES, realtime: bool = False, server: str | None = None,
@@ -65,10 +67,23 @@ def start_jackd(timeout: float = 20.0, period: int = PERIOD_FRAMES, realtime: bo
             log_file.seek(0)
             raise JackUnavailable(f"jackd exited with {process.returncode}: {log_file.read()[-2000:]}")
         if jack_running(server):
+            process.log_file = log_file   # read by `xruns`
             return process
         time.sleep(0.1)
     stop_jackd(process)
     raise JackUnavailable(f"jackd did not answer within {timeout:.0f} s")
+
+
+def xruns(process: subprocess.Popen | None, since: int = 0) -> tuple[list[str], int]:
+    """The clients that a server this module started reported late for a cycle (an xrun: what such a client sent or
+    heard in it may be lost), in its log from offset `since`, and the log's end: the next call's `since`. A server
+    found running (None) says nothing here."""
+    log_file = getattr(process, "log_file", None)
+    if log_file is None:
+        return [], since
+    fd = log_file.fileno()   # read without moving the offset the server writes at (it shares the file)
+    data = os.pread(fd, max(0, os.fstat(fd).st_size - since), since)
+    return XRUN.findall(data.decode(errors="replace")), since + len(data)
 
 
 def stop_jackd(process: subprocess.Popen | None) -> None:

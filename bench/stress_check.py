@@ -26,6 +26,8 @@ MARKER_CONTROL = 3                   # the DAW marks a command given through the
 LINK_CONTROL = 9                     # ... and the moment it cuts its connection to the bridge
 GRACE_SECONDS = 0.1                  # a Stop or Panic reaches the bridge and is acted on within this
 ANSWER_SECONDS = 1.0
+HANG_SECONDS = 80.0                  # a DAW still running this long past its script's length prints its stacks...
+KILL_SECONDS = 90.0                  # ... and this long past it, the harness kills it: the session proves nothing
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 DONE = re.compile(r"muse_bridge\.command_thread: (\w+) done")
 PLAYBACK = re.compile(r"playback on the DAW's song position (-?\d+)-(-?\d+) clocks")
@@ -62,6 +64,12 @@ class SongPosition:
         else:
             return
         self.clock = None   # placed again by the next clock
+
+
+def script_seconds(slots: int, bpm: float, lead: float, tail: float) -> float:
+    """The longest a session's script can last: its slots at the slowest tempo a tempo change may set (90 bpm, where
+    that is slower than its own), with its lead and tail."""
+    return slots * 60.0 / (min(bpm, 90) * CLOCKS_PER_QUARTER) + lead + tail
 
 
 def log_times(text: str) -> list[tuple[float, str]]:

@@ -21,11 +21,10 @@ import sys
 import threading
 import time
 
-from bench.stress_check import LINK_CONTROL, MARKER_CONTROL
+from bench.stress_check import HANG_SECONDS, LINK_CONTROL, MARKER_CONTROL, script_seconds
 
 CLOCKS_PER_QUARTER = 24
 PORT_WAIT_SECONDS = 60.0
-HANG_SECONDS = 80.0        # past the script's own length: every thread's stack to stderr (the harness kills at 90)
 
 
 def _ours(names: list[str], suffix: str) -> str | None:
@@ -40,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     from muse_bridge.command_socket import CommandSocketError, send_command
 
     script = json.loads(open((argv or sys.argv[1:])[0]).read())
-    seconds = script["slots"] * 60.0 / (min(script["bpm"], 90) * CLOCKS_PER_QUARTER) + script["lead"] + script["tail"]
+    seconds = script_seconds(script["slots"], script["bpm"], script["lead"], script["tail"])
     faulthandler.dump_traceback_later(seconds + HANG_SECONDS, exit=False)   # where a hung DAW hangs, for its log
     out = mido.Backend("mido.backends.rtmidi/UNIX_JACK").open_output(
         "out", virtual=True, client_name=script["client"])
