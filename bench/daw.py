@@ -16,6 +16,7 @@ import json
 import logging
 import statistics
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,7 +191,7 @@ def analyse(s: Scenario, record: PassRecord) -> dict:
             problems.append("the pause was never answered")
     if beyond and not off:   # within a clock, yet later than a JACK period: reported, and held against p99 below
         row["beyond_one_period_ms"] = sorted(round(abs(e) * 1000 / rate, 2) for e in measured if abs(e) > record.period)
-    row["xruns"] = {client: record.xruns.count(client) for client in sorted(set(record.xruns))}
+    row["xruns"] = dict(sorted(Counter(record.xruns).items()))
     row["problems"] = problems
     return row
 

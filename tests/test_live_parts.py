@@ -323,4 +323,3 @@ def test_a_fill_plays_in_place_on_each_round_of_a_daw_loop_and_accepting_it_repl
         commands.stop()
         player.close()
         worker.stop()
-
