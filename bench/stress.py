@@ -8,8 +8,9 @@ bridge and makes it again. It ends with Stop and Panic. Some sessions start the 
 at a random moment against the bridge's start-up (before its ports exist, during its start-up work, or after);
 the others reuse the bridge, from a state that is checked (nothing sounding, the context cleared).
 
-`jack_midi_dump -a` records Muse Out and the DAW's own port on one JACK port, so every message has its frame;
-bench/stress_check.py holds each session to the invariants. A failing seed replays exactly (`--replay SEED`).
+Two `jack_midi_dump -a` record Muse Out and the DAW's own port, each on one JACK port, so every message has its
+frame; what one of them dropped (it does so without a word when it falls behind) the other holds, and the session
+counts it. bench/stress_check.py holds each session to the invariants. A failing seed replays exactly (`--replay SEED`).
 
     python -m bench.stress random --sessions 1000 --out bench/results/stress   (resumable: done seeds are kept)
     python -m bench.stress dense --sessions 30 --out bench/results/stress_dense
@@ -33,7 +34,7 @@ from pathlib import Path
 from bench.jackd import (connect_ports, exit_on_sigterm, may_use_realtime, start_jackd, stop_jackd, stop_process,
                          wait_port)
 from bench.results import RESULTS, machine
-from bench.stress_check import CLOCK, DAW_CHANNEL, TRIGGERS, check, dense_check
+from bench.stress_check import CLOCK, DAW_CHANNEL, TRIGGERS, check, dense_check, merge_recordings
 from bench.x42_clock import parse_dump
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,8 @@ class SessionScript:
     dense: bool = False              # the dense scenario: its Start and Suggest checked too
     cold_cache: bool = False         # a fresh bridge exports its fast step first, as on a first start
 
-    def to_json(self, client: str, recorder: str) -> dict:
-        return {"client": client, "bridge_in": BRIDGE_IN, "recorder": recorder, "bpm": self.bpm, "slots": self.slots,
+    def to_json(self, client: str, recorders: list[str]) -> dict:
+        return {"client": client, "bridge_in": BRIDGE_IN, "recorders": recorders, "bpm": self.bpm, "slots": self.slots,
                 "actions": sorted(self.actions, key=lambda a: a[0]), "lead": self.lead, "tail": self.tail}
 
 
@@ -108,7 +109,9 @@ def session_script(seed: int, fresh_every: int = 5) -> SessionScript:
         elif kind == "tempo":
             s.actions.append((slot, "tempo", float(rng.randrange(90, 181, 5))))
         else:
-            s.actions += [(slot, "disconnect", None), (slot + rng.randrange(12, 2 * per_bar), "connect", None)]
+            # made again before the final Stop at the latest: a bridge cut off then would never hear it
+            back = min(slot + rng.randrange(12, 2 * per_bar), last - 1)
+            s.actions += [(slot, "disconnect", None), (back, "connect", None)]
     s.actions += [(last, "stop", None), (last + 6, "midi", [0xB0 | DAW_CHANNEL, TRIGGERS["panic"], 127])]
     return s
 
@@ -173,6 +176,7 @@ class SessionResult:
     suggests_heard: int = 0         # (dense) Suggests whose first note came from the next bar line
     start_logged_ms: float | None = None   # (dense) the Start's log line after it was sent
     daw_realtime: bool = False      # the DAW's clock loop ran at realtime priority
+    recorder_losses: list[int] = field(default_factory=lambda: [0, 0])   # messages each recorder lost, the other held
 
     def to_json(self) -> dict:
         return self.__dict__
@@ -225,13 +229,17 @@ class StressRun:
         bridge, client = self.bridge, f"stress-daw-{script.seed}"
         offset = bridge.log_size
         script_file = bridge.workdir / f"script-{script.seed}.json"
-        dump_in = f"stress-dump-{script.seed}:input"
-        script_file.write_text(json.dumps(script.to_json(client, dump_in)))
-        dump_file = bridge.workdir / f"dump-{script.seed}.txt"
-        with open(dump_file, "w") as out:
-            # line by line: what it heard is on disk whatever becomes of it
-            dump = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", "-a", f"stress-dump-{script.seed}"], stdout=out,
-                                    stderr=subprocess.DEVNULL, env=self.env)
+        # two recorders: jack_midi_dump drops what no longer fits its buffer without a word, so a message missing
+        # from one recording is told from one the bridge never sent by the other
+        names = [f"stress-dump-{script.seed}", f"stress-dump-{script.seed}-b"]
+        script_file.write_text(json.dumps(script.to_json(client, [f"{name}:input" for name in names])))
+        dump_files = [bridge.workdir / f"{name}.txt" for name in names]
+        dumps = []
+        for name, dump_file in zip(names, dump_files):
+            with open(dump_file, "w") as out:
+                # line by line: what it heard is on disk whatever becomes of it
+                dumps.append(subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", "-a", name], stdout=out,
+                                              stderr=subprocess.DEVNULL, env=self.env))
         daw = subprocess.Popen([*self._daw_priority, sys.executable, "-m", "bench.stress_daw", str(script_file)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=dict(self.env, MUSE_BRIDGE_SOCKET=str(bridge.socket)),
@@ -239,7 +247,9 @@ class StressRun:
         try:
             for source in (wait_port(self.patchbay, f"{client}:out", is_output=True),
                            wait_port(self.patchbay, ":" + BRIDGE_OUT, is_output=True)):
-                connect_ports(self.patchbay, source, wait_port(self.patchbay, dump_in, timeout=10, is_input=True))
+                for name in names:
+                    connect_ports(self.patchbay, source,
+                                  wait_port(self.patchbay, f"{name}:input", timeout=10, is_input=True))
             seconds = script.slots * 60.0 / (min(script.bpm, 90) * CLOCKS_PER_QUARTER)
             out, err = daw.communicate(timeout=seconds + script.lead + script.tail + 90)
         except (subprocess.TimeoutExpired, jack.JackError) as e:   # the harness failed: the session proves nothing
@@ -252,12 +262,13 @@ class StressRun:
         finally:
             if daw.poll() is None:
                 daw.kill()
-            stop_process(dump)
+            for dump in dumps:
+                stop_process(dump)
         if daw.returncode != 0:
             raise RuntimeError(f"the DAW of session {script.seed} failed: {err[-2000:]}")
         daw_said = json.loads(out)
         actions = daw_said["actions"]
-        messages = parse_dump(dump_file.read_text().splitlines())
+        messages, *lost = merge_recordings(*(parse_dump(f.read_text().splitlines()) for f in dump_files))
         log_text = bridge.log_from(offset)
         problems = check(messages, actions, log_text, self.samplerate)
         recorded = sum(1 for _, d in messages if d == [CLOCK])
@@ -265,7 +276,7 @@ class StressRun:
             problems.append(f"{INCOMPLETE}: {recorded} of the DAW's {daw_said['clocks']} clocks")
         notes = sum(1 for _, d in messages if len(d) == 3 and d[0] == 0x90 and d[2] > 0)
         result = SessionResult(script.seed, problems, notes, script.fresh_bridge, time.monotonic() - began,
-                               daw_realtime=bool(self._daw_priority))
+                               daw_realtime=bool(self._daw_priority), recorder_losses=lost)
         if script.dense:
             problems, result.suggests_heard, result.start_logged_ms = dense_check(messages, actions, log_text,
                                                                                   self.samplerate)
@@ -322,6 +333,8 @@ def summarise(out: Path) -> dict:
     return {"sessions": len(rows), "fresh_bridges": sum(r["fresh_bridge"] for r in rows),
             "sessions_with_violations": len(failed), "violations_by_kind": kinds, "failed_seeds": sorted(failed),
             "sessions_with_an_incomplete_recording": len(incomplete), "incomplete_seeds": incomplete,
+            "sessions_where_one_recorder_lost_messages": sum(1 for r in rows if any(r.get("recorder_losses", ()))),
+            "messages_one_recorder_lost": sum(sum(r.get("recorder_losses", ())) for r in rows),
             "notes_out": sum(r["notes_out"] for r in rows),
             "suggests_heard_on_the_next_bar_line": sum(r.get("suggests_heard", 0) for r in rows),
             "start_logged_ms_max": starts[-1] if starts else None,
@@ -354,7 +367,10 @@ def main(argv: list[str] | None = None) -> None:
                "machine": machine(), "checkpoint": str(args.checkpoint or "engine/assets/default.pt"),
                "transport": f"JACK dummy driver, 48 kHz, {args.period} frames, jackd -R (a server found running: as it is)",
                **summarise(out)}
-    (out.parent / f"{out.name}.json").write_text(json.dumps(summary, indent=1) + "\n")
+    path = out.parent / f"{out.name}.json"
+    if path.exists():   # what was written there about earlier runs (their provenance, by hand) stays
+        summary = {**json.loads(path.read_text()), **summary}
+    path.write_text(json.dumps(summary, indent=1) + "\n")
     print(json.dumps(summary, indent=1))
 
 

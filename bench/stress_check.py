@@ -1,7 +1,7 @@
 """The stress test's invariant checker: one session's recording at JACK frames, held to what a composer relies on.
 
 - every note-on on Muse Out has its note-off, and no pitch is struck again while it sounds;
-- nothing is struck after Stop or Panic (allowing GRACE_SECONDS for the message to reach the bridge) until
+- nothing is struck after Stop or Panic (one the bridge heard: not while the DAW had cut its connection) (allowing GRACE_SECONDS for the message to reach the bridge) until
   something asks for music again: Start, Continue, a Song Position Pointer, Suggest, Next, Previous, a command
   through the command channel (Fill, answer mode), or a note the composer plays (in answer mode a pause may be
   answered);
@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import datetime
 
 from bench.jackd import SAMPLE_RATE
@@ -23,7 +24,7 @@ CLOCKS_PER_QUARTER = 24
 DAW_CHANNEL = 1                      # the DAW plays and triggers on channel 2; the bridge answers on channel 1
 TRIGGERS = {"suggest": 20, "next": 21, "previous": 22, "accept": 23, "panic": 24}
 MARKER_CONTROL = 3                   # the DAW marks a command given through the command channel with it
-LINK_CONTROL = 9                     # ... and the moment it cuts its connection to the bridge
+LINK_CONTROL = 9                     # ... and the moments it cuts its connection to the bridge (0) and makes it (127)
 GRACE_SECONDS = 0.1                  # a Stop or Panic reaches the bridge and is acted on within this
 ANSWER_SECONDS = 1.0
 HANG_SECONDS = 80.0                  # a DAW still running this long past its script's length prints its stacks...
@@ -66,6 +67,40 @@ class SongPosition:
         self.clock = None   # placed again by the next clock
 
 
+def merge_recordings(a: list[tuple[int, list[int]]], b: list[tuple[int, list[int]]]
+                     ) -> tuple[list[tuple[int, list[int]]], int, int]:
+    """Two recorders' (frame, bytes) of the same ports as one: every message either holds, in order. A recorder that
+    falls behind drops what no longer fits its buffer, without a word; a message the other holds was sent. Returns
+    the merged recording (on `a`'s frames: each counts from its own start) and how many messages only `a` held and
+    only `b` held."""
+    from difflib import SequenceMatcher
+
+    keys_a = [(f, tuple(d)) for f, d in a]
+    known = set(keys_a)
+    shifts = Counter(fa - fb for fa, da in a[:32] for fb, db in b[:32] if da == db)
+    shift = max(shifts, key=lambda s: (sum((f + s, tuple(d)) in known for f, d in b), -abs(s)), default=0)
+    b = [(f + shift, d) for f, d in b]
+    keys_b = [(f, tuple(d)) for f, d in b]
+    merged, only_a, only_b = [], 0, 0
+    for tag, i, j, k, m in SequenceMatcher(None, keys_a, keys_b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            merged += a[i:j]
+            continue
+        left = Counter(keys_a[i:j])
+        extra = [message for key, message in zip(keys_b[k:m], b[k:m]) if not _take(left, key)]
+        only_a, only_b = only_a + sum(left.values()), only_b + len(extra)
+        merged += sorted(a[i:j] + extra, key=lambda message: message[0])   # stable: a's order within a frame
+    return merged, only_a, only_b
+
+
+def _take(counts: Counter, key) -> bool:
+    """One of `key` out of `counts`, if any is left."""
+    if counts[key] > 0:
+        counts[key] -= 1
+        return True
+    return False
+
+
 def script_seconds(slots: int, bpm: float, lead: float, tail: float) -> float:
     """The longest a session's script can last: its slots at the slowest tempo a tempo change may set (90 bpm, where
     that is slower than its own), with its lead and tail."""
@@ -91,12 +126,18 @@ def check(dump: list[tuple[int, list[int]]], actions: list, log_text: str, sampl
     grace = int(GRACE_SECONDS * samplerate)
     windows = [(int(a), int(b)) for a, b in PLAYBACK.findall(log_text)]
     song = SongPosition()
+    linked = True                         # the DAW is connected to the bridge (it marks a cut and its end, LINK_CONTROL)
     for frame, data in dump:
         if not data:
             continue
         status, kind, channel = data[0], data[0] & 0xF0, data[0] & 0x0F
         song.hear(data)
-        if status in (START, CONTINUE, SONG_POSITION):
+        if data[:2] == [0xB0 | DAW_CHANNEL, LINK_CONTROL]:
+            linked = data[2] > 0
+        elif not linked and (status in (START, CONTINUE, SONG_POSITION, STOP) or channel == DAW_CHANNEL
+                             and data[:2] != [0xB0 | DAW_CHANNEL, MARKER_CONTROL]):
+            continue   # sent while the DAW was cut off from the bridge: the bridge never heard it (a command did)
+        elif status in (START, CONTINUE, SONG_POSITION):
             quiet_from = None
         elif status == STOP:
             quiet_from = frame + grace

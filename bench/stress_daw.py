@@ -1,7 +1,7 @@
 """The stress test's DAW: a client with its own rtmidi/JACK port that sends its clock from a timed loop.
 
 It waits for the bridge's input port (the bridge may still be starting), connects to it, waits until the
-recorder hears its port too, and begins after the script's lead.
+recorders hear its port too, and begins after the script's lead.
 
 It plays one session's script (bench/stress.py makes it from a seed): every slot of the loop lasts one MIDI
 clock at the tempo in force, and a clock goes out in it while the transport runs. At its slot each action goes
@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"the bridge's port {script['bridge_in']!r} never appeared")
         time.sleep(0.02)
     patchbay.connect(ours, bridge)
-    while script["recorder"] not in [p.name for p in patchbay.get_all_connections(ours)]:
+    while not set(script["recorders"]) <= {p.name for p in patchbay.get_all_connections(ours)}:
         if time.monotonic() > deadline:   # what is not recorded cannot be checked
-            raise SystemExit(f"the recorder {script['recorder']!r} never connected")
+            raise SystemExit(f"the recorders {script['recorders']} never connected")
         time.sleep(0.01)
     time.sleep(script["lead"])
 
@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
             elif kind == "connect" and not connected:   # two cuts may overlap: the first connect ends both
                 patchbay.connect(ours, bridge)
                 connected = True
+                out.send(mido.Message("control_change", channel=1, control=LINK_CONTROL, value=127))
             elif kind == "command":
                 out.send(mido.Message("control_change", channel=1, control=MARKER_CONTROL, value=len(done) % 128))
                 commands.append(threading.Thread(target=command, args=(value,), daemon=True))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bench.stress import INCOMPLETE, run, session_script
-from bench.stress_check import DAW_CHANNEL, STOP, TRIGGERS, check
+from bench.stress_check import DAW_CHANNEL, STOP, TRIGGERS, check, merge_recordings
 from jack_fixtures import jack_server  # noqa: F401  (the fixture)
 
 CH0_ON, CH0_OFF = 0x90, 0x80
@@ -39,6 +39,29 @@ def test_a_note_after_stop_or_panic_is_caught_until_music_is_asked_for_again():
     suggest = (late - 10, [0xB0 | DAW_CHANNEL, TRIGGERS["suggest"], 127])
     assert check([panic, suggest, on(late, 60), off(late + 10, 60)], [], "") == []
     assert any("after Stop or Panic" in p for p in check([(0, [STOP]), on(late, 62), off(late + 9, 62)], [], ""))
+
+
+def test_a_stop_or_panic_the_bridge_never_heard_arms_no_quiet_window():
+    """Sent while the DAW had cut its connection (marked 0, made again 127), a Stop or Panic never reached the bridge:
+    what it plays after them is no fault; once the connection is back, a Stop counts again."""
+    cut, back = (0, [0xB0 | DAW_CHANNEL, 9, 0]), (200, [0xB0 | DAW_CHANNEL, 9, 127])
+    panic = (100, [0xB0 | DAW_CHANNEL, TRIGGERS["panic"], 127])
+    late = 48_000
+    assert check([cut, (50, [STOP]), panic, back, on(late, 60), off(late + 10, 60)], [], "") == []
+    problems = check([cut, back, (300, [STOP]), on(late, 60), off(late + 10, 60)], [], "")
+    assert any("after Stop or Panic" in p for p in problems)
+
+
+def test_every_cut_connection_is_made_again_before_the_final_stop():
+    for seed in range(400):
+        actions = sorted(session_script(seed).actions, key=lambda a: a[0])
+        final_stop = max(slot for slot, kind, _ in actions if kind == "stop")
+        cut = False
+        for slot, kind, _ in actions:
+            if slot >= final_stop:
+                assert not cut, f"seed {seed}: the bridge is cut off at the final Stop"
+                break
+            cut = kind == "disconnect" or (cut and kind != "connect")
 
 
 def stamp(t: float) -> str:
@@ -92,3 +115,14 @@ def test_a_note_outside_every_playbacks_bars_on_the_daws_song_position_is_caught
     log = "x INFO muse_bridge.player: playback on the DAW's song position 96-144 clocks\n"
     problems = check(dump, [], log)
     assert problems == ["pitch 62 struck at song position 150 clocks, outside every playback's bars"]
+
+
+def test_two_recordings_merge_into_every_message_either_holds():
+    a = [(1, [0xF8]), on(2, 60), off(5, 60), (9, [0xF8])]
+    b = [(1, [0xF8]), on(2, 60), (9, [0xF8]), (12, [STOP])]
+    assert merge_recordings(a, b) == ([(1, [0xF8]), on(2, 60), off(5, 60), (9, [0xF8]), (12, [STOP])], 1, 1)
+    assert merge_recordings(a, a) == (a, 0, 0)
+    twice = [on(2, 60), on(2, 60)]   # a message each holds once is not doubled
+    assert merge_recordings(twice, twice[:1]) == (twice, 1, 0)
+    later = [(f + 3264, d) for f, d in b]   # a recorder that started 51 cycles later counts from there
+    assert merge_recordings(a, later) == merge_recordings(a, b)
