@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
 from datetime import datetime
 
 from bench.jackd import SAMPLE_RATE
@@ -70,35 +69,23 @@ class SongPosition:
 def merge_recordings(a: list[tuple[int, list[int]]], b: list[tuple[int, list[int]]]
                      ) -> tuple[list[tuple[int, list[int]]], int, int]:
     """Two recorders' (frame, bytes) of the same ports as one: every message either holds, in order. A recorder that
-    falls behind drops what no longer fits its buffer, without a word; a message the other holds was sent. Returns
-    the merged recording (on `a`'s frames: each counts from its own start) and how many messages only `a` held and
-    only `b` held."""
+    falls behind drops what no longer fits its buffer, without a word; a message the other holds was sent. Each
+    stamps a message with the frames of the cycles it ran (jack_midi_dump -a counts them), which drift apart by a
+    period at each cycle one of them missed: the two are aligned by their messages, and one that only `b` holds
+    gets `a`'s frame of the last message both hold. Returns the merged recording and how many messages only `a`
+    held and only `b` held."""
     from difflib import SequenceMatcher
 
-    keys_a = [(f, tuple(d)) for f, d in a]
-    known = set(keys_a)
-    shifts = Counter(fa - fb for fa, da in a[:32] for fb, db in b[:32] if da == db)
-    shift = max(shifts, key=lambda s: (sum((f + s, tuple(d)) in known for f, d in b), -abs(s)), default=0)
-    b = [(f + shift, d) for f, d in b]
-    keys_b = [(f, tuple(d)) for f, d in b]
-    merged, only_a, only_b = [], 0, 0
+    keys_a, keys_b = [tuple(d) for _, d in a], [tuple(d) for _, d in b]
+    merged, only_a, only_b, shift = [], 0, 0, (a[0][0] - b[0][0]) if a and b else 0
     for tag, i, j, k, m in SequenceMatcher(None, keys_a, keys_b, autojunk=False).get_opcodes():
         if tag == "equal":
             merged += a[i:j]
+            shift = a[j - 1][0] - b[m - 1][0]
             continue
-        left = Counter(keys_a[i:j])
-        extra = [message for key, message in zip(keys_b[k:m], b[k:m]) if not _take(left, key)]
-        only_a, only_b = only_a + sum(left.values()), only_b + len(extra)
-        merged += sorted(a[i:j] + extra, key=lambda message: message[0])   # stable: a's order within a frame
+        only_a, only_b = only_a + j - i, only_b + m - k
+        merged += sorted(a[i:j] + [(f + shift, d) for f, d in b[k:m]], key=lambda message: message[0])
     return merged, only_a, only_b
-
-
-def _take(counts: Counter, key) -> bool:
-    """One of `key` out of `counts`, if any is left."""
-    if counts[key] > 0:
-        counts[key] -= 1
-        return True
-    return False
 
 
 def script_seconds(slots: int, bpm: float, lead: float, tail: float) -> float:

@@ -70,12 +70,12 @@ def suggest_file(req: SuggestRequest) -> dict:
 
     # on the file's own timeline (a pickup was read padded to a full bar), as `fill` writes: dropped at bar 1 of a
     # DAW holding the song, the candidate starts on the bar line after the prompt
-    offset = phrase.bars.bar_line(phrase.n_bars) - phrase.file_offset
+    offset = round(phrase.on_file_timeline(phrase.bars.bar_line(phrase.n_bars)))
     files = []
     for i, cand in enumerate(suggestion.candidates, start=1):
         path = req.out_dir / f"candidate_{i}.mid"
         cand.write_midi(path, phrase.tempo_bpm, first_bar_tick=offset, time_signature=phrase.written_meter,
-                        lead_in=phrase.file_meters() if phrase.meter_changes or phrase.file_offset else None)
+                        lead_in=phrase.file_meters() if phrase.meter_changes or phrase.pads else None)
         files.append(str(path))
     return {
         "files": files,

@@ -76,23 +76,13 @@ def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, in
     if time_signature is not None:
         events = [(0, tuple(time_signature))]
     file_changes = _meter_changes(events or [(0, (4, 4))], ticks_per_quarter)
-    pickup, pickup_meter = 0, None
-    if len(file_changes) > 1 and file_changes[1][0] == 1:
-        # a pickup written as a short bar of its own: padded at its start to a full bar of the meter after it
-        pickup = max(0, ticks_per_bar(file_changes[1][1], ticks_per_quarter)
-                     - ticks_per_bar(file_changes[0][1], ticks_per_quarter))
-    if pickup:
-        pickup_meter = file_changes[0][1]
-        file_changes = [(0, file_changes[1][1])] + file_changes[2:]
-    changes = []
-    for bar, meter in file_changes:
-        read_as = settings.vocabulary_meter(meter)
-        if read_as is None:
-            raise MidiFileError(path, f"bar {bar + 1} is in {meter[0]}/{meter[1]}, which is not read; read are: "
-                                      f"{', '.join(settings.meters())} (and meters of the same bar length)")
-        if not changes or changes[-1][1] != read_as:
-            changes.append((bar, read_as))
+    last_end = round(max((n.end for t in score.tracks if not t.is_drum for n in t.notes), default=0) * scale)
+    changes, pads = _bars_read(path, file_changes, settings, ticks_per_quarter, last_end)
     meter, time_signature = file_changes[-1][1], changes[-1][1]
+    file_bars = MeterMap(tuple(file_changes), ticks_per_quarter)
+    file_meters = tuple((file_bars.bar_line(bar), m) for bar, m in file_changes)
+    if ticks_per_bar(meter) != ticks_per_bar(time_signature):
+        meter = time_signature   # a lone bar in another meter ends the file: continued in the meter it was read in
     tempos = [t.qpm for t in sorted(score.tempos, key=lambda t: t.time) if math.isfinite(t.qpm) and t.qpm > 0]
     low, high = settings.tempo_range
     tempo_bpm = min(max(float(tempos[-1]), low), high) if tempos else 120.0
@@ -103,7 +93,7 @@ def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, in
         if track.is_drum:
             continue
         track_end = max([n.end for n in track.notes] + [c.time for c in track.controls], default=0)
-        spans = [(round(a * scale) + pickup, round(b * scale) + pickup)
+        spans = [(_padded(round(a * scale), pads), _padded(round(b * scale), pads))
                  for a, b in _pedal_spans(track.controls, track_end)]
         for n in track.notes:
             if n.time < 0 or n.duration < 0:   # symusic's 32-bit ticks wrapped: delta times past what tools read
@@ -112,8 +102,8 @@ def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, in
             if not lowest <= n.pitch < highest:
                 outside += 1
                 continue
-            start = round(n.time * scale) + pickup
-            end = round((n.time + n.duration) * scale) + pickup
+            start = _padded(round(n.time * scale), pads)
+            end = _padded(round((n.time + n.duration) * scale), pads)
             notes.append(Note(int(n.pitch), int(n.velocity), start, max(start + 1, end)))
             pedal_spans.append(spans)
     if not notes:
@@ -121,8 +111,8 @@ def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, in
     notes = _fold_sustain(notes, pedal_spans)
     phrase = Phrase(notes, ticks_per_quarter, time_signature, tempo_bpm,
                     file_meter=meter if meter != time_signature else None,
-                    meter_changes=tuple(changes) if len(changes) > 1 else None, file_ticks=(scale, pickup),
-                    pickup_meter=pickup_meter)
+                    meter_changes=tuple(changes) if len(changes) > 1 else None, file_scale=scale, pads=pads,
+                    file_meter_changes=file_meters)
     _check_length(path, phrase)
     return phrase
 
@@ -132,8 +122,7 @@ def replace_notes(source, path, phrase: Phrase, start: int, end: int, notes: lis
     [start, end) replaced by `notes` (phrase ticks): every other message stays as it was, and a note sounding into
     the range is released at its start, so none crosses into the new notes. The new notes go on the channel and
     track of the notes they replace (the first track with notes, channel 1, when there were none)."""
-    scale, offset = phrase.file_ticks
-    to_file = lambda tick: round((tick - offset) / scale)   # noqa: E731
+    to_file = lambda tick: round(phrase.on_file_timeline(tick) / phrase.file_scale)   # noqa: E731
     lo, hi = to_file(start), to_file(end)
     midi = mido.MidiFile(source)
     channels: Counter[int] = Counter()
@@ -195,6 +184,68 @@ def _check_length(path, phrase: Phrase) -> None:
     if bar >= MAX_BARS:
         raise MidiFileError(path, f"a note lies in bar {bar + 1:,}: its delta times are too long "
                                   f"(a phrase is read up to bar {MAX_BARS:,})")
+
+
+def _bars_read(path, file_changes: list[tuple[int, Meter]], settings: TokenizerSettings, ticks_per_quarter: int,
+               last_end: int) -> tuple[list[tuple[int, Meter]], tuple[tuple[int, int], ...]]:
+    """The bars a file is read as: (bar, meter of the vocabulary) from bar 0, and the pads put in (file tick, ticks).
+
+    - A pickup written as a short bar of its own is padded at its start to a full bar of the meter after it.
+    - A lone bar in a meter the vocabulary lacks is read in the meter around it (the one before, else the one
+      after): a bar far longer than that, as a notated cadenza is (175/4 in 4/4), as that many bars of it, and
+      what is left over as a short bar; a short bar as a bar of the vocabulary of its length (3/4) if there is
+      one, else padded at its start to a full bar, as a pickup is.
+    - Bars of such a meter one after another are a passage in it: refused, naming the first bar."""
+    file_bars = MeterMap(tuple(file_changes), ticks_per_quarter)
+    pads: list[tuple[int, int]] = []
+    if len(file_changes) > 1 and file_changes[1][0] == 1:
+        pickup = ticks_per_bar(file_changes[1][1], ticks_per_quarter) - file_bars.bar_ticks(0)
+        if pickup > 0:
+            pads.append((0, pickup))
+            file_changes = [(0, file_changes[1][1])] + file_changes[2:]
+    changes: list[tuple[int, Meter]] = []
+    added = 0   # bars read so far beyond the file's own (a cadenza read as several)
+
+    def read(bar: int, meter: Meter) -> None:
+        if not changes or changes[-1][1] != meter:
+            changes.append((bar + added, meter))
+
+    for i, (bar, meter) in enumerate(file_changes):
+        read_as = settings.vocabulary_meter(meter)
+        if read_as is not None:
+            read(bar, read_as)
+            continue
+        following = file_changes[i + 1] if i + 1 < len(file_changes) else None
+        lone = following[0] == bar + 1 if following else last_end <= file_bars.bar_line(bar + 1)
+        around = changes[-1][1] if changes else settings.vocabulary_meter(following[1]) if following else None
+        if not lone or around is None:
+            raise MidiFileError(path, f"bar {bar + 1} is in {meter[0]}/{meter[1]}, which is not read; read are: "
+                                      f"{', '.join(settings.meters())} (and meters of the same bar length); a lone "
+                                      f"bar in another meter is read in the meter around it")
+        whole, rest = divmod(ticks_per_bar(meter, ticks_per_quarter), ticks_per_bar(around, ticks_per_quarter))
+        if whole:
+            read(bar, around)
+        if rest:
+            short = _meter_of_length(rest, settings, ticks_per_quarter, around[1])
+            read(bar + whole, short or around)
+            if short is None:
+                pads.append((file_bars.bar_line(bar) + whole * ticks_per_bar(around, ticks_per_quarter),
+                             ticks_per_bar(around, ticks_per_quarter) - rest))
+            whole += 1
+        added += whole - 1
+    return changes, tuple(pads)
+
+
+def _meter_of_length(ticks: int, settings: TokenizerSettings, ticks_per_quarter: int, beat: int) -> Meter | None:
+    """A meter of the vocabulary whose bar lasts `ticks`, of the note value `beat` if there is one."""
+    lengths = [(num, den) for den, nums in settings.time_signatures for num in nums
+               if ticks_per_bar((num, den), ticks_per_quarter) == ticks]
+    return min(lengths, key=lambda m: m[1] != beat, default=None)
+
+
+def _padded(tick: int, pads: tuple[tuple[int, int], ...]) -> int:
+    """A file's tick (at the reading resolution) on the timeline it is read as: every pad at or before it added."""
+    return tick + sum(length for at, length in pads if at <= tick)
 
 
 def _meter_changes(events: list[tuple[int, Meter]], ticks_per_quarter: int) -> list[tuple[int, Meter]]:

@@ -167,28 +167,34 @@ class Phrase:
     tempo_bpm: float  # tempo in force at the end of the phrase
     file_meter: Meter | None = None  # the file's spelling when the vocabulary's differs (2/2 read as 4/4)
     meter_changes: tuple[tuple[int, Meter], ...] | None = None   # (bar, meter) when the meter changes
-    file_ticks: tuple[float, int] = (1.0, 0)   # (scale, offset): a tick here is the file's tick * scale + offset
-    pickup_meter: Meter | None = None   # the file's own short first bar, read padded to a full bar (offset ticks)
+    # the file's own timeline: a tick here is the file's tick * file_scale (a coarse clock is read finer), with each
+    # pad (file tick at this resolution, ticks) added from its tick on: a short bar (a pickup) read padded at its start
+    # to a full bar; and the file's own (tick, meter) changes, at this resolution
+    file_scale: float = 1.0
+    pads: tuple[tuple[int, int], ...] = ()
+    file_meter_changes: tuple[tuple[int, Meter], ...] = ()
 
     @property
     def bars(self) -> MeterMap:
         """Its bar lines: each bar in its own meter."""
         return MeterMap(self.meter_changes or ((0, tuple(self.time_signature)),), self.ticks_per_beat)
 
-    @property
-    def file_offset(self) -> int:
-        """Ticks by which the file's own timeline starts later than this one (a pickup padded to a full bar)."""
-        return self.file_ticks[1]
+    def on_file_timeline(self, tick: float) -> float:
+        """A tick of this timeline on the file's own (at this resolution): the pads before it taken out; a tick inside
+        a pad is where the short bar it pads begins."""
+        removed = 0
+        for at, length in self.pads:
+            if tick < at + removed:
+                break
+            if tick < at + removed + length:
+                return at
+            removed += length
+        return tick - removed
 
     def file_meters(self) -> list[tuple[int, Meter]]:
-        """(tick, meter) of every bar line where the meter changes, on the file's own timeline at this resolution: the
-        pickup in its own short meter first."""
-        offset, bars = self.file_offset, self.bars
-        changes = [(bars.bar_line(b) - offset, m) for b, m in bars.changes]
-        if offset:
-            changes = [(0, self.pickup_meter or changes[0][1]), (bars.bar_line(1) - offset, changes[0][1])] + changes[1:]
-        by_tick = {tick: meter for tick, meter in changes if tick >= 0}   # of two at one tick, the later
-        return sorted(by_tick.items())
+        """(tick, meter) of every bar line where the meter changes, on the file's own timeline at this resolution
+        (the file's own meters: a pickup in its short one); this timeline's bar lines without a file."""
+        return list(self.file_meter_changes) or [(self.bars.bar_line(b), m) for b, m in self.bars.changes]
 
     @property
     def meters(self) -> list[Meter]:

@@ -89,6 +89,34 @@ def multitrack_with_drums(path: Path) -> Expected:
     return Expected(bars=4, end_tick=16 * q, last_meter=(4, 4))
 
 
-FIXTURES = {"classical score with a pickup and meter changes": classical_score,
+def concerto_with_cadenza(path: Path) -> Expected:
+    """Two bars of 4/4, a cadenza notated as one 33/4 bar (runs of eighths), two bars of 4/4, a 3/16 bar (a short
+    bar no meter of the vocabulary has), one bar of 4/4."""
+    q = TPQ
+    events = [(0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(80))), _meter(0, 4, 4)]
+    tick = 0
+    for _ in range(2):
+        events += [e for beat in range(4) for e in _note(tick + beat * q, 60 + beat, q - 40)]
+        tick += 4 * q
+    events.append(_meter(tick, 33, 4))
+    events += [e for k in range(66) for e in _note(tick + k * q // 2, 72 + k % 12, q // 2 - 10)]
+    tick += 33 * q
+    events.append(_meter(tick, 4, 4))
+    for _ in range(2):
+        events += [e for beat in range(4) for e in _note(tick + beat * q, 65 + beat, q - 40)]
+        tick += 4 * q
+    events.append(_meter(tick, 3, 16))
+    events += _note(tick, 70, q // 4) + _note(tick + q // 2, 69, q // 4)
+    tick += 3 * q // 4
+    events.append(_meter(tick, 4, 4))
+    events += _note(tick, 60, 4 * q - 40)
+    tick += 4 * q
+    _write(path, [events])
+    # 2 bars, the cadenza as 8 bars of 4/4 and a bar of 1/4, 2 bars, the 3/16 bar padded to a full 4/4 bar, 1 bar
+    return Expected(bars=2 + 9 + 2 + 1 + 1, end_tick=tick, last_meter=(4, 4))
+
+
+FIXTURES = {"concerto with a cadenza bar and a short bar": concerto_with_cadenza,
+            "classical score with a pickup and meter changes": classical_score,
             "DAW export with a late-starting first bar": late_starting_export,
             "multitrack song with drums": multitrack_with_drums}

@@ -8,7 +8,7 @@ import pytest
 from engine.midi_file import MidiFileError, read_phrase
 from engine.tokenizer import RemiTokenizer
 from ui.cli import main
-from real_world_midi import FIXTURES, TPQ
+from real_world_midi import FIXTURES, TPQ, concerto_with_cadenza
 from test_fuzz import BARS, check_candidate
 
 
@@ -17,7 +17,7 @@ def test_a_real_world_file_is_read_bar_by_bar_in_its_own_meters(name, tmp_path):
     expected = FIXTURES[name](tmp_path / "song.mid")
     phrase = read_phrase(tmp_path / "song.mid", RemiTokenizer().settings)
     assert phrase.n_bars == expected.bars
-    assert phrase.bars.bar_line(phrase.n_bars) - phrase.file_offset == expected.end_tick
+    assert phrase.on_file_timeline(phrase.bars.bar_line(phrase.n_bars)) == expected.end_tick
     assert phrase.time_signature == expected.last_meter
     tokens = RemiTokenizer().encode(phrase)
     assert RemiTokenizer().count_bars(tokens) == expected.bars
@@ -67,17 +67,46 @@ def test_of_two_time_signatures_at_one_tick_the_later_in_the_file_counts_as_a_da
     assert phrase.n_bars == 12 * then[1] // (4 * then[0])   # twelve quarter notes
 
 
-def test_a_meter_outside_the_vocabulary_is_refused_naming_its_bar(tmp_path):
+def _odd_meter_file(path, bars_of_7_8: int) -> None:
+    """A bar of 4/4, an empty one, then `bars_of_7_8` bars of 7/8 with a note in each."""
     mid = mido.MidiFile(ticks_per_beat=TPQ)
     track = mido.MidiTrack()
     mid.tracks.append(track)
     track += [mido.MetaMessage("time_signature", numerator=4, denominator=4),
               mido.Message("note_on", note=60, velocity=80), mido.Message("note_off", note=60, time=4 * TPQ),
-              mido.MetaMessage("time_signature", numerator=7, denominator=8, time=4 * TPQ),
-              mido.Message("note_on", note=62, velocity=80), mido.Message("note_off", note=62, time=TPQ)]
-    mid.save(str(tmp_path / "odd.mid"))
-    with pytest.raises(MidiFileError, match=r"bar 3 is in 7/8, which is not read; read are: .*4/4"):
+              mido.MetaMessage("time_signature", numerator=7, denominator=8, time=4 * TPQ)]
+    for _ in range(bars_of_7_8):
+        track += [mido.Message("note_on", note=62, velocity=80), mido.Message("note_off", note=62, time=TPQ),
+                  mido.Message("note_off", note=0, time=7 * TPQ // 2 - TPQ)]
+    mid.save(str(path))
+
+
+def test_a_passage_in_a_meter_outside_the_vocabulary_is_refused_naming_its_bar(tmp_path):
+    _odd_meter_file(tmp_path / "odd.mid", bars_of_7_8=2)
+    with pytest.raises(MidiFileError, match=r"bar 3 is in 7/8, which is not read; read are: .*4/4.*a lone bar in "
+                                            r"another meter is read in the meter around it"):
         read_phrase(tmp_path / "odd.mid", RemiTokenizer().settings)
+
+
+def test_a_lone_short_bar_is_read_padded_at_its_start_as_a_pickup_is(tmp_path):
+    _odd_meter_file(tmp_path / "odd.mid", bars_of_7_8=1)
+    phrase = read_phrase(tmp_path / "odd.mid", RemiTokenizer().settings)
+    pad = 4 * TPQ - 7 * TPQ // 2
+    assert phrase.meters == [(4, 4)] and phrase.pads == ((8 * TPQ, pad),)
+    assert [n.start for n in phrase.notes] == [0, 8 * TPQ + pad]             # the short bar's note at its own place
+    assert phrase.on_file_timeline(phrase.bars.bar_line(3)) == 8 * TPQ + 7 * TPQ // 2
+    assert phrase.on_file_timeline(8 * TPQ + 10) == 8 * TPQ                  # inside the pad: where the bar begins
+
+
+def test_a_cadenza_bar_is_read_as_bars_of_the_meter_around_it(tmp_path):
+    expected = concerto_with_cadenza(tmp_path / "song.mid")
+    phrase = read_phrase(tmp_path / "song.mid", RemiTokenizer().settings)
+    assert phrase.bars.changes == ((0, (4, 4)), (10, (1, 4)), (11, (4, 4)))
+    cadenza = [n for n in phrase.notes if n.pitch >= 72]
+    assert cadenza[0].start == 8 * TPQ and cadenza[-1].start == (8 + 32) * TPQ + TPQ // 2   # not moved
+    assert phrase.file_meters() == [(0, (4, 4)), (8 * TPQ, (33, 4)), (41 * TPQ, (4, 4)), (49 * TPQ, (3, 16)),
+                                    (49 * TPQ + 3 * TPQ // 4, (4, 4))]
+    assert phrase.on_file_timeline(phrase.bars.bar_line(phrase.n_bars)) == expected.end_tick
 
 
 def test_prepare_keeps_files_whose_meter_changes_and_names_the_reason_of_each_it_skips(tmp_path):
@@ -91,8 +120,11 @@ def test_prepare_keeps_files_whose_meter_changes_and_names_the_reason_of_each_it
     summary = prepare(PrepareConfig(midi, tmp_path / "data", workers=1))
     assert summary["files"] == len(FIXTURES)
     index = json.loads((tmp_path / "data" / "index.json").read_text())
-    classical = next(e for e in index["files"] if e["path"] == "0.mid")
-    assert classical["meters"] == [[3, 4], [4, 4], [2, 4], [4, 4]] and classical["read_with_meter"] is None
+    names = {f"{i}.mid": name for i, name in enumerate(FIXTURES)}
+    meters = {names[e["path"]]: e["meters"] for e in index["files"]}
+    assert meters["classical score with a pickup and meter changes"] == [[3, 4], [4, 4], [2, 4], [4, 4]]
+    assert meters["concerto with a cadenza bar and a short bar"] == [[4, 4], [1, 4], [4, 4]]
+    assert all(e["read_with_meter"] is None for e in index["files"])
     skipped = json.loads((tmp_path / "data" / "skipped.json").read_text())
     assert [s["path"] for s in skipped] == ["broken.mid"] and "not a readable MIDI file" in skipped[0]["reason"]
 

@@ -122,7 +122,7 @@ def test_two_recordings_merge_into_every_message_either_holds():
     b = [(1, [0xF8]), on(2, 60), (9, [0xF8]), (12, [STOP])]
     assert merge_recordings(a, b) == ([(1, [0xF8]), on(2, 60), off(5, 60), (9, [0xF8]), (12, [STOP])], 1, 1)
     assert merge_recordings(a, a) == (a, 0, 0)
-    twice = [on(2, 60), on(2, 60)]   # a message each holds once is not doubled
-    assert merge_recordings(twice, twice[:1]) == (twice, 1, 0)
     later = [(f + 3264, d) for f, d in b]   # a recorder that started 51 cycles later counts from there
     assert merge_recordings(a, later) == merge_recordings(a, b)
+    skipped = b[:2] + [(f + 64, d) for f, d in b[2:]]   # ... and one that missed a cycle counts a period less
+    assert merge_recordings(a, skipped)[0] == a + [(12, [STOP])]
