@@ -90,6 +90,9 @@ SCENARIOS = {s.name: s for s in [
              bridge_args=("--time-signature", "3/4", "--bpm", "97")),
     Scenario("meter_6_8", 140, (6, 8), bars=10, presses=((4.5, "suggest"), (7.5, "suggest")),
              bridge_args=("--time-signature", "6/8", "--bpm", "140")),
+    # an odd meter: 7/8 (3.5 quarters, 84 clocks a bar), the model's vocabulary reading it
+    Scenario("meter_7_8", 126, (7, 8), bars=10, presses=((4.5, "suggest"), (7.5, "suggest")),
+             bridge_args=("--time-signature", "7/8", "--bpm", "126")),
     # a loop over bars 1-4; Fill in its second round fills bars 3-4, heard there on every round after
     Scenario("loop_fill", 150, bars=24, presses=((4.25, "fill"),), loop=(0.0, 16.0), fill_bars=(2, 4),
              bridge_args=("--bpm", "150")),

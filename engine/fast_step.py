@@ -151,6 +151,10 @@ def _export_in_child(model: RWKV7, path: Path, niceness: int, result) -> None:
         result.send(f"{type(e).__name__}: {e}")
 
 
+class ExportStopped(RuntimeError):
+    """The export's process was stopped by a signal (this program closing, or the system): nothing is wrong with it."""
+
+
 def export_step_apart(model: RWKV7, path: Path, pace: ExportPace | None = None) -> Path:
     """`export_step` in a process of its own, in the idle class, and paced where `pace` is given (beside live MIDI).
     The export is tens of seconds of Python (40 s for the default model here): on a thread of the live bridge it held
@@ -192,6 +196,8 @@ def export_step_apart(model: RWKV7, path: Path, pace: ExportPace | None = None) 
         process.join(timeout=10)
         if process.is_alive():
             process.kill()
+    if error is EOFError and (process.exitcode or 0) < 0:
+        raise ExportStopped(f"exporting the fast step was stopped by signal {-process.exitcode} before it finished")
     if error is EOFError:
         error = f"its process ended without a result (exit code {process.exitcode})"
     if error is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -212,20 +213,25 @@ class RWKV7(nn.Module):
         self.wkv_backend = "auto"    # kernels.wkv7's backend: the fused CUDA kernel on a GPU, else chunk-parallel
 
     @torch.no_grad()
-    def grow_vocabulary(self, vocab_size: int) -> None:
-        """Rows for new token ids after the existing ones (a vocabulary extended at its end, as bar controls
-        extend REMI's): every old id keeps its embedding and head row; a new id's embedding starts as at
-        initialisation and its head row at zero (a logit of 0 until trained)."""
+    def grow_vocabulary(self, vocab_size: int, rows: Sequence[int | None] | None = None) -> None:
+        """Rows for a grown vocabulary: new id i takes the embedding and head row of old id `rows[i]` (by default
+        the same id: a vocabulary extended at its end, as bar controls extend REMI's); an id without one starts its
+        embedding as at initialisation and its head row at zero (a logit of 0 until trained)."""
         old = self.cfg.vocab_size
-        if vocab_size < old:
-            raise ValueError(f"a vocabulary of {vocab_size} tokens cannot hold the model's {old}")
+        rows = list(range(old)) + [None] * (vocab_size - old) if rows is None else list(rows)
+        if vocab_size < old or len(rows) != vocab_size:
+            raise ValueError(f"a vocabulary of {vocab_size} tokens cannot hold the model's {old} "
+                             f"({len(rows)} rows mapped)")
         emb, head = self.emb.weight, self.head.weight
         self.emb = nn.Embedding(vocab_size, self.cfg.n_embd, device=emb.device, dtype=emb.dtype)
         nn.init.uniform_(self.emb.weight, -1e-4, 1e-4)
-        self.emb.weight[:old] = emb
         self.head = nn.Linear(self.cfg.n_embd, vocab_size, bias=False, device=head.device, dtype=head.dtype)
         self.head.weight.zero_()
-        self.head.weight[:old] = head
+        taken = [(new, source) for new, source in enumerate(rows) if source is not None]
+        if taken:
+            to, source = (torch.tensor(ids, device=emb.device) for ids in zip(*taken))
+            self.emb.weight[to] = emb[source]
+            self.head.weight[to] = head[source]
         self.cfg = replace(self.cfg, vocab_size=vocab_size)
 
     def initial_state(self, batch: int = 1) -> State:

@@ -49,9 +49,10 @@ class TokenizerSettings:
     num_tempos: int = 32
     tempo_range: tuple[int, int] = (40, 250)
     pitch_range: tuple[int, int] = (21, 109)  # [low, high)
-    # (denominator, numerators) pairs of the TimeSig tokens; miditok 3.1.0's default range.
+    # (denominator, numerators) pairs of the TimeSig tokens: miditok 3.1.0's default range with the odd meters
+    # composers write (5/8, 7/8, 9/8, 11/8, 7/4); a vocabulary without them grows into this one (`grows_into`)
     time_signatures: tuple[tuple[int, tuple[int, ...]], ...] = field(
-        default=((8, (3, 12, 6)), (4, (5, 6, 3, 2, 1, 4)))
+        default=((8, (3, 5, 6, 7, 9, 11, 12)), (4, (1, 2, 3, 4, 5, 6, 7)))
     )
     # miditok's switches, recorded with the version that made the vocabulary; this engine reads only these
     use_tempos: bool = True
@@ -87,11 +88,13 @@ class TokenizerSettings:
         return replace(self, fill_markers=True)
 
     def grows_into(self, other: "TokenizerSettings") -> bool:
-        """Whether a model of this vocabulary extends to `other`'s by rows at its end: bar controls added (their
-        ids follow REMI's), fill markers added (they follow everything), or both."""
-        if self.fill_markers and (other.controls and not self.controls or not other.fill_markers):
-            return False   # markers already sit where the new ids would go, or would be lost
-        grown = self.with_controls() if other.controls and not self.controls else self
+        """Whether a model of this vocabulary extends to `other`'s, every token of this one kept: meters added, bar
+        controls added, fill markers added, or any of them (`RemiTokenizer.rows_from` says where each row goes:
+        the ids after a new meter move)."""
+        if not set(self.meters()) <= set(other.meters()) or self.fill_markers and not other.fill_markers:
+            return False
+        grown = replace(self, time_signatures=other.time_signatures)
+        grown = grown.with_controls() if other.controls and not self.controls else grown
         return (grown.with_fill_markers() if other.fill_markers else grown) == other
 
     def to_dict(self) -> dict:
@@ -241,6 +244,26 @@ class RemiTokenizer:
         self.pad_id = self._miditok.pad_token_id
         # miditok's ticks per quarter: grid_per_beat, times 2 when x/8 meters are in the vocabulary
         self._score_tpq = self._miditok.time_division
+
+    def rows_from(self, old: "RemiTokenizer") -> list[int | None]:
+        """For each id of this vocabulary, the id of `old` whose model rows it takes (`RWKV7.grow_vocabulary`): the
+        same token; for a meter `old` lacks, its nearest meter (the same beat, then the closest bar length, then the
+        shorter: 7/8 as 6/8, 7/4 as 6/4), so a new meter starts as the one it is most like; None for a token new in
+        kind (a bar control, a fill marker)."""
+        if not old.settings.grows_into(self.settings):
+            raise ValueError(f"a vocabulary of {old.settings} does not grow into one of {self.settings}")
+        ids = {token: i for i, token in enumerate(old.vocab())}
+        meters = old.vocabulary.meter.items()
+
+        def nearest(meter: tuple[int, int]) -> int:
+            def distance(item):
+                (num, den), length = item[1], item[1][0] / item[1][1]
+                return den != meter[1], abs(length - meter[0] / meter[1]), length
+
+            return min(meters, key=distance)[0]
+
+        return [ids.get(token, nearest(self.vocabulary.meter[i]) if i in self.vocabulary.meter else None)
+                for i, token in enumerate(self.vocab())]
 
     def token_str(self, token_id: int) -> str:
         return self._id_to_str[token_id]

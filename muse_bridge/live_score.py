@@ -66,7 +66,9 @@ class LiveScore:
     def __init__(self, tokenizer: RemiTokenizer, config: LiveScoreConfig = LiveScoreConfig(),
                  tempo_bpm: float = 120.0):
         if not tokenizer.settings.supports_time_signature(config.time_signature):
-            raise ValueError(f"time signature {config.time_signature} is not in the tokenizer's vocabulary")
+            num, den = config.time_signature
+            raise ValueError(f"time signature {num}/{den} is not in this model's vocabulary; it reads "
+                             f"{', '.join(tokenizer.settings.meters())}")
         self.tokenizer, self.config, self.default_tempo = tokenizer, config, tempo_bpm
         tpb = config.ticks_per_beat
         self.timeline = MeterMap.constant(config.time_signature, tpb)   # the timeline's bar lines

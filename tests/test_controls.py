@@ -174,7 +174,8 @@ def test_inside_the_band_a_bar_aims_at_the_density_asked_for(controlled):
 
     alone, pulled = lengths(0.0), lengths(2.0)
     assert set(alone) == set(pulled) == {7, 8, 9}
-    assert alone[8] / 400 < 0.35 < 0.6 < pulled[8] / 400
+    # over seeds 3-7: 13-18% of bars at 8 alone, 57-64% pulled (the vocabulary's size moves it by a point)
+    assert alone[8] / 400 < 0.25 and pulled[8] / 400 > 0.5 and pulled.most_common(1)[0][0] == 8
     assert SamplingConfig(density=8).end_pull(7) == -2.0 and SamplingConfig(density=8).end_pull(8) == 2.0
     assert SamplingConfig(density=8, density_band=None).end_pull(8) == 0.0   # the model alone: no pull
     assert SamplingConfig(density=64).end_pull(70) == 0.0   # the top value means that many or more
@@ -290,7 +291,7 @@ def test_eval_reports_nats_per_note_with_the_controls_masked(controls_data, cont
     (midi / "001.mid").write_bytes(POP909_FILES[0].read_bytes())
     out = evaluate(EvalConfig(str(checkpoint), midi, windows=2))
     model, ngram = out["metrics"]["model"], out["metrics"]["ngram"]
-    assert out["controls_masked"] == controlled.vocab_size - 389
+    assert out["controls_masked"] == sum(map(controlled.vocabulary.is_control, range(controlled.vocab_size))) == 89
     assert model["nll_per_note"] > model["nll"] > 0 and ngram["nll_per_note"] > 0
     assert not any(k.startswith("AC") for k in model["nll_by_kind"])
 

@@ -72,3 +72,25 @@ def test_a_session_with_the_fast_step_suggests_exactly_n_bars(random_model, toke
     session.fast_step = FastStep.for_model(random_model, tmp_path_factory.getbasetemp() / "onnx-random")
     for candidate in session.suggest(3, 2, SamplingConfig(max_tokens_per_bar=32), seed=1).candidates:
         assert tokenizer.count_bars(candidate.tokens) == 2
+
+
+def test_an_export_stopped_by_a_signal_says_so_not_that_it_failed(random_model, tmp_path):
+    """The bridge closing (or the system) stops a paced export: ExportStopped, which the bridge logs as what it is."""
+    import concurrent.futures
+    import signal
+    import time
+
+    import psutil
+
+    from engine.fast_step import ExportPace, ExportStopped, export_step_apart
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        export = pool.submit(export_step_apart, random_model, tmp_path / "step.onnx", ExportPace())
+        deadline = time.monotonic() + 30   # the export's process, not multiprocessing's resource tracker
+        while not (children := [p for p in psutil.Process().children() if "spawn_main" in " ".join(p.cmdline())]):
+            assert time.monotonic() < deadline, "the export's process never started"
+            time.sleep(0.05)
+        children[0].send_signal(signal.SIGTERM)
+        with pytest.raises(ExportStopped, match="stopped by signal 15"):
+            export.result(timeout=60)
+    assert not (tmp_path / "step.onnx").exists()

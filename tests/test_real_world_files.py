@@ -6,7 +6,7 @@ import mido
 import pytest
 
 from engine.midi_file import MidiFileError, read_phrase
-from engine.tokenizer import RemiTokenizer
+from engine.tokenizer import RemiTokenizer, TokenizerSettings
 from ui.cli import main
 from real_world_midi import FIXTURES, TPQ, concerto_with_cadenza
 from test_fuzz import BARS, check_candidate
@@ -81,16 +81,21 @@ def _odd_meter_file(path, bars_of_7_8: int) -> None:
     mid.save(str(path))
 
 
+WITHOUT_ODD_METERS = TokenizerSettings(time_signatures=((8, (3, 12, 6)), (4, (5, 6, 3, 2, 1, 4))))   # the bundled model's
+
+
 def test_a_passage_in_a_meter_outside_the_vocabulary_is_refused_naming_its_bar(tmp_path):
     _odd_meter_file(tmp_path / "odd.mid", bars_of_7_8=2)
     with pytest.raises(MidiFileError, match=r"bar 3 is in 7/8, which is not read; read are: .*4/4.*a lone bar in "
                                             r"another meter is read in the meter around it"):
-        read_phrase(tmp_path / "odd.mid", RemiTokenizer().settings)
+        read_phrase(tmp_path / "odd.mid", WITHOUT_ODD_METERS)
+    phrase = read_phrase(tmp_path / "odd.mid", RemiTokenizer().settings)   # a vocabulary with odd meters reads it
+    assert phrase.bars.changes == ((0, (4, 4)), (2, (7, 8))) and phrase.n_bars == 4 and not phrase.pads
 
 
 def test_a_lone_short_bar_is_read_padded_at_its_start_as_a_pickup_is(tmp_path):
     _odd_meter_file(tmp_path / "odd.mid", bars_of_7_8=1)
-    phrase = read_phrase(tmp_path / "odd.mid", RemiTokenizer().settings)
+    phrase = read_phrase(tmp_path / "odd.mid", WITHOUT_ODD_METERS)
     pad = 4 * TPQ - 7 * TPQ // 2
     assert phrase.meters == [(4, 4)] and phrase.pads == ((8 * TPQ, pad),)
     assert [n.start for n in phrase.notes] == [0, 8 * TPQ + pad]             # the short bar's note at its own place

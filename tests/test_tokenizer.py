@@ -214,3 +214,54 @@ def test_settings_record_miditok_s_switches_and_version_and_read_older_files():
     assert TokenizerSettings.from_dict(older) == settings
     with pytest.raises(ValueError, match="without rests"):
         RemiTokenizer(TokenizerSettings(use_rests=True))
+
+
+MITOK_DEFAULT_METERS = ((8, (3, 12, 6)), (4, (5, 6, 3, 2, 1, 4)))   # the vocabulary of every model before odd meters
+
+
+def test_the_vocabulary_writes_odd_meters_with_their_positions(tokenizer):
+    for meter in [(5, 8), (7, 8), (9, 8), (11, 8), (5, 4), (7, 4)]:
+        assert tokenizer.settings.supports_time_signature(meter)
+        bar = 4 * TPB * meter[0] // meter[1]
+        last = bar - TPB // 2                                       # an onset on the bar's last eighth
+        phrase = Phrase([Note(60, 80, 0, 120), Note(64, 80, last, bar), Note(67, 80, bar, bar + 240)], TPB, meter, 100.0)
+        tokens = tokenizer.encode(phrase)
+        assert tokenizer.count_bars(tokens) == 2 and f"TimeSig_{meter[0]}/{meter[1]}" in map(tokenizer.token_str, tokens)
+        assert [n.start for n in tokenizer.decode(tokens, TPB, meter)] == [0, last, bar]
+
+
+@pytest.mark.parametrize("extra", ["", "controls", "controls+markers"])
+def test_a_model_of_an_older_vocabulary_grows_into_the_odd_meters_and_predicts_as_before(extra):
+    from engine.model import ModelConfig, RWKV7
+
+    old_settings = TokenizerSettings(time_signatures=MITOK_DEFAULT_METERS)
+    new_settings = TokenizerSettings()
+    if "controls" in extra:
+        old_settings, new_settings = old_settings.with_controls(), new_settings.with_controls()
+    if "markers" in extra:
+        old_settings, new_settings = old_settings.with_fill_markers(), new_settings.with_fill_markers()
+    old, new = RemiTokenizer(old_settings), RemiTokenizer(new_settings)
+    assert old_settings.grows_into(new_settings) and not new_settings.grows_into(old_settings)
+    rows = new.rows_from(old)
+    assert new.vocab_size == old.vocab_size + 5 and len(rows) == new.vocab_size
+    for i, source in enumerate(rows):   # every old token keeps its rows, by token, wherever its id moved
+        if new.token_str(i) in old.vocab():
+            assert old.token_str(source) == new.token_str(i)
+    like = {new.token_str(i): old.token_str(source) for i, source in enumerate(rows)
+            if new.token_str(i) not in old.vocab()}
+    assert like == {"TimeSig_5/8": "TimeSig_6/8", "TimeSig_7/8": "TimeSig_6/8", "TimeSig_9/8": "TimeSig_6/8",
+                    "TimeSig_11/8": "TimeSig_12/8", "TimeSig_7/4": "TimeSig_6/4"}
+
+    torch.manual_seed(0)
+    model = RWKV7(ModelConfig(vocab_size=old.vocab_size, n_layer=2, n_embd=64, head_size=32)).eval()
+    torch.nn.init.normal_(model.emb.weight, std=0.5)
+    phrase = read_phrase(POP909[0], old_settings)
+    before = old.encode(phrase)[:200]
+    after = new.encode(phrase)[:200]
+    assert [old.token_str(t) for t in before] == [new.token_str(t) for t in after]   # the same music, other ids
+    with torch.no_grad():
+        logits_before = model(torch.tensor([before]))[0][0]
+        model.grow_vocabulary(new.vocab_size, rows)
+        logits_after = model(torch.tensor([after]))[0][0]
+    kept = [i for i, token in enumerate(new.vocab()) if token in old.vocab()]
+    torch.testing.assert_close(logits_after[:, kept], logits_before[:, [rows[i] for i in kept]])

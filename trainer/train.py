@@ -174,9 +174,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     if base is not None:
         model = base.model.train()
         if base.tokenizer.settings != settings and base.tokenizer.settings.grows_into(settings):
-            # bar controls (data prepared with them) or fill markers: their ids follow the model's, which keep their rows
-            model.grow_vocabulary(train_data.tokenizer.vocab_size)
-            log.info("%s: %d rows added (bar controls, fill markers)", cfg.init_from,
+            # meters, bar controls (data prepared with them) or fill markers: every old token keeps its rows
+            model.grow_vocabulary(train_data.tokenizer.vocab_size, train_data.tokenizer.rows_from(base.tokenizer))
+            log.info("%s: %d rows added (meters, bar controls, fill markers)", cfg.init_from,
                      model.cfg.vocab_size - base.tokenizer.vocab_size)
         elif base.tokenizer.settings != settings:
             raise ValueError(f"{cfg.init_from}: its tokenizer differs from the one {cfg.data_dir} was prepared with")

@@ -109,9 +109,12 @@ def open_bridge(options: LaunchOptions, settings: BridgeSettings, progress: Prog
 def prepare_fast_step(bridge) -> None:
     """Export (or find in the cache) the model's step for ONNX Runtime and hand it to the Session.
     Until then, and if it cannot be made, suggestions use the PyTorch step."""
+    from engine.fast_step import ExportPace, ExportStopped, FastStep
     try:
-        from engine.fast_step import ExportPace, FastStep
         fast = FastStep.for_model(bridge.checkpoint.model, pace=ExportPace())   # beside live MIDI: paced
+    except ExportStopped as e:   # the bridge closing took it down: the next start exports it again
+        log.info("%s; the next start exports it again", e)
+        return
     except Exception as e:  # the exporter can fail in many ways; the PyTorch step serves instead
         log.warning("fast decode step unavailable (%s: %s); suggestions use the PyTorch step", type(e).__name__, e)
         return
