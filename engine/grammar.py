@@ -141,12 +141,18 @@ class RemiGrammar:
             return self._only(s.controls[0])
         if s.phase in (POSITION, PITCH, VELOCITY):
             return {POSITION: pitches, PITCH: self.is_velocity, VELOCITY: self.is_duration}[s.phase].clone()
-        if s.tokens_in_bar >= max_tokens_per_bar:   # after a TimeSig or a Duration: a full bar only closes
+        fewest, most = density or (0, float("inf"))
+        # a full bar only closes (after a TimeSig or a Duration); the cap leaves room for the fewest notes asked, at
+        # four tokens a note after the TimeSig and the controls
+        if s.tokens_in_bar >= max(max_tokens_per_bar, 4 * fewest + 16):
             return self._only(self.bar_id)
         m = torch.zeros(self.vocab_size, dtype=torch.bool)
-        fewest, most = density or (0, float("inf"))
         if s.bar_notes < most:   # a Position is always followed by a Pitch
-            m |= self._positions_after(time_signature, s.position)
+            positions = self._positions_after(time_signature, s.position)
+            if polyphony is not None and s.bar_notes < fewest:   # onsets enough left for the notes still due
+                onsets_left = self.positions_per_bar(time_signature) - self.position_of
+                positions = positions & (onsets_left * polyphony >= fewest - s.bar_notes)
+            m |= positions
             if s.phase == DURATION and (polyphony is None or s.onset_notes < polyphony):
                 fresh = pitches.clone()
                 fresh[s.onset_pitches] = False   # struck twice at one onset, a key would sound once and end early

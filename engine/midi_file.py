@@ -219,9 +219,10 @@ def _bars_read(path, file_changes: list[tuple[int, Meter]], settings: TokenizerS
         lone = following[0] == bar + 1 if following else last_end <= file_bars.bar_line(bar + 1)
         around = changes[-1][1] if changes else settings.vocabulary_meter(following[1]) if following else None
         if not lone or around is None:
-            raise MidiFileError(path, f"bar {bar + 1} is in {meter[0]}/{meter[1]}, which is not read; read are: "
-                                      f"{', '.join(settings.meters())} (and meters of the same bar length); a lone "
-                                      f"bar in another meter is read in the meter around it")
+            raise MidiFileError(path, f"bar {bar + 1} is in {meter[0]}/{meter[1]}, which this model does not read "
+                                      f"(it reads {', '.join(settings.meters())} and meters of their bar lengths); "
+                                      f"a lone bar in another meter is read in the meter around it, a passage only by "
+                                      f"a model whose vocabulary has {meter[0]}/{meter[1]}")
         whole, rest = divmod(ticks_per_bar(meter, ticks_per_quarter), ticks_per_bar(around, ticks_per_quarter))
         if whole:
             read(bar, around)

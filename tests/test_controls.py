@@ -155,6 +155,26 @@ def test_a_density_keeps_every_bar_inside_its_band(controlled_session, controlle
         SamplingConfig(density=4, density_band=1.5)
 
 
+@pytest.mark.parametrize("meter", [(4, 4), (7, 8), (5, 8), (11, 8), (7, 4)])
+def test_in_odd_meters_each_bar_keeps_its_density_polyphony_and_chord(controlled, meter):
+    torch.manual_seed(0)
+    session = Session(RWKV7(config_for_size("micro", controlled.vocab_size)), controlled, graph_steps=False)
+    session.feed([controlled.bar_id, controlled.vocab().index(f"TimeSig_{meter[0]}/{meter[1]}")])
+    sampling = SamplingConfig(density=6, polyphony=1, chords=("Dm", "G7"))
+    fewest, most = sampling.density_bounds()
+    v = controlled.vocabulary
+    for c in session.suggest(3, 2, sampling, seed=1).candidates:
+        assert c.time_signature == meter and c.bar_map.bar_ticks() == 480 * 4 * meter[0] // meter[1]
+        assert all(c.bar_map.bar_of(n.start) < 2 and n.end <= c.bar_map.span(2) for n in c.notes)
+        for b, bar in enumerate(bars_of(c.tokens + [controlled.bar_id], controlled)):
+            assert v.meter[bar[1]] == meter
+            assert fewest <= sum(t in v.pitch for t in bar) <= most
+            tones = chord_pitch_classes(sampling.chords[b])
+            assert [controlled.token_str(t) for t in bar if v.kind[t] == "ACBarPitchClass"] == \
+                [f"ACBarPitchClass_{pc}" for pc in sorted(tones)]
+        assert max(Counter(n.start for n in c.notes).values(), default=0) <= 1
+
+
 def test_inside_the_band_a_bar_aims_at_the_density_asked_for(controlled):
     """A made-up model keen to end its bars: for a density of 8 the band alone leaves most bars at its lower edge,
     7 notes, as soon as the bar may end; the pull makes 8 the usual length, and neither ever leaves the band."""
