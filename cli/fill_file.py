@@ -13,7 +13,6 @@ from engine.midi_file import MidiFileError, read_phrase, replace_notes
 from engine.music import Note
 from engine.sampler import SamplingConfig
 from engine.session import Session
-from engine.tokenizer import FILL_AFTER_BARS
 from muse_bridge.settings import MAX_FILL_BARS
 
 
@@ -64,11 +63,8 @@ def fill_file(req: FillRequest) -> dict:
     if not phrase.notes:
         raise MidiFileError(req.midi, "no notes in the piano range")
     check_range(req.first_bar, req.last_bar, phrase.n_bars)
-    tokens = tokenizer.encode(phrase)
-    starts = tokenizer.bar_starts(tokens) + [len(tokens)]
     gap_first, gap_end = req.first_bar - 1, req.last_bar          # 0-based bars [gap_first, gap_end)
-    prefix = tokens[:starts[gap_first]]
-    suffix = tokens[starts[gap_end]:starts[min(gap_end + FILL_AFTER_BARS, len(starts) - 1)]]
+    prefix, suffix = tokenizer.around_gap(tokenizer.encode(phrase), gap_first, gap_end - 1)
     bars = phrase.bars
     suggestion = Session(ckpt.model, tokenizer).fill(req.candidates, gap_end - gap_first, prefix, suffix, req.sampling,
                                                      req.seed, meter=bars.meter(gap_first),

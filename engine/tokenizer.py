@@ -287,6 +287,15 @@ class RemiTokenizer:
         return (list(before) + [self.fill_suffix_id] + list(after) + [self.fill_middle_id]
                 + self.first_bars(list(after), 1) + recap)
 
+    def around_gap(self, tokens, first: int, last: int, after_bars: int = FILL_AFTER_BARS
+                   ) -> tuple[list[int], list[int]]:
+        """For filling bars first..last (0-based) of `tokens`: the tokens before them (from the start) and those of
+        up to `after_bars` bars after them (from their Bar; an unfinished bar's tail included). The gap's own tokens
+        are in neither: a fill never reads what it replaces (the one split, for files and live)."""
+        starts = self.bar_starts(tokens) + [len(tokens)]
+        end = starts[min(last + 1 + after_bars, len(starts) - 1)]
+        return list(tokens[:starts[first]]), list(tokens[starts[last + 1]:end])
+
     def count_bars(self, tokens) -> int:
         return sum(1 for t in tokens if t == self.bar_id)
 

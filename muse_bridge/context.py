@@ -142,10 +142,10 @@ class LiveContext:
         included), and their meter."""
         with self.now() as context:
             tokens = context.tokens
-        starts = self._score.tokenizer.bar_starts(tokens) + [len(tokens)]
-        end = starts[min(last + 1 + after, len(starts) - 1)]
-        meter = self._score.tokenizer.vocabulary.meter.get(tokens[starts[first] + 1], self._score.config.time_signature)
-        return tokens[:starts[first]], tokens[starts[last + 1]:end], meter
+        tokenizer = self._score.tokenizer
+        before, following = tokenizer.around_gap(tokens, first, last, after)
+        meter = tokenizer.vocabulary.meter.get(tokens[len(before) + 1], self._score.config.time_signature)
+        return before, following, meter
 
     def timeline_tick_of_bar(self, bar: int) -> int | None:
         """The timeline tick at which bar `bar` of the context was played; None for bars that were spliced in."""

@@ -220,3 +220,36 @@ def test_the_completion_eval_and_its_ngram_read_unmarked_data_for_a_model_that_f
                          "--ngram-order", "3", "--threads", "1"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["metrics"]["ngram"]["nll_per_note"] > 0 and report["metrics"]["model"]["nll_per_note"] > 0
+
+
+def test_a_gaps_own_notes_never_reach_what_the_fill_reads(tmp_path, monkeypatch):
+    """A pitch played only in the gap (bars 3-4 of 8) is in neither side of the split (the one the file command and
+    the live context use), and the model never reads it, through the file command's own path."""
+    from engine.session import Session
+
+    q = 480
+    mid = mido.MidiFile(ticks_per_beat=q)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    for bar in range(8):
+        for beat in range(4):
+            pitch = 100 if bar in (2, 3) else 60 + beat
+            track += [mido.Message("note_on", note=pitch, velocity=80, time=0),
+                      mido.Message("note_off", note=pitch, velocity=0, time=q)]
+    mid.save(str(tmp_path / "song.mid"))
+    settings = TokenizerSettings().with_fill_markers()
+    tok = RemiTokenizer(settings)
+    planted = tok.vocab().index("Pitch_100")
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "fill.pt", RWKV7(config_for_size("micro", tok.vocab_size)), settings)
+    read = []
+    sample = Session._sample
+    monkeypatch.setattr(Session, "_sample", lambda self, k, bars, sampling, seed, reading, *rest:
+                        read.append(list(reading)) or sample(self, k, bars, sampling, seed, reading, *rest))
+    fill_file(FillRequest(tmp_path / "song.mid", tmp_path / "out", 3, 4, candidates=1, seed=0,
+                          checkpoint=tmp_path / "fill.pt"))
+    assert len(read) == 1 and planted not in read[0] and tok.count_bars(read[0]) == 2 + 4 + 1 + 1   # recap: 2
+    tokens = tok.encode(read_phrase(tmp_path / "song.mid", settings))
+    assert planted in tokens
+    before, after = tok.around_gap(tokens, 2, 3)
+    assert planted not in before + after and tok.count_bars(before) == 2 and tok.count_bars(after) == 4

@@ -116,3 +116,34 @@ def test_clearing_the_context_clears_the_memory(repeated_song):
     bar = phrase[:tok.bar_starts(phrase)[1]]
     session.feed(bar)
     assert session.memory.tokens == bar            # what was played before Clear is not followed any more
+
+
+def test_the_mixture_is_a_distribution_before_any_softmax():
+    """`mix` returns log-probabilities: exp of each row sums to 1 as it stands, mixed whole or by kind, matched or not
+    (a mixture of unnormalised logits would only look right after the sampler's own softmax)."""
+    rng = np.random.default_rng(0)
+    song = [int(t) for t in rng.integers(0, 12, 60)]
+    kinds = np.array([0] * 8 + [1] * 4)
+    for trial in range(20):
+        logits = torch.randn(3, 12, generator=torch.Generator().manual_seed(trial)) * 3 + 5
+        streams = [SongMemory(song).stream(song[i:i + 8]) for i in (5, 20, 40)]
+        assert any(weight(0.9, s.proposal()[1]) for s in streams)
+        for by_kind in (None, [True, False, True]):
+            out = mix(logits, streams, 0.9, kinds if by_kind else None, by_kind)
+            matched = [i for i, s in enumerate(streams) if weight(0.9, s.proposal()[1])]
+            assert torch.allclose(out[matched].exp().sum(-1), torch.ones(len(matched)), atol=1e-5)
+
+
+def test_a_planted_target_never_changes_its_own_score():
+    """Scoring with the memory, the token being scored is not yet in the memory: planting any other token there
+    leaves that row as it was, and each row is what the memory of everything before it gives."""
+    rng = random.Random(5)
+    read = [rng.randrange(10) for _ in range(40)]
+    written = read[10:30]                       # a repeat: the memory has much to propose
+    logits = torch.randn(len(written), 10, generator=torch.Generator().manual_seed(1))
+    scored = with_memory(logits, read, written, 0.85)
+    for i in range(len(written)):
+        planted = written[:i] + [(written[i] + 1) % 10] + written[i + 1:]
+        assert torch.equal(with_memory(logits, read, planted, 0.85)[i], scored[i])
+        alone = SongMemory(read).stream(written[:i])
+        assert torch.allclose(scored[i], mix(logits[i][None], [alone], 0.85)[0])
