@@ -93,7 +93,7 @@ def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, in
         if track.is_drum:
             continue
         track_end = max([n.end for n in track.notes] + [c.time for c in track.controls], default=0)
-        spans = [(_padded(round(a * scale), pads), _padded(round(b * scale), pads))
+        spans = [(_padded(round(a * scale), pads), _padded(round(b * scale), pads, end=True))
                  for a, b in _pedal_spans(track.controls, track_end)]
         for n in track.notes:
             if n.time < 0 or n.duration < 0:   # symusic's 32-bit ticks wrapped: delta times past what tools read
@@ -103,7 +103,7 @@ def read_phrase(path, settings: TokenizerSettings, time_signature: tuple[int, in
                 outside += 1
                 continue
             start = _padded(round(n.time * scale), pads)
-            end = _padded(round((n.time + n.duration) * scale), pads)
+            end = _padded(round((n.time + n.duration) * scale), pads, end=True)
             notes.append(Note(int(n.pitch), int(n.velocity), start, max(start + 1, end)))
             pedal_spans.append(spans)
     if not notes:
@@ -244,9 +244,10 @@ def _meter_of_length(ticks: int, settings: TokenizerSettings, ticks_per_quarter:
     return min(lengths, key=lambda m: m[1] != beat, default=None)
 
 
-def _padded(tick: int, pads: tuple[tuple[int, int], ...]) -> int:
-    """A file's tick (at the reading resolution) on the timeline it is read as: every pad at or before it added."""
-    return tick + sum(length for at, length in pads if at <= tick)
+def _padded(tick: int, pads: tuple[tuple[int, int], ...], end: bool = False) -> int:
+    """A file's tick (at the reading resolution) on the timeline it is read as: every pad at or before it added (an
+    `end` at a pad's tick ends before the pad, as a note released on the bar line before a short bar)."""
+    return tick + sum(length for at, length in pads if at < tick or at == tick and not end)
 
 
 def _meter_changes(events: list[tuple[int, Meter]], ticks_per_quarter: int) -> list[tuple[int, Meter]]:

@@ -68,13 +68,14 @@ def test_of_two_time_signatures_at_one_tick_the_later_in_the_file_counts_as_a_da
 
 
 def _odd_meter_file(path, bars_of_7_8: int) -> None:
-    """A bar of 4/4, an empty one, then `bars_of_7_8` bars of 7/8 with a note in each."""
+    """Two bars of 4/4, a whole note in each, then `bars_of_7_8` bars of 7/8 with a note in each."""
     mid = mido.MidiFile(ticks_per_beat=TPQ)
     track = mido.MidiTrack()
     mid.tracks.append(track)
     track += [mido.MetaMessage("time_signature", numerator=4, denominator=4),
               mido.Message("note_on", note=60, velocity=80), mido.Message("note_off", note=60, time=4 * TPQ),
-              mido.MetaMessage("time_signature", numerator=7, denominator=8, time=4 * TPQ)]
+              mido.Message("note_on", note=64, velocity=80), mido.Message("note_off", note=64, time=4 * TPQ),
+              mido.MetaMessage("time_signature", numerator=7, denominator=8, time=0)]
     for _ in range(bars_of_7_8):
         track += [mido.Message("note_on", note=62, velocity=80), mido.Message("note_off", note=62, time=TPQ),
                   mido.Message("note_off", note=0, time=7 * TPQ // 2 - TPQ)]
@@ -99,7 +100,8 @@ def test_a_lone_short_bar_is_read_padded_at_its_start_as_a_pickup_is(tmp_path):
     phrase = read_phrase(tmp_path / "odd.mid", WITHOUT_ODD_METERS)
     pad = 4 * TPQ - 7 * TPQ // 2
     assert phrase.meters == [(4, 4)] and phrase.pads == ((8 * TPQ, pad),)
-    assert [n.start for n in phrase.notes] == [0, 8 * TPQ + pad]             # the short bar's note at its own place
+    assert [n.start for n in phrase.notes] == [0, 4 * TPQ, 8 * TPQ + pad]    # the short bar's note at its own place
+    assert phrase.notes[1].end == 8 * TPQ                                    # released on the bar line, not past the pad
     assert phrase.on_file_timeline(phrase.bars.bar_line(3)) == 8 * TPQ + 7 * TPQ // 2
     assert phrase.on_file_timeline(8 * TPQ + 10) == 8 * TPQ                  # inside the pad: where the bar begins
 
