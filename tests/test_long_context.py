@@ -158,6 +158,22 @@ def test_eval_on_prepared_data_reports_every_context_length_and_the_copy_baselin
     assert set(source["copy_baselines"]) == {"repeat_last_2_bars", "repeat_2_bars_8_back"}
     assert {"band_off", "band_on"} <= set(source["density"]) and source["density"]["draws"] == DENSITY_DRAWS
     assert source["density"]["band_on"]["mean_abs_log_ratio"] < 0.35     # the band holds each bar within 10%
+    choices = source["choices"]
+    assert choices["candidates"] == 4 and 0 <= choices["requests_all_distinct"] <= 1
+    assert 0 <= choices["pairwise_note_overlap"] <= 1 and 0 <= choices["pitch_class_overlap_with_truth"] <= 1
+
+
+def test_candidates_sharing_most_of_their_notes_are_one_choice():
+    from engine.music import Note
+    from trainer.context_eval import DISTINCT_BELOW, note_overlap
+
+    line = [Note(60 + i % 5, 80, 240 * i, 240 * i + 200) for i in range(10)]
+    assert note_overlap(line, line) == 1 and note_overlap([], []) == 1 and note_overlap(line, []) == 0
+    nine = line[:9] + [Note(72, 80, 2160, 2300)]                  # one note of ten other
+    assert note_overlap(line, nine) == 0.9 >= DISTINCT_BELOW
+    longer = line + [Note(48, 60, 0, 960)]                        # the same notes and one more: 10 of 11
+    assert note_overlap(line, longer) == note_overlap(longer, line) == 10 / 11
+    assert note_overlap(line, [Note(n.pitch + 1, n.velocity, n.start, n.end) for n in line]) == 0
 
 
 def test_eval_without_midi_or_data_says_what_to_give(controls_checkpoint, capsys):

@@ -4,7 +4,8 @@ per held-out source, beside the copy baselines, and how closely it follows the d
 The same 2-bar completions are scored after 2, 4, 8, 16 and 32 bars of context (a completion is taken
 only where the song has 32 bars before it), so the per-note NLL can fall only by what the model makes of
 the earlier bars. A sampled continuation per window and context is compared with the true 2 bars by
-pitch-class overlap, beside "repeat the last 2 bars" and "repeat the 2 bars 8 bars back". Density: each
+pitch-class overlap, beside "repeat the last 2 bars" and "repeat the 2 bars 8 bars back". After the longest
+context, four candidates a window, as a request makes them: how distinct they are from each other. Density: each
 window asks for the truth's notes per bar, three candidates of it, with the sampler's band off (the model alone)
 and on.
 
@@ -17,7 +18,9 @@ import json
 import logging
 import math
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +37,8 @@ log = logging.getLogger(__name__)
 
 CONTEXT_LENGTHS = (2, 4, 8, 16, 32)
 COPY_FROM_BACK = 8     # the second copy baseline repeats the 2 bars this many bars before the completion
+CHOICES = 4            # candidates a request makes, as the bridge's default K: how distinct they are is measured
+DISTINCT_BELOW = 0.9   # two candidates sharing this share of their notes (onset and pitch) or more are one choice
 DENSITY_DRAWS = 3      # candidates per window asked for a density: over 48 windows, one draw's mean |off target|
                        # moved by up to 0.03 from seed to seed (held-out Mutopia: 0.209-0.258)
 
@@ -108,6 +113,32 @@ def density_fidelity(samples: list[list[int]], windows: list[Window], targets: l
             "within_25pct": float(np.mean([abs(r - 1) <= 0.25 for r in ratios]))}
 
 
+def note_overlap(a: list, b: list) -> float:
+    """The share of notes two candidates have in common, by onset and pitch (of the larger): 1 for two silences."""
+    if not a or not b:
+        return float(not a and not b)
+    common = Counter((n.start, n.pitch) for n in a) & Counter((n.start, n.pitch) for n in b)
+    return sum(common.values()) / max(len(a), len(b))
+
+
+def choices_report(model, tokenizer: RemiTokenizer, grammar: RemiGrammar, windows: list[Window],
+                   cfg: ContextEvalConfig) -> dict:
+    """CHOICES candidates a request, as the bridge asks for them: how many requests get that many distinct ones
+    (no two sharing DISTINCT_BELOW of their notes), their mean pairwise note overlap, and their pitch-class overlap
+    with the truth, so that neither is bought with the other."""
+    asked = [w for w in windows for _ in range(CHOICES)]
+    samples = model_samples(model, grammar, asked, cfg.sampling, cfg.seed, cfg.sample_batch_size)
+    distinct, pairs = [], []
+    for i in range(len(windows)):
+        notes = [bar_notes(s, windows[i], tokenizer)[0] for s in samples[i * CHOICES:(i + 1) * CHOICES]]
+        overlaps = [note_overlap(a, b) for a, b in combinations(notes, 2)]
+        distinct.append(max(overlaps) < DISTINCT_BELOW)
+        pairs += overlaps
+    return {"candidates": CHOICES, "distinct_below": DISTINCT_BELOW,
+            "requests_all_distinct": float(np.mean(distinct)), "pairwise_note_overlap": float(np.mean(pairs)),
+            "pitch_class_overlap_with_truth": continuation_metrics(samples, asked, tokenizer)["pitch_class_overlap"]}
+
+
 def evaluate_source(model, tokenizer: RemiTokenizer, grammar: RemiGrammar, spots: list[Spot],
                     cfg: ContextEvalConfig) -> dict:
     """Every context length's NLL and sampled overlap, the copy baselines and density fidelity, for one source."""
@@ -128,10 +159,15 @@ def evaluate_source(model, tokenizer: RemiTokenizer, grammar: RemiGrammar, spots
                             "exactly_2_bars": sampled["exactly_2_bars"]}
         log.info("%d bars of context: %.3f nats/note (the model alone %.3f), pitch-class overlap %.3f", bars,
                  nll["nll_per_note"], alone["nll_per_note"], sampled["pitch_class_overlap"])
+    longest = [s.window(max(cfg.contexts), grammar) for s in spots]
+    result_choices = choices_report(model, tokenizer, grammar, longest, cfg)
+    log.info("%d candidates a request after %d bars: %.0f%% of requests all distinct, pairwise note overlap %.3f",
+             CHOICES, max(cfg.contexts), 100 * result_choices["requests_all_distinct"],
+             result_choices["pairwise_note_overlap"])
     windows = [s.window(min(cfg.contexts), grammar) for s in spots]
     copies = {"repeat_last_2_bars": [s.bars_back(COMPLETION_BARS) for s in spots],
               f"repeat_2_bars_{COPY_FROM_BACK}_back": [s.bars_back(COPY_FROM_BACK) for s in spots]}
-    result = {"by_context_bars": by_context,
+    result = {"by_context_bars": by_context, "choices": result_choices,
               "copy_baselines": {name: continuation_metrics(c, windows, tokenizer)["pitch_class_overlap"]
                                  for name, c in copies.items()}}
     if tokenizer.settings.controls:
@@ -195,6 +231,10 @@ def summary_lines(report: dict) -> list[str]:
         per = " ".join(f"{b}:{v['nll_per_note']:.2f}" for b, v in s["by_context_bars"].items())
         alone = " ".join(f"{b}:{v['nll_per_note_model_alone']:.2f}" for b, v in s["by_context_bars"].items())
         lines.append(f"{name}: nats/note by context bars {per} (the model alone {alone})")
+        c = s["choices"]
+        lines.append(f"{name}: {c['candidates']} candidates a request, all distinct in "
+                     f"{100 * c['requests_all_distinct']:.0f}% of requests; pairwise note overlap "
+                     f"{c['pairwise_note_overlap']:.3f}, with the truth {c['pitch_class_overlap_with_truth']:.3f}")
         if "fill" in s:
             f = s["fill"]
             lines.append(f"{name}: fill {f['nll_per_note']['prefix_and_suffix']:.2f} nats/note with the bars after, "
