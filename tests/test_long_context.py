@@ -179,3 +179,21 @@ def test_candidates_sharing_most_of_their_notes_are_one_choice():
 def test_eval_without_midi_or_data_says_what_to_give(controls_checkpoint, capsys):
     assert trainer_main(["eval", "--checkpoint", str(controls_checkpoint)]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+def test_an_older_models_eval_reads_data_of_the_grown_vocabulary_token_by_token(controls_data, tmp_path, capsys):
+    """Data prepared with the odd meters, a model without them (as the bundled one): the songs are read in the
+    model's ids, token by token, and the evaluation runs."""
+    from trainer.context_eval import held_out_songs
+
+    old = TokenizerSettings(time_signatures=((8, (3, 12, 6)), (4, (5, 6, 3, 2, 1, 4)))).with_controls()
+    old_tok, data = RemiTokenizer(old), TokenWindows(controls_data, "val")
+    assert old_tok.vocab() != data.tokenizer.vocab()                   # the meters moved the ids after them
+    mapped, raw = held_out_songs(str(controls_data), "val", old_tok), held_out_songs(str(controls_data), "val")
+    for (_, a), (_, b) in zip(mapped["all"], raw["all"]):
+        assert [old_tok.token_str(t) for t in a] == [data.tokenizer.token_str(t) for t in b]
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "old.pt", RWKV7(config_for_size("micro", old_tok.vocab_size)), old)
+    assert trainer_main(["eval", "--checkpoint", str(tmp_path / "old.pt"), "--data", str(controls_data),
+                         "--context-bars", "2", "--windows", "2", "--threads", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["sources"]["all"]["windows"] == 2

@@ -75,13 +75,29 @@ class Spot:
         return self.tokens[self.bars[self.at - back]:self.bars[self.at - back + COMPLETION_BARS]]
 
 
-def held_out_songs(data: str, split: str) -> dict[str, list[tuple[str, list[int]]]]:
-    """Per source (a dataset of one folder: "all"), each song of the split as tokens without bar controls."""
+def held_out_songs(data: str, split: str, tokenizer: RemiTokenizer | None = None
+                   ) -> dict[str, list[tuple[str, list[int]]]]:
+    """Per source (a dataset of one folder: "all"), each song of the split as tokens without bar controls; with
+    `tokenizer` (a model's, whose vocabulary the data's grew from: fewer meters), in its ids, token by token, a song
+    with a token it lacks (a meter it does not read) left out and counted in the log."""
     windows = TokenWindows(data, split)
+    ids = None
+    if tokenizer is not None:
+        known = {token: i for i, token in enumerate(tokenizer.vocab())}
+        ids = np.array([known.get(token, -1) for token in windows.tokenizer.vocab()], dtype=np.int64)
     songs: dict[str, list[tuple[str, list[int]]]] = {}
+    unread = 0
     for f in windows.files:
         tokens = np.asarray(windows.tokens[f["offset"]:f["offset"] + f["length"]], dtype=np.int64)
-        songs.setdefault(f.get("source", "all"), []).append((f["path"], tokens[windows.control_group[tokens] == 0].tolist()))
+        tokens = tokens[windows.control_group[tokens] == 0]
+        if ids is not None:
+            tokens = ids[tokens]
+            if (tokens < 0).any():
+                unread += 1
+                continue
+        songs.setdefault(f.get("source", "all"), []).append((f["path"], tokens.tolist()))
+    if unread:
+        log.info("%s: %d songs of the %s split hold a meter the model does not read; left out", data, unread, split)
     return songs
 
 
@@ -127,7 +143,8 @@ def choices_report(model, tokenizer: RemiTokenizer, grammar: RemiGrammar, window
     (no two sharing DISTINCT_BELOW of their notes), their mean pairwise note overlap, and their pitch-class overlap
     with the truth, so that neither is bought with the other."""
     asked = [w for w in windows for _ in range(CHOICES)]
-    samples = model_samples(model, grammar, asked, cfg.sampling, cfg.seed, cfg.sample_batch_size)
+    samples = model_samples(model, grammar, asked, cfg.sampling.per_candidate(CHOICES) * len(windows), cfg.seed,
+                            cfg.sample_batch_size)
     distinct, pairs = [], []
     for i in range(len(windows)):
         notes = [bar_notes(s, windows[i], tokenizer)[0] for s in samples[i * CHOICES:(i + 1) * CHOICES]]
@@ -197,11 +214,13 @@ def evaluate_contexts(cfg: ContextEvalConfig) -> dict:
     ckpt = load_checkpoint(cfg.checkpoint)
     tokenizer, grammar = ckpt.tokenizer, RemiGrammar(ckpt.tokenizer)
     prepared = TokenizerSettings.from_dict(json.loads((Path(cfg.data) / "index.json").read_text())["tokenizer"])
-    if prepared.with_controls() != replace(tokenizer.settings.with_controls(), fill_markers=False):   # no controls in the windows
+    own = replace(tokenizer.settings.with_controls(), fill_markers=False)   # no controls in the windows
+    if prepared.with_controls() != own and not own.grows_into(prepared.with_controls()):
         raise ValueError(f"{cfg.data}: tokenized with other settings than the checkpoint {cfg.checkpoint}")
+    by_token = tokenizer if prepared.with_controls() != own else None   # the data's vocabulary grew from the model's
     longest = max(cfg.contexts)
     sources = {}
-    for source, songs in held_out_songs(cfg.data, cfg.split).items():
+    for source, songs in held_out_songs(cfg.data, cfg.split, by_token).items():
         spots = choose_spots(songs, tokenizer, longest, cfg.windows, cfg.seed)
         if not spots:
             log.warning("%s: no song of the %s split has the %d bars a window needs", source, cfg.split,
