@@ -32,7 +32,7 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
     is called each time a stream completes a bar, with its tokens so far (time order: a prefix of the
     final ones) and how many bars they complete. `cancelled()` is checked before every step; when it says
     True, Cancelled is raised. `memory` (one per stream, each holding what the stream's state has read) mixes
-    the song's own material into the model's distribution, as much as the first config's `memory` says.
+    the song's own material into the model's distribution, as much as each stream's config's `memory` says.
     """
     configs = sampling if isinstance(sampling, list) else [sampling] * len(meters)
     streams = [StreamState() for _ in meters]
@@ -53,7 +53,7 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
             for stream, s, t in zip(memory, streams, nxt.tolist()):
                 if not s.done:
                     stream.append(t)
-            logits = mix(logits, memory, configs[0].memory, grammar.kind_index, by_kind)
+            logits = mix(logits, memory, [c.memory for c in configs], grammar.kind_index, by_kind)
         if any(biases):
             logits = logits + torch.stack([b[min(s.bars, bars) - 1] if b else no_bias for s, b in zip(streams, biases)])
         if pulls:   # a bar aims at the density asked inside its band

@@ -21,6 +21,7 @@ marker.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -108,10 +109,10 @@ class MemoryStream:
         return {t: followed.count(t) / len(followed) for t in set(followed)}, longest
 
 
-def mix(logits: torch.Tensor, streams: list[MemoryStream], strength: float, kinds: np.ndarray | None = None,
-        by_kind: list[bool] | None = None) -> torch.Tensor:
-    """Next-token log-probabilities (K, V) with each stream's memory mixed in; rows without a match keep the
-    model's logits as they are. Per matched row, log((1 - w) softmax(l) + w p) is l - logsumexp(l) + log(1 - w)
+def mix(logits: torch.Tensor, streams: list[MemoryStream], strength: float | Sequence[float],
+        kinds: np.ndarray | None = None, by_kind: list[bool] | None = None) -> torch.Tensor:
+    """Next-token log-probabilities (K, V) with each stream's memory mixed in, as strongly as `strength` says (one
+    for every stream, or one each); rows without a match keep the model's logits as they are. Per matched row, log((1 - w) softmax(l) + w p) is l - logsumexp(l) + log(1 - w)
     except at the few tokens proposed (NumPy: a step's rows are too small for torch's per-call cost).
 
     A row marked in `by_kind` (a stream asked for a density) mixes within each kind of token (`kinds`: each
@@ -120,10 +121,13 @@ def mix(logits: torch.Tensor, streams: list[MemoryStream], strength: float, kind
     asked for. Mixed whole, the memory ends a bar where the song's passage ended, however many notes were
     asked for (held-out Lieder, the band off, three draws: 0.257 off the density asked mixed whole, 0.208 by
     kind, 0.202 with the memory off)."""
-    if not strength:
+    strengths = [strength] * len(streams) if isinstance(strength, (int, float)) else list(strength)
+    if not any(strengths):
         return logits
     out = None
-    for row, stream in enumerate(streams):
+    for row, (stream, strength) in enumerate(zip(streams, strengths)):
+        if not strength:
+            continue
         proposal, match = stream.proposal()
         if not (w := weight(strength, match)):
             continue
