@@ -24,7 +24,7 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
                 sampling: SamplingConfig | list[SamplingConfig], generator: torch.Generator,
                 on_bar: Callable[[int, list[int], int], None] | None = None,
                 cancelled: Callable[[], bool] | None = None,
-                memory: list[MemoryStream] | None = None) -> list[list[int]]:
+                memory: list[MemoryStream] | None = None, requests: list[int] | None = None) -> list[list[int]]:
     """One continuation per entry of `meters`; each starts with the Bar that opens it and holds exactly `bars` bars.
 
     `sampling` is one config for every stream, or one per stream (their bar controls, key lock and pitch
@@ -32,7 +32,10 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
     is called each time a stream completes a bar, with its tokens so far (time order: a prefix of the
     final ones) and how many bars they complete. `cancelled()` is checked before every step; when it says
     True, Cancelled is raised. `memory` (one per stream, each holding what the stream's state has read) mixes
-    the song's own material into the model's distribution, as much as each stream's config's `memory` says.
+    the song's own material into the model's distribution, as much as each stream's config's `memory` says; with
+    `distinct` (the first config's), a stream that has struck just the notes an earlier stream of its request
+    struck, through half the bars asked for (rounded down), reads none of it until it strikes another: the memory no longer makes one
+    request's candidates copies of one passage. `requests` numbers the request of each stream (default: all one request).
     """
     configs = sampling if isinstance(sampling, list) else [sampling] * len(meters)
     streams = [StreamState() for _ in meters]
@@ -53,7 +56,11 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
             for stream, s, t in zip(memory, streams, nxt.tolist()):
                 if not s.done:
                     stream.append(t)
-            logits = mix(logits, memory, [c.memory for c in configs], grammar.kind_index, by_kind)
+            strengths = [c.memory for c in configs]
+            if configs[0].distinct:
+                for i in _copies(grammar, tokens, streams, requests, bars // 2):
+                    strengths[i] = 0.0
+            logits = mix(logits, memory, strengths, grammar.kind_index, by_kind)
         if any(biases):
             logits = logits + torch.stack([b[min(s.bars, bars) - 1] if b else no_bias for s, b in zip(streams, biases)])
         if pulls:   # a bar aims at the density asked inside its band
@@ -72,6 +79,21 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
             if not s.done:
                 out.append(t)
     return tokens
+
+
+def _copies(grammar: RemiGrammar, tokens: list[list[int]], streams: list[StreamState], requests: list[int] | None,
+            after_bars: int) -> list[int]:
+    """The streams still writing that have struck just the notes (onsets and pitches, one or more) an earlier stream
+    of their request struck, through at least `after_bars` complete bars: the memory led both down one passage."""
+    seen: set[tuple] = set()
+    copies = []
+    for i, (out, s) in enumerate(zip(tokens, streams)):
+        key = (requests[i] if requests is not None else 0,
+               *(t for t in out if t == grammar.bar_id or grammar.kind_of[t] in ("Position", "Pitch")))
+        if key in seen and not s.done and s.bars > after_bars and s.notes:
+            copies.append(i)
+        seen.add(key)
+    return copies
 
 
 def _chord_biases(grammar: RemiGrammar, sampling: SamplingConfig, bars: int) -> list[torch.Tensor]:

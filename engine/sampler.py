@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -36,8 +36,8 @@ class SamplingConfig:
     chord_weight: float = 1.0       # with chords, nats added to the logits of the bar's chord tones (a preference, no mask)
     memory: float = 0.95            # how strongly a continuation follows what came after the same notes earlier in
                                     # the song (engine/song_memory.py; 0: the model alone)
-    memory_spread: bool = True      # a request's K candidates follow the memory each as strongly as
-                                    # `memory_weights` says, from fully to not at all: K different ideas
+    distinct: bool = True           # a candidate that has so far written just what an earlier one of its request
+                                    # wrote reads no song memory until it writes something else (engine/generate.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key_lock", str(parse_key_lock(self.key_lock) or "off"))  # normalised spelling
@@ -69,18 +69,6 @@ class SamplingConfig:
         if self.polyphony is not None and not 1 <= self.polyphony <= MAX_POLYPHONY:
             raise ValueError(f"polyphony must be 1-{MAX_POLYPHONY} notes per onset, got {self.polyphony}")
         object.__setattr__(self, "chords", parse_chords(" ".join(self.chords)))
-
-    def memory_weights(self, k: int) -> list[float]:
-        """How strongly each of a request's K candidates follows the song memory: with the spread, from `memory` for
-        the first down to 0 for the last in even steps (the song's own repeat, and ideas of the model's own, in one
-        request); without it, `memory` for all."""
-        if not self.memory_spread or k < 2:
-            return [self.memory] * k
-        return [self.memory * (k - 1 - i) / (k - 1) for i in range(k)]
-
-    def per_candidate(self, k: int) -> list["SamplingConfig"]:
-        """The config of each of a request's K candidates: the memory's weight spread over them."""
-        return [replace(self, memory=w, memory_spread=False) for w in self.memory_weights(k)]
 
     @property
     def controls(self) -> bool:

@@ -222,7 +222,7 @@ class Session:
         def bar_done(i: int, partial: list[int], complete: int) -> None:
             on_bars(i, self._candidate(partial, bars, meter, ticks_per_beat, complete))
 
-        tokens = sample_bars(stepper.step, self.grammar, [meter] * k, bars, sampling.per_candidate(k), generator,
+        tokens = sample_bars(stepper.step, self.grammar, [meter] * k, bars, sampling, generator,
                              on_bar=bar_done if on_bars is not None else None, cancelled=cancelled,
                              memory=streams)
         generated = sum(len(t) - 1 for t in tokens)

@@ -143,8 +143,8 @@ def choices_report(model, tokenizer: RemiTokenizer, grammar: RemiGrammar, window
     (no two sharing DISTINCT_BELOW of their notes), their mean pairwise note overlap, and their pitch-class overlap
     with the truth, so that neither is bought with the other."""
     asked = [w for w in windows for _ in range(CHOICES)]
-    samples = model_samples(model, grammar, asked, cfg.sampling.per_candidate(CHOICES) * len(windows), cfg.seed,
-                            cfg.sample_batch_size)
+    samples = model_samples(model, grammar, asked, cfg.sampling, cfg.seed, cfg.sample_batch_size,
+                            per_request=CHOICES)
     distinct, pairs = [], []
     for i in range(len(windows)):
         notes = [bar_notes(s, windows[i], tokenizer)[0] for s in samples[i * CHOICES:(i + 1) * CHOICES]]
@@ -153,7 +153,9 @@ def choices_report(model, tokenizer: RemiTokenizer, grammar: RemiGrammar, window
         pairs += overlaps
     return {"candidates": CHOICES, "distinct_below": DISTINCT_BELOW,
             "requests_all_distinct": float(np.mean(distinct)), "pairwise_note_overlap": float(np.mean(pairs)),
-            "pitch_class_overlap_with_truth": continuation_metrics(samples, asked, tokenizer)["pitch_class_overlap"]}
+            "pitch_class_overlap_with_truth": continuation_metrics(samples, asked, tokenizer)["pitch_class_overlap"],
+            "pitch_class_overlap_by_candidate": [continuation_metrics(samples[i::CHOICES], windows, tokenizer)
+                                                 ["pitch_class_overlap"] for i in range(CHOICES)]}
 
 
 def evaluate_source(model, tokenizer: RemiTokenizer, grammar: RemiGrammar, spots: list[Spot],

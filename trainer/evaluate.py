@@ -214,10 +214,10 @@ def nll_metrics(logp: np.ndarray, correct: np.ndarray, targets: np.ndarray, toke
 @torch.no_grad()
 def model_samples(model: RWKV7, grammar: RemiGrammar, windows: list[Window],
                   sampling: SamplingConfig | list[SamplingConfig], seed: int, batch_size: int,
-                  stops: tuple[int, ...] = ()) -> list[list[int]]:
+                  stops: tuple[int, ...] = (), per_request: int = 1) -> list[list[int]]:
     """One continuation per window (`sampling`: one config, or one per window): each context is read on its own,
     then a batch of windows is sampled in lockstep, with the song memory of its context (`stops` never
-    proposed)."""
+    proposed); `per_request` windows in a row are one request's candidates (the same window, repeated)."""
     generator = torch.Generator().manual_seed(seed)
     out = []
     for start in tqdm(range(0, len(windows), batch_size), desc="model samples", unit="batch"):
@@ -225,7 +225,8 @@ def model_samples(model: RWKV7, grammar: RemiGrammar, windows: list[Window],
         stepper = EagerStepper(model, State.cat([model(torch.tensor([w.context]))[1] for w in batch]))
         configs = sampling[start:start + batch_size] if isinstance(sampling, list) else sampling
         out += sample_bars(stepper.step, grammar, [w.time_signature for w in batch], COMPLETION_BARS, configs,
-                           generator, memory=[SongMemory(w.context, stops).stream() for w in batch])
+                           generator, memory=[SongMemory(w.context, stops).stream() for w in batch],
+                           requests=[(start + i) // per_request for i in range(len(batch))])
     return out
 
 
