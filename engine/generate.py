@@ -40,6 +40,7 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
     configs = sampling if isinstance(sampling, list) else [sampling] * len(meters)
     streams = [StreamState() for _ in meters]
     tokens = [[grammar.bar_id] for _ in meters]
+    struck = [[grammar.bar_id] for _ in meters]   # each stream's Bar, Position and Pitch tokens: where it struck what
     nxt = torch.full((len(meters),), grammar.bar_id, dtype=torch.long)
     controls = [[grammar.bar_controls(c, b) for b in range(bars)] for c in configs]
     pitches = [_pitch_masks(grammar, c, bars) for c in configs]
@@ -58,7 +59,7 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
                     stream.append(t)
             strengths = [c.memory for c in configs]
             if configs[0].distinct:
-                for i in _copies(grammar, tokens, streams, requests, bars // 2):
+                for i in _copies(struck, streams, requests, bars // 2):
                     strengths[i] = 0.0
             logits = mix(logits, memory, strengths, grammar.kind_index, by_kind)
         if any(biases):
@@ -78,18 +79,20 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
                 on_bar(i, list(out), bars if s.done else s.bars - 1)
             if not s.done:
                 out.append(t)
+                if t == grammar.bar_id or grammar.kind_of[t] in ("Position", "Pitch"):
+                    struck[i].append(t)
     return tokens
 
 
-def _copies(grammar: RemiGrammar, tokens: list[list[int]], streams: list[StreamState], requests: list[int] | None,
+def _copies(struck: list[list[int]], streams: list[StreamState], requests: list[int] | None,
             after_bars: int) -> list[int]:
-    """The streams still writing that have struck just the notes (onsets and pitches, one or more) an earlier stream
-    of their request struck, through at least `after_bars` complete bars: the memory led both down one passage."""
+    """The streams still writing that have struck just the notes (onsets and pitches, one or more: `struck`, their
+    Bar, Position and Pitch tokens) an earlier stream of their request struck, through at least `after_bars`
+    complete bars: the memory led both down one passage."""
     seen: set[tuple] = set()
     copies = []
-    for i, (out, s) in enumerate(zip(tokens, streams)):
-        key = (requests[i] if requests is not None else 0,
-               *(t for t in out if t == grammar.bar_id or grammar.kind_of[t] in ("Position", "Pitch")))
+    for i, (notes, s) in enumerate(zip(struck, streams)):
+        key = (requests[i] if requests is not None else 0, *notes)
         if key in seen and not s.done and s.bars > after_bars and s.notes:
             copies.append(i)
         seen.add(key)
