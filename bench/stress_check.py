@@ -8,12 +8,14 @@
 - every note-on lies inside the bars of a playback, on the DAW's own song position (counted from its Start, Continue
   and Song Position Pointer messages; the bridge logs where each playback's bars lie), while the transport runs
   and the bridge has followed it since its last Start or Song Position Pointer;
-- every command is answered within ANSWER_SECONDS (the bridge's command thread logs each one done);
+- every command is answered within ANSWER_SECONDS (the bridge's command thread logs each one done), but a trigger
+  the recording lacks (JACK dropped it for every client);
 - the bridge's log holds no traceback and never says that input was handled late.
 """
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import datetime
 
 from bench.jackd import SAMPLE_RATE
@@ -155,11 +157,20 @@ def check(dump: list[tuple[int, list[int]]], actions: list, log_text: str, sampl
         problems.append("a traceback in the bridge's log")
     problems += [f"the bridge says: {line[24:]}" for _, line in lines if "handled late" in line]
     done = [(t, m.group(1)) for t, line in lines if (m := DONE.search(line))]
+    # a trigger the recording lacks never reached JACK's clients (dropped with the DAW's clocks in a cycle JACK
+    # skipped): the bridge cannot have heard it either
+    recorded = Counter(tuple(d) for _, d in dump if len(d) == 3 and d[0] == 0xB0 | DAW_CHANNEL)
+    triggers = Counter(tuple(value) for _, kind, value, _, connected in actions
+                       if connected and kind == "midi" and _command_of(kind, value) is not None)
+    lost = {key: max(0, n - recorded[key]) for key, n in triggers.items()}
     for slot, kind, value, sent, connected in actions:
         name = _command_of(kind, value)
         if name is None or not connected:
             continue
         answer = next((i for i, (t, what) in enumerate(done) if what == name and t >= sent - 0.01), None)
+        if answer is None and kind == "midi" and lost.get(tuple(value)):
+            lost[tuple(value)] -= 1
+            continue
         if answer is None:
             problems.append(f"{name} at slot {slot} was never answered")
             continue

@@ -35,9 +35,9 @@ def assert_steps_agree(model: RWKV7, fast: FastStep, batch: int, steps: int = 4)
 
 
 @pytest.fixture(scope="module")
-def random_model():
+def random_model(tokenizer):
     torch.manual_seed(3)
-    model = RWKV7(ModelConfig(vocab_size=389, n_layer=2, n_embd=128, head_size=64)).eval()
+    model = RWKV7(ModelConfig(vocab_size=tokenizer.vocab_size, n_layer=2, n_embd=128, head_size=64)).eval()
     with torch.no_grad():   # RWKV-LM's init zeroes some projections: move every weight off it
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))

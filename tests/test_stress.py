@@ -80,6 +80,8 @@ def test_an_unanswered_or_slow_command_a_traceback_and_late_input_are_caught():
     assert "fill at slot 20 was never answered" in problems
     assert not any("suggest" in p or "next" in p for p in problems)
     assert "a traceback in the bridge's log" in problems and any("handled late" in p for p in problems)
+    suggest = (100, [0xB0 | DAW_CHANNEL, TRIGGERS["suggest"], 127])
+    assert check([suggest], actions[:1] * 2, "") == ["suggest at slot 10 was never answered"]   # one of two lost
     slow = f"{stamp(sent + 1.5)} INFO muse_bridge.command_thread: suggest done, 3 ms after it was given\n"
     assert check([], actions[:1], slow) == ["suggest at slot 10 answered after 1.50 s"]
 
