@@ -140,7 +140,9 @@ def test_with_ardour_in_the_loop_every_candidate_note_lands_on_its_clock(name, m
     assert row["problems"] == []                              # none a clock off, every Suggest heard, ...
     assert row["note_ons"] > 0 and row["abs_error_ms"]["median"] < MEDIAN_BOUND_MS
     if not SCENARIOS[name].actions:                            # (Ardour drops a take at a locate or Stop)
-        assert row["ardour_recorded"] == row["note_ons"]      # Ardour recorded every note the bridge played
+        # Ardour recorded every note the bridge played that the recorder heard, and at times more: jack_midi_dump loses
+        # the messages of a cycle it missed (two recorders of one stress session disagreed in 19 of 89 sessions)
+        assert row["ardour_recorded"] >= row["note_ons"]
 
 
 def test_a_rigs_jack_server_is_this_processs_only_while_its_clients_open():
