@@ -34,8 +34,9 @@ def sample_bars(step: Step, grammar: RemiGrammar, meters: list[tuple[int, int]],
     True, Cancelled is raised. `memory` (one per stream, each holding what the stream's state has read) mixes
     the song's own material into the model's distribution, as much as each stream's config's `memory` says; with
     `distinct` (the first config's), a stream that has struck just the notes an earlier stream of its request
-    struck, through half the bars asked for (rounded down), reads none of it until it strikes another: the memory no longer makes one
-    request's candidates copies of one passage. `requests` numbers the request of each stream (default: all one request).
+    struck, through half the bars asked for (rounded down), reads none of it until it strikes another: the memory
+    no longer makes one request's candidates copies of one passage. `requests` numbers the request of each stream
+    (default: all one request).
     """
     configs = sampling if isinstance(sampling, list) else [sampling] * len(meters)
     streams = [StreamState() for _ in meters]

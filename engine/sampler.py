@@ -36,8 +36,9 @@ class SamplingConfig:
     chord_weight: float = 1.0       # with chords, nats added to the logits of the bar's chord tones (a preference, no mask)
     memory: float = 0.95            # how strongly a continuation follows what came after the same notes earlier in
                                     # the song (engine/song_memory.py; 0: the model alone)
-    distinct: bool = True           # a candidate that has so far written just what an earlier one of its request
-                                    # wrote reads no song memory until it writes something else (engine/generate.py)
+    distinct: bool = True           # a candidate that has struck just the notes an earlier one of its request struck,
+                                    # through half the bars, reads no song memory until it strikes another
+                                    # (engine/generate.py: the K candidates of a request are K choices)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key_lock", str(parse_key_lock(self.key_lock) or "off"))  # normalised spelling
